@@ -1,0 +1,184 @@
+"""The ``medfuse`` command line.
+
+Subcommands are declared in :func:`build_parser`, each by a small ``_add_<name>`` function that
+sets ``func`` to the code that runs it. Heavy imports happen inside those functions so that
+``medfuse --help`` is instant. User mistakes (any :class:`~medfuse.errors.MedfuseError`, a missing
+file) end with a one-line message and exit code 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("medfuse")
+
+
+def _version() -> str:
+    from medfuse import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medfuse",
+        description="Fuse an anatomical scan (MRI/CT) with CT, PET, SPECT or another MRI, keeping the reference geometry.",
+    )
+    parser.add_argument("--version", action="version", version=f"medfuse {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    # one line per subcommand; each _add_* function lives below (or imports its module's adder)
+    _add_fuse(sub)
+    _add_fuse_dir(sub)
+    _add_demo(sub)
+    _add_info(sub)
+    return parser
+
+
+def _add_common_fusion(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default=None,
+                   help="fusion method: mean, max, laplacian, wavelet, guided, or a network (fmmf, mdgan, msra, "
+                        "light); default: the trained network shipped for the modality pair")
+    p.add_argument("--weights", default=None, help="network checkpoint (default: the shipped weights)")
+    p.add_argument("--device", default="cpu", help="torch device for networks (cpu, cuda)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def _add_fuse(sub) -> None:
+    p = sub.add_parser("fuse", help="fuse two scans (or two 2D slices) into the reference geometry",
+                       description="Register MOVING onto REFERENCE, normalize both, fuse, and write the result on "
+                                   "the reference grid plus a QC picture (<out>_qc.png).")
+    p.add_argument("--reference", required=True, help="anatomical scan (MRI): NIfTI, NRRD, DICOM folder or PNG")
+    p.add_argument("--moving", required=True, help="the other scan: CT, PET, SPECT or MRI")
+    p.add_argument("--out", required=True, help="fused output; the extension picks the format (.nii.gz, .nrrd, .png)")
+    _add_common_fusion(p)
+    p.add_argument("--no-register", action="store_true",
+                   help="inputs are already aligned: only resample through scanner coordinates")
+    p.add_argument("--registration", default="affine", choices=["rigid", "affine", "bspline"],
+                   help="registration model for 3D inputs (default affine)")
+    p.add_argument("--transform", default=None, help="also write the registration transform here (.tfm)")
+    p.add_argument("--window", default=None, help="CT window preset (brain, subdural, bone, soft_tissue) or LEVEL,WIDTH")
+    p.add_argument("--reference-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
+    p.add_argument("--moving-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
+    p.add_argument("--no-qc", action="store_true", help="do not write the QC picture")
+    p.set_defaults(func=_run_fuse)
+
+
+def _parse_window(text: str | None):
+    if text is None or "," not in text:
+        return text
+    level, width = (float(v) for v in text.split(","))
+    return (level, width)
+
+
+def _run_fuse(args) -> int:
+    from medfuse.pipeline import fuse_files
+
+    written = fuse_files(
+        args.reference, args.moving, args.out, args.method, force=args.force, qc=not args.no_qc,
+        register=False if args.no_register else None, registration_type=args.registration,
+        transform_out=args.transform, weights=args.weights, window=_parse_window(args.window), device=args.device,
+        reference_modality=args.reference_modality, moving_modality=args.moving_modality,
+    )
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _add_fuse_dir(sub) -> None:
+    p = sub.add_parser("fuse-dir", help="fuse every pair of a Harvard AANLIB-layout folder",
+                       description="Fuse DATA/{ct_mri,pet_mri,spect_mri}/<pair>/{mri.png, ct|pet|spect.png} into "
+                                   "OUT/<task>/<pair>/fused.png (colour kept). Resumable: done pairs are skipped "
+                                   "unless --force; each pair's outcome goes to OUT/fuse-dir-log.csv.")
+    p.add_argument("data", help="folder in the Harvard layout")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tasks", default=None, help="comma-separated subset of ct_mri,pet_mri,spect_mri")
+    _add_common_fusion(p)
+    p.set_defaults(func=_run_fuse_dir)
+
+
+def _run_fuse_dir(args) -> int:
+    from medfuse.batch import fuse_directory
+
+    tasks = args.tasks.split(",") if args.tasks else None
+    counts = fuse_directory(args.data, args.out, args.method, force=args.force, weights=args.weights,
+                            tasks=tasks, device=args.device)
+    print(f"fused {counts['ok']}, skipped {counts['skipped']} (already done), failed {counts['failed']}; "
+          f"outputs in {args.out}")
+    return 1 if counts["failed"] else 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline on a built-in phantom case",
+                       description="Make a digital brain phantom (MRI + a misaligned PET on its own grid), register, "
+                                   "fuse and write the result with a QC picture. Needs no data.")
+    p.add_argument("--out", default="medfuse-demo", help="output folder (default ./medfuse-demo)")
+    p.add_argument("--modality", default="pet", choices=["ct", "pet", "spect", "t2"], help="second scan (default pet)")
+    p.add_argument("--method", default=None, help="fusion method (default: the shipped network for the pair)")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    p.add_argument("--force", action="store_true", help="overwrite an earlier demo output")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from medfuse.demo import run_demo
+
+    written = run_demo(args.out, modality=args.modality, method=args.method, seed=args.seed, force=args.force)
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="describe a scan's geometry and intensities (no patient identifiers)")
+    p.add_argument("path", help="NIfTI, NRRD, DICOM folder or image file")
+    p.add_argument("--series", default=None, help="DICOM series id when the folder holds several")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args) -> int:
+    import nibabel.orientations as nio
+    import numpy as np
+
+    from medfuse.io import load_volume
+
+    v = load_volume(args.path, series=args.series, check=False)
+    a = v.array
+    print(f"file: {args.path}")
+    print(f"modality: {v.modality or 'unknown'}  format: {v.meta.get('format')}  colour: {v.is_color}")
+    print(f"shape: {a.shape}  spacing (mm): {tuple(round(float(s), 4) for s in v.spacing)}")
+    if v.ndim == 3:
+        print(f"orientation: {''.join(nio.aff2axcodes(v.affine))}")
+    print("affine (RAS):")
+    print(np.array2string(v.affine, precision=4, suppress_small=True))
+    print(f"intensity: min {float(a.min()):g}  max {float(a.max()):g}  mean {float(a.mean()):g}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``medfuse`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from medfuse.errors import MedfuseError
+
+    try:
+        return int(args.func(args) or 0)
+    except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        print(f"medfuse {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medfuse: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

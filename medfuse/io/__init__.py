@@ -1,0 +1,175 @@
+"""Reading and writing scans without losing geometry.
+
+:func:`load_volume` picks the reader from the path (``.nii``/``.nii.gz`` with nibabel; ``.nrrd``,
+``.nhdr``, ``.mha``, ``.mhd`` with SimpleITK; a folder or ``.dcm`` file as a DICOM series with
+pydicom; ``.png``/``.tif``/``.bmp`` as 2D slices) and checks what every step downstream relies
+on: finite, non-constant intensities. :func:`save_volume` picks the writer from the extension and
+writes atomically, refusing to overwrite unless ``force``.
+
+Every volume comes back as a :class:`~medfuse.volume.Volume` with a RAS affine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from medfuse.errors import EmptyImageError, NonFiniteError, UnsupportedInputError
+from medfuse.io.atomic import atomic_output, check_output, full_suffix
+from medfuse.volume import Volume
+
+__all__ = [
+    "load_volume",
+    "save_volume",
+    "check_volume",
+    "guess_modality",
+    "atomic_output",
+    "check_output",
+    "NIFTI_SUFFIXES",
+    "VOLUME_SUFFIXES",
+]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: extensions :func:`save_volume` can write 3D volumes to
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
+
+# file-name stems (and DICOM Modality values) -> medfuse modality codes
+_MODALITY_NAMES = {
+    "mr": "MR", "mri": "MR", "t1": "MR", "t1w": "MR", "t2": "MR", "t2w": "MR", "flair": "MR", "t1ce": "MR",
+    "ct": "CT", "pet": "PT", "pt": "PT", "fdg": "PT", "spect": "NM", "nm": "NM",
+}
+
+
+def guess_modality(path: str | os.PathLike) -> str | None:
+    """Modality code from a file or folder name (``mri.png`` -> ``"MR"``, ``pet.nii.gz`` -> ``"PT"``)."""
+    name = Path(path).name.lower()
+    for suffix in (".nii.gz", *(Path(name).suffixes[-1:])):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    for token in reversed(name.replace("-", "_").replace(".", "_").split("_")):
+        if token in _MODALITY_NAMES:
+            return _MODALITY_NAMES[token]
+    return None
+
+
+def check_volume(volume: Volume) -> Volume:
+    """Raise if ``volume`` has NaN/Inf voxels or no contrast at all; return it unchanged.
+
+    Raises:
+        NonFiniteError: NaN or infinite voxels (the count is given).
+        EmptyImageError: an empty array or a constant image.
+    """
+    a = volume.array
+    if a.size == 0:
+        raise EmptyImageError(f"{volume.name}: the image is empty (shape {a.shape})")
+    finite = np.isfinite(a)
+    if not finite.all():
+        n_bad = int(a.size - np.count_nonzero(finite))
+        raise NonFiniteError(
+            f"{volume.name}: {n_bad} of {a.size} voxels are NaN or infinite; replace them (e.g. with 0 or the "
+            "background value) before fusing"
+        )
+    if float(a.max()) == float(a.min()):
+        raise EmptyImageError(
+            f"{volume.name}: the image is constant (every voxel is {float(a.min()):g}): nothing to register or "
+            "fuse; check that the right file or series was exported"
+        )
+    return volume
+
+
+def load_volume(
+    path: str | os.PathLike,
+    *,
+    modality: str | None = None,
+    series: str | None = None,
+    frame: int | None = None,
+    xform: str | None = None,
+    assume_orientation: str | None = None,
+    check: bool = True,
+) -> Volume:
+    """Load a scan or a 2D slice with its geometry.
+
+    Args:
+        path: a NIfTI/NRRD/MetaImage file, a DICOM file or folder, or a PNG/TIFF/BMP slice.
+        modality: ``"MR"``, ``"CT"``, ``"PT"``, ``"NM"``; default: from DICOM, else from the file name.
+        series: for a DICOM folder holding several series, the opaque id of the one to read.
+        frame: for 4D files, the time frame to read.
+        xform: ``"sform"``/``"qform"`` for NIfTI files whose two transforms disagree.
+        assume_orientation: axis codes for NIfTI files without any orientation.
+        check: run :func:`check_volume` (finite, not constant).
+
+    Returns:
+        A :class:`Volume` (float32, RAS affine).
+
+    Raises:
+        FileNotFoundError, CorruptFileError, UnsupportedInputError, AmbiguousGeometryError,
+        MultipleSeriesError, MissingSlicesError, TooLargeError, NonFiniteError, EmptyImageError.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    suffix = full_suffix(path)
+    if path.is_dir() or suffix in (".dcm", ".ima", ""):
+        from medfuse.io.dicom import read_dicom_series
+
+        volume = read_dicom_series(path, series=series)
+    elif suffix in NIFTI_SUFFIXES:
+        from medfuse.io.nifti import read_nifti
+
+        volume = read_nifti(path, frame=frame, xform=xform, assume_orientation=assume_orientation)
+    elif suffix in (".nrrd", ".nhdr", ".mha", ".mhd"):
+        from medfuse.io.itkfile import read_itk
+
+        volume = read_itk(path, frame=frame)
+    elif suffix in (".png", ".tif", ".tiff", ".bmp"):
+        from medfuse.io.slices import read_slice
+
+        volume = read_slice(path)
+    else:
+        raise UnsupportedInputError(
+            f"{path}: unknown extension {suffix!r}; medfuse reads .nii/.nii.gz, .nrrd/.nhdr, .mha/.mhd, DICOM "
+            "folders or .dcm files, and .png/.tif/.bmp slices"
+        )
+    if modality is not None:
+        volume.modality = modality.upper()
+    elif volume.modality is None:
+        volume.modality = guess_modality(path)
+    if check:
+        check_volume(volume)
+    return volume
+
+
+def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``volume`` in the format its extension names, atomically.
+
+    ``.nii``/``.nii.gz`` (NIfTI-1, sform = qform = the affine), ``.nrrd``/``.mha`` (SimpleITK,
+    LPS header), ``.png``/``.tif``/``.bmp`` (2D only). Refuses to overwrite unless ``force``.
+
+    Raises:
+        OutputExistsError: the file exists and ``force`` is false.
+        UnsupportedInputError: the extension is unknown or cannot hold this image.
+        NonFiniteError: the volume holds NaN/Inf (never written silently).
+    """
+    path = Path(path)
+    if not np.isfinite(volume.array).all():
+        raise NonFiniteError(f"{path}: refusing to write an image with NaN/Inf voxels")
+    suffix = full_suffix(path)
+    if suffix in NIFTI_SUFFIXES:
+        from medfuse.io.nifti import write_nifti
+
+        return write_nifti(volume, path, force=force)
+    if suffix in (".nrrd", ".mha", ".nhdr", ".mhd"):
+        from medfuse.io.itkfile import write_itk
+
+        return write_itk(volume, path, force=force)
+    if suffix in (".png", ".tif", ".tiff", ".bmp"):
+        from medfuse.io.slices import write_slice
+
+        return write_slice(volume, path, force=force)
+    raise UnsupportedInputError(
+        f"{path}: cannot write {suffix!r}; use .nii.gz, .nii, .nrrd or .mha (volumes) or .png (2D slices)"
+    )
+

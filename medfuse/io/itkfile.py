@@ -1,0 +1,74 @@
+"""NRRD (3D Slicer's default), MetaImage and other ITK formats, read and written with SimpleITK.
+
+SimpleITK speaks LPS; the conversion to medfuse's RAS happens in :mod:`medfuse.io.sitk`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from medfuse.errors import CorruptFileError, TooLargeError, UnsupportedInputError
+from medfuse.io.atomic import atomic_output
+from medfuse.io.nifti import max_image_bytes
+from medfuse.io.sitk import from_sitk, to_sitk
+from medfuse.volume import Volume
+
+__all__ = ["read_itk", "write_itk", "ITK_SUFFIXES"]
+
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def read_itk(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
+    """Read a NRRD / MetaImage file into a :class:`Volume` (float32, RAS affine).
+
+    Raises:
+        CorruptFileError: unreadable or truncated.
+        UnsupportedInputError: 4D or multi-component (vector/RGB) images.
+        TooLargeError: larger than the configured limit.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        raise CorruptFileError(f"{path}: not a readable image file; check the file and its extension") from err
+    size = reader.GetSize()
+    n_bytes = int(np.prod(size, dtype=np.int64)) * 4 * reader.GetNumberOfComponents()
+    if n_bytes > max_image_bytes():
+        raise TooLargeError(f"{path}: image of size {size} needs {n_bytes / 1024**3:.1f} GiB, above the limit; "
+                            "crop or downsample it, or raise MEDFUSE_MAX_BYTES")
+    if reader.GetNumberOfComponents() != 1:
+        raise UnsupportedInputError(f"{path}: {reader.GetNumberOfComponents()} components per voxel; medfuse reads "
+                                    "scalar volumes (split the channels first)")
+    if len(size) == 4 and size[3] > 1 and frame is None:
+        raise UnsupportedInputError(f"{path}: 4D image of size {size}; pick a frame with --frame N")
+    if len(size) not in (2, 3, 4):
+        raise UnsupportedInputError(f"{path}: {len(size)}D image; medfuse reads 2D and 3D images")
+    try:
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise CorruptFileError(f"{path}: the image data cannot be read (truncated or corrupt)") from err
+    if image.GetDimension() == 4:
+        extractor = sitk.ExtractImageFilter()
+        extractor.SetSize([*size[:3], 0])
+        extractor.SetIndex([0, 0, 0, frame or 0])
+        image = extractor.Execute(image)
+    return from_sitk(image, source=str(path), meta={"format": path.suffix.lower().lstrip(".")})
+
+
+def write_itk(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``volume`` (float32) to a NRRD / MetaImage file, compressed, with its LPS geometry."""
+    import SimpleITK as sitk
+
+    if Path(path).suffix.lower() in (".nhdr", ".mhd"):
+        raise UnsupportedInputError(f"{path}: detached-header formats are not written; use .nrrd or .mha")
+    image = to_sitk(volume, np.asarray(volume.array, dtype=np.float32))
+    with atomic_output(path, force) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+    return Path(path)

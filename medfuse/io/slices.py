@@ -1,0 +1,89 @@
+"""2D slices: PNG, TIFF and BMP files such as the Harvard AANLIB fusion pairs.
+
+A slice has no geometry of its own: its array is ``(H, W)`` = ``(rows, columns)`` exactly as
+stored (never transposed, so both members of a pair line up whatever readers others use), with
+an identity affine (1 mm pixels). Gray RGB files (R = G = B) load as gray; true colour (the
+AANLIB PET/SPECT colour maps) keeps its RGB in :attr:`Volume.rgb` and its Pillow luminance Y in
+:attr:`Volume.array`. 16-bit files keep their values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from medfuse.color import is_gray_rgb, split_luminance
+from medfuse.errors import CorruptFileError, UnsupportedInputError
+from medfuse.io.atomic import atomic_output
+from medfuse.volume import Volume
+
+__all__ = ["read_slice", "write_slice", "SLICE_SUFFIXES"]
+
+SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+
+
+def read_slice(path: str | os.PathLike) -> Volume:
+    """Read a 2D image file.
+
+    Returns:
+        A 2D :class:`Volume`: float32 ``(H, W)`` intensities (the Y channel for colour files),
+        ``rgb`` ``(H, W, 3)`` for colour files, and ``meta["value_max"]``: the largest value the
+        file's bit depth can hold (255 or 65535), used to scale to [0, 1].
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr"):
+                img = img.convert("RGB")
+                mode = "RGB"
+            arr = np.asarray(img)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise CorruptFileError(f"{path}: not a readable image ({err.__class__.__name__}); check the file") from err
+    meta = {"format": path.suffix.lower().lstrip("."), "value_max": 255.0}
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F") or arr.dtype.itemsize > 1:
+        meta["value_max"] = 65535.0 if arr.dtype.kind in "ui" and arr.max(initial=0) <= 65535 else float(arr.max())
+    if arr.ndim == 3:
+        if arr.shape[2] != 3:
+            raise UnsupportedInputError(f"{path}: {arr.shape[2]} channels; expected gray or RGB")
+        if is_gray_rgb(arr):
+            return Volume(arr[..., 0], np.eye(4), meta=meta, source=str(path))
+        y, _, _ = split_luminance(arr)
+        meta["color"] = True
+        return Volume(y, np.eye(4), meta=meta, source=str(path), rgb=arr.astype(np.float32))
+    if arr.ndim != 2:
+        raise UnsupportedInputError(f"{path}: image of shape {arr.shape}; expected a 2D gray or RGB image")
+    return Volume(arr, np.eye(4), meta=meta, source=str(path))
+
+
+def write_slice(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write a 2D volume to PNG/TIFF/BMP: RGB if it has ``rgb``, else gray.
+
+    Values are written as they are: 8-bit when they fit 0..255, 16-bit (PNG/TIFF) when they fit
+    0..65535; fractional values are rounded. Scale [0, 1] images to 0..255 first.
+    """
+    from PIL import Image
+
+    if volume.ndim != 2:
+        raise UnsupportedInputError(f"{path}: only 2D images can be written as {Path(path).suffix}; use .nii.gz or .nrrd")
+    if volume.rgb is not None:
+        img = Image.fromarray(np.clip(np.rint(volume.rgb), 0, 255).astype(np.uint8), mode="RGB")
+    else:
+        a = np.rint(volume.array)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo >= 0 and hi <= 255:
+            img = Image.fromarray(a.astype(np.uint8), mode="L")
+        elif lo >= 0 and hi <= 65535 and Path(path).suffix.lower() != ".bmp":
+            img = Image.fromarray(a.astype(np.uint16))
+        else:
+            raise UnsupportedInputError(f"{path}: values {lo:g}..{hi:g} do not fit an image file; scale them to 0..255")
+    with atomic_output(path, force) as tmp:
+        img.save(tmp, format={".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}.get(Path(path).suffix.lower(), "PNG"))
+    return Path(path)
