@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fuse_dir(sub)
     _add_demo(sub)
     _add_info(sub)
+    _add_evaluate(sub)
     return parser
 
 
@@ -158,6 +159,60 @@ def _run_info(args) -> int:
     print(np.array2string(v.affine, precision=4, suppress_small=True))
     print(f"intensity: min {float(a.min()):g}  max {float(a.max()):g}  mean {float(a.mean()):g}")
     return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="fusion quality metrics of one fused image or volume",
+                       description="Score a fused image against its two sources (MI, NMI, FMI, QNCIE, Qabf, SSIM, "
+                                   "MS_SSIM, MSE, RMSE, PSNR, VIF, SCD, CE, EN, SD, SF, AG, EI). 2D slices are scored "
+                                   "on 0..255 (colour on the Y of YCbCr); 3D volumes per slice inside the head mask "
+                                   "after mapping each to 0..255 by its 0.5-99.5th percentiles.")
+    p.add_argument("--sources", nargs=2, required=True, metavar=("A", "B"),
+                   help="the two source images on the fused grid, anatomical (MRI) first")
+    p.add_argument("--fused", required=True, help="the fused image or volume")
+    p.add_argument("--metrics", default=None, type=_metric_names, help="comma-separated metric names (default: all)")
+    p.add_argument("--format", default="json", choices=["json", "csv", "md"], help="output format (default json)")
+    p.add_argument("--mask", default=None, help="optional mask file on the same grid (default: 2D whole image, "
+                                                "3D head mask of the sources)")
+    p.set_defaults(func=_run_evaluate)
+
+    p = sub.add_parser("evaluate-dir", help="score fuse-dir outputs (one folder per method) against their sources",
+                       description="Score FUSED_DIR/<task>/<pair>/fused.png against DATA/<task>/<pair>/{mri.png, "
+                                   "ct|pet|spect.png}; print one table per task (mean ± std) and write a CSV of "
+                                   "per-pair scores plus <csv>_summary.csv. Several folders: one method each (named "
+                                   "by the folder), compared on their common pairs, with a comparison figure.")
+    p.add_argument("fused_dirs", nargs="+", metavar="FUSED_DIR", help="fuse-dir output folder(s)")
+    p.add_argument("--data", required=True, help="the Harvard-layout source folder")
+    p.add_argument("--out", default=None, help="per-pair CSV (default FUSED_DIR/metrics.csv; with several folders "
+                                               "./metrics_comparison.csv)")
+    p.add_argument("--figure", default=None, help="comparison figure PNG (default: the CSV name with .png, "
+                                                  "with several folders)")
+    p.add_argument("--metrics", default=None, type=_metric_names, help="comma-separated metric names (default: all)")
+    p.add_argument("--tasks", default=None, help="comma-separated subset of ct_mri,pet_mri,spect_mri")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--force", action="store_true", help="overwrite existing CSV/figure outputs")
+    p.set_defaults(func=_run_evaluate_dir)
+
+
+def _metric_names(text: str) -> list[str]:
+    from medfuse.metrics.registry import resolve_metric_names
+
+    try:
+        return resolve_metric_names(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _run_evaluate(args) -> int:
+    from medfuse.metrics.report import run_evaluate
+
+    return run_evaluate(args)
+
+
+def _run_evaluate_dir(args) -> int:
+    from medfuse.metrics.report import run_evaluate_dir
+
+    return run_evaluate_dir(args)
 
 
 def main(argv: list[str] | None = None) -> int:

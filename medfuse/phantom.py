@@ -6,7 +6,7 @@ ground truth is known exactly: an MRI (the reference scan) and a second scan on 
 ``seed``.
 
 Anatomy
-    The MNI152 2009c symmetric template (T1 and gray/white matter probability maps) that nilearn
+    The ICBM 2009a nonlinear symmetric MNI152 template (T1 and gray/white matter probability maps) that nilearn
     ships inside its package (``nilearn/datasets/data/mni_icbm152_*``; read with nibabel, nilearn is
     never imported and nothing is downloaded). The brain mask is the template's (T1 > 0); CSF is the
     part of the brain mask that is neither gray nor white matter (ventricles, sulci) plus a 2.5 mm
@@ -36,20 +36,22 @@ Transform convention
     (:meth:`PhantomCase.tre`). To bring the moving scan onto the MRI grid, sample it at
     ``reference_to_moving @ (world of each MRI voxel)``.
 
-Scans (defaults; ``make_case(moving_shape=..., moving_spacing=...)`` change them)
-    ======== ============= ================== ============ =============================================
-    name     ``modality``  axes (i, j, k)     spacing mm   contrast and degradation
-    ======== ============= ================== ============ =============================================
-    ``t1``   ``"MR"``      RAS (reference)    1.5 iso      template T1 in the brain; Rician noise, bias
-    ``t2``   ``"MR"``      L, I, P (coronal)  1.2x1.2x3    CSF bright; Rician noise, bias field
-    ``ct``   ``"CT"``      L, P, S (axial)    1x1x2.5      HU: air -1000, CSF 8, WM 27, GM 38,
-                                                           diploe 750, cortical bone 1600; slice
-                                                           profile blur; Gaussian noise (6 HU)
-    ``pet``  ``"PT"``      L, A, S (axial)    2.5x2.5x3    FDG-like Bq/mL: GM 42000, WM 11500 (3.65x);
-                                                           5.4 mm FWHM; Poisson-like noise
-    ``spect````"NM"``      P, I, L (sagittal) 4 iso        perfusion-like counts: GM 60, WM 26 (2.3x);
-                                                           9.4 mm FWHM; Poisson noise
-    ======== ============= ================== ============ =============================================
+Scans (default grids; ``make_case(moving_shape=..., moving_spacing=..., moving_axes=...)`` change them)
+    ========= ========== ====================== ============= ==========================================
+    contrast  modality   axes (i, j, k)         spacing (mm)  contrast and degradation
+    ========= ========== ====================== ============= ==========================================
+    ``t1``    ``"MR"``   R, A, S (reference);   1.5 iso       template T1 in the brain (WM ~880,
+                         P, I, R as moving scan               GM ~670 a.u.); Rician noise, bias field
+    ``t2``    ``"MR"``   L, I, P (coronal)      1.2 x 1.2 x 3 CSF 1000 > GM 560 > WM 400 a.u.; Rician
+                                                              noise, bias field
+    ``ct``    ``"CT"``   L, P, S (axial, DICOM) 1 x 1 x 2.5   HU: air -1000, CSF 8, WM 27, GM 38,
+                                                              diploe 750, cortical bone 1600; slice
+                                                              profile; Gaussian noise (6 HU)
+    ``pet``   ``"PT"``   L, A, S (axial)        2.5 x 2.5 x 3 FDG-like Bq/mL: GM 42000, WM 11500 (3.65x);
+                                                              5.4 mm FWHM; Poisson-like noise
+    ``spect`` ``"NM"``   P, I, L (sagittal)     4 iso         perfusion-like counts: GM 60, WM 26
+                                                              (2.3x); 9.4 mm FWHM; Poisson noise
+    ========= ========== ====================== ============= ==========================================
 
 Arrays are float32, indexed ``(i, j, k)`` like nibabel, with voxel-to-RAS affines.
 
@@ -82,6 +84,7 @@ __all__ = [
     "make_volume",
     "rigid_matrix",
     "template_dir",
+    "clear_cache",
     "LABELS",
     "MODALITIES",
     "MARKER_CENTER_MM",
@@ -118,15 +121,28 @@ _T1_TEMPLATE_SCALE = 4.0  # template T1 (0..255) to phantom MR units (WM ~ 880)
 
 
 @dataclass(frozen=True)
+class _Grid:
+    """A default scan grid: axis codes, shape and voxel size (mm); shape x spacing is its field of view."""
+
+    axes: str
+    shape: tuple
+    spacing: tuple
+
+
+#: The reference MRI's grid: RAS-aligned, 1.5 mm isotropic, 192 x 228 x 180 mm around the head.
+_REFERENCE_GRID = _Grid("RAS", (128, 152, 120), (1.5, 1.5, 1.5))
+#: A T1 used as the *moving* scan of :func:`make_case`: sagittal, like most 3D T1 acquisitions.
+_MOVING_T1_GRID = _Grid("PIR", (152, 120, 128), (1.5, 1.5, 1.5))
+
+
+@dataclass(frozen=True)
 class _Contrast:
     """How one modality renders: tissue values, units, resolution and noise."""
 
     modality: str  # DICOM-style modality of the Volume
     values: dict  # tissue -> value; keys: air + _TISSUES + marker
     units: str
-    axes: str  # default axis codes of the scan's grid
-    spacing: tuple  # default voxel size (mm)
-    shape: tuple  # default grid shape
+    grid: "_Grid"  # default grid of a scan in this contrast
     psf_fwhm_mm: float = 0.0  # isotropic resolution of the scanner (PET/SPECT)
     postfilter_fwhm_mm: float = 0.0  # reconstruction filter applied after the noise
     inplane_fwhm_mm: float = 0.0  # CT: in-plane resolution; slice axis blurred by its thickness
@@ -139,17 +155,17 @@ _CONTRASTS = {
     "t1": _Contrast(
         "MR",
         dict(air=0.0, csf=160.0, gm=660.0, wm=880.0, bone=40.0, marrow=440.0, scalp=680.0, marker=330.0),
-        "a.u.", "RAS", (1.5, 1.5, 1.5), (128, 152, 120), noise="rician", noise_level=18.0,
+        "a.u.", _REFERENCE_GRID, noise="rician", noise_level=18.0,
     ),
     "t2": _Contrast(
         "MR",
         dict(air=0.0, csf=1000.0, gm=560.0, wm=400.0, bone=30.0, marrow=350.0, scalp=500.0, marker=900.0),
-        "a.u.", "LIP", (1.2, 1.2, 3.0), (176, 150, 80), noise="rician", noise_level=15.0,
+        "a.u.", _Grid("LIP", (176, 150, 80), (1.2, 1.2, 3.0)), noise="rician", noise_level=15.0,
     ),
     "ct": _Contrast(
         "CT",
         dict(air=-1000.0, csf=8.0, gm=38.0, wm=27.0, bone=1600.0, marrow=750.0, scalp=20.0, marker=70.0),
-        "HU", "LPS", (1.0, 1.0, 2.5), (240, 240, 86), inplane_fwhm_mm=0.7,
+        "HU", _Grid("LPS", (240, 240, 86), (1.0, 1.0, 2.5)), inplane_fwhm_mm=0.7,
         noise="gaussian", noise_level=6.0, clip=(-1024.0, 3071.0),
     ),
     "pet": _Contrast(
@@ -157,14 +173,14 @@ _CONTRASTS = {
         # FDG at 370 MBq in 70 kg: SUV 1 = 5286 Bq/mL; GM SUV ~8, WM SUV ~2.2, lesion SUV ~21
         dict(air=0.0, csf=1500.0, gm=42000.0, wm=11500.0, bone=2000.0, marrow=3500.0, scalp=4500.0,
              marker=110000.0),
-        "BQML", "LAS", (2.5, 2.5, 3.0), (96, 96, 72), psf_fwhm_mm=5.0, postfilter_fwhm_mm=2.0,
+        "BQML", _Grid("LAS", (96, 96, 72), (2.5, 2.5, 3.0)), psf_fwhm_mm=5.0, postfilter_fwhm_mm=2.0,
         noise="poisson", noise_level=60.0 / 11500.0, clip=(0.0, None),
     ),
     "spect": _Contrast(
         "NM",
         dict(air=0.0, csf=6.0, gm=60.0, wm=26.0, bone=8.0, marrow=10.0, scalp=12.0, marker=130.0),
-        "counts", "PIL", (4.0, 4.0, 4.0), (64, 56, 64), psf_fwhm_mm=8.5, postfilter_fwhm_mm=4.0,
-        noise="poisson", noise_level=1.0, clip=(0.0, None),
+        "counts", _Grid("PIL", (64, 56, 64), (4.0, 4.0, 4.0)), psf_fwhm_mm=8.5, postfilter_fwhm_mm=4.0,
+        noise="poisson", noise_level=0.5, clip=(0.0, None),
     ),
 }
 
@@ -262,6 +278,26 @@ def _finish_anatomy(kind, affine, brain, csf_in, gm, wm, t1) -> _Anatomy:
     return _Anatomy(kind, affine, fractions, brain, labels, t1)
 
 
+def _crop_to_head(affine: np.ndarray, brain: np.ndarray, *maps: np.ndarray):
+    """Crop ``maps`` to the brain's bounding box plus room for the shells (air beyond).
+
+    The far side of each axis is zero-padded so every side is a multiple of 4 (the block-averaged
+    sampling levels). Returns the cropped grid's affine and the cropped maps.
+    """
+    margin = int(np.ceil(_SCALP)) + 2
+    lo, hi = [], []
+    for axis in range(3):
+        present = np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != axis)))
+        lo.append(max(0, int(present[0]) - margin))
+        hi.append(min(brain.shape[axis], int(present[-1]) + margin + 1))
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    extra = [(0, (-(b - a)) % 4) for a, b in zip(lo, hi)]
+    cropped = [np.pad(m[box], extra) for m in maps]
+    out = affine.copy()
+    out[:3, 3] = affine[:3, :3] @ np.asarray(lo, dtype=np.float64) + affine[:3, 3]
+    return out, cropped
+
+
 def _mni152_anatomy(folder: Path) -> _Anatomy:
     import nibabel as nib
 
@@ -270,18 +306,16 @@ def _mni152_anatomy(folder: Path) -> _Anatomy:
         img = nib.load(str(folder / name))
         raw[key] = np.asarray(img.dataobj)
         affine = img.affine
-    # below the template the brain stem continues (edge padding: a cord and a neck, not a cap);
-    # the end padding makes every side a multiple of 4 for the block-averaged pyramid
-    shape = np.array(raw["t1"].shape) + [0, 0, _NECK_MM]
-    end = (-shape) % 4
-    pad = ((0, end[0]), (0, end[1]), (_NECK_MM, end[2]))
+    # below the template the brain stem continues (edge padding: a cord and a neck, not a cap)
+    pad = ((0, 0), (0, 0), (_NECK_MM, 0))
     brain = np.pad(raw["t1"] > 0, pad, mode="edge")
-    brain[:, :, shape[2]:] = False
-    brain[shape[0]:] = False
-    brain[:, shape[1]:] = False
-    gm = np.pad(raw["gm"], pad, mode="edge").astype(np.float32) / 255.0
-    wm = np.pad(raw["wm"], pad, mode="edge").astype(np.float32) / 255.0
-    t1 = np.pad(raw["t1"], pad, mode="edge")
+    shifted = affine.copy()
+    shifted[:3, 3] -= affine[:3, 2] * _NECK_MM
+    shifted, (brain, gm, wm, t1) = _crop_to_head(
+        shifted, brain, brain, *(np.pad(raw[k], pad, mode="edge") for k in ("gm", "wm", "t1"))
+    )
+    gm = gm.astype(np.float32) / 255.0
+    wm = wm.astype(np.float32) / 255.0
     # probability tails outside the template's brain mask belong to the CSF layer
     gm[~brain] = 0.0
     wm[~brain] = 0.0
@@ -291,8 +325,6 @@ def _mni152_anatomy(folder: Path) -> _Anatomy:
     gm[over] /= total[over]
     wm[over] /= total[over]
     csf_in = np.where(brain, 1.0 - gm - wm, 0.0).astype(np.float32)
-    shifted = affine.copy()
-    shifted[:3, 3] -= affine[:3, 2] * _NECK_MM
     return _finish_anatomy("mni152", shifted, brain, csf_in, gm, wm, t1)
 
 
@@ -326,35 +358,41 @@ def _analytic_anatomy() -> _Anatomy:
     wm = np.clip(wm - ventricles - thalami, 0.0, 1.0)
     csf_in = ventricles * brain
     gm = np.clip(brain - wm - csf_in, 0.0, 1.0)
-    return _finish_anatomy("analytic", affine, brain, csf_in.astype(np.float32), gm.astype(np.float32),
-                           wm.astype(np.float32), None)
+    affine, maps = _crop_to_head(affine, brain, brain, csf_in, gm, wm)
+    brain, csf_in, gm, wm = maps[0], *(m.astype(np.float32) for m in maps[1:])
+    return _finish_anatomy("analytic", affine, brain, csf_in, gm, wm, None)
 
 
 @functools.lru_cache(maxsize=2)
 def _anatomy(kind: str) -> _Anatomy:
     if kind == "analytic":
         return _analytic_anatomy()
-    folder = template_dir()
-    if folder is None:
-        raise FileNotFoundError(
-            "the MNI152 2009 template files shipped with nilearn (nilearn/datasets/data/"
-            f"{_TEMPLATE_FILES['t1']} and the gm/wm maps) were not found; install nilearn>=0.10 "
-            "or use anatomy='analytic'"
-        )
-    return _mni152_anatomy(folder)
+    return _mni152_anatomy(template_dir())
+
+
+def clear_cache() -> None:
+    """Free the cached tissue model and rendered model intensities (about 70 MB + 30 MB per contrast)."""
+    _model_level.cache_clear()
+    _anatomy.cache_clear()
 
 
 def _load_anatomy(anatomy: str) -> _Anatomy:
     anatomy = _check_option(anatomy, ("auto", "mni152", "analytic"), "anatomy")
-    if anatomy == "auto":
-        if template_dir() is None:
-            log.warning(
-                "MNI152 template files not found in the nilearn package; the phantom uses the "
-                "analytic ellipsoid head instead (install nilearn>=0.10 for realistic anatomy)"
+    if anatomy == "analytic":
+        return _anatomy("analytic")
+    if template_dir() is None:
+        if anatomy == "mni152":
+            raise FileNotFoundError(
+                "the MNI152 2009 template files shipped with nilearn (nilearn/datasets/data/"
+                f"{_TEMPLATE_FILES['t1']} and the gm/wm maps) were not found; install nilearn>=0.10 "
+                "or use anatomy='analytic'"
             )
-            return _anatomy("analytic")
-        anatomy = "mni152"
-    return _anatomy(anatomy)
+        log.warning(
+            "MNI152 template files not found in the nilearn package; the phantom uses the "
+            "analytic ellipsoid head instead (install nilearn>=0.10 for realistic anatomy)"
+        )
+        return _anatomy("analytic")
+    return _anatomy("mni152")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -407,20 +445,26 @@ def _grid_affine(shape, spacing, axes: str, center_mm) -> np.ndarray:
 
 
 def _three(value, name: str, positive: bool = True) -> np.ndarray:
-    arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (3,)) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+    """``value`` (a number or three) as a (3,) float64 array, or a ValueError naming ``name``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.array([np.nan])
+    if arr.ndim == 0:
+        arr = np.full(3, float(arr))
     if arr.shape != (3,) or not np.all(np.isfinite(arr)) or (positive and np.any(arr <= 0)):
         kind = "three positive numbers" if positive else "three finite numbers"
         raise ValueError(f"{name} must be a number or {kind}; got {value!r}")
     return arr.astype(np.float64)
 
 
-def _resolve_grid(contrast: _Contrast, shape, spacing) -> tuple[tuple, np.ndarray]:
+def _resolve_grid(default: _Grid, shape, spacing) -> tuple[tuple, np.ndarray]:
     """Shape and spacing of a scan: defaults, or the one given with the default field of view.
 
     Given only ``shape``, in-plane pixels (axes 0 and 1) are square and the slice axis (2) covers
     the default field of view; given only ``spacing``, the shape covers the default field of view.
     """
-    fov = np.asarray(contrast.shape) * np.asarray(contrast.spacing)
+    fov = np.asarray(default.shape) * np.asarray(default.spacing)
     if shape is not None:
         shape_arr = _three(shape, "shape")
         if np.any(shape_arr != np.round(shape_arr)):
@@ -429,7 +473,7 @@ def _resolve_grid(contrast: _Contrast, shape, spacing) -> tuple[tuple, np.ndarra
     if spacing is not None:
         spacing = _three(spacing, "spacing")
     if shape is None and spacing is None:
-        return tuple(contrast.shape), np.asarray(contrast.spacing, dtype=np.float64)
+        return tuple(default.shape), np.asarray(default.spacing, dtype=np.float64)
     if spacing is None:
         inplane = float(np.max(fov[:2] / np.asarray(shape[:2])))
         spacing = np.array([inplane, inplane, fov[2] / shape[2]])
@@ -466,6 +510,15 @@ def _model_intensity(anat: _Anatomy, contrast_name: str) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=6)
+def _model_level(kind: str, contrast_name: str, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """The contrast's model intensity block-averaged by ``factor`` (read-only) and its affine."""
+    anat = _anatomy(kind)
+    arr = _block_mean(_model_intensity(anat, contrast_name), factor)
+    arr.flags.writeable = False
+    return arr, _level_affine(anat.affine, factor)
+
+
 def _block_mean(arr: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return arr
@@ -480,16 +533,39 @@ def _level_affine(affine: np.ndarray, factor: int) -> np.ndarray:
     return affine @ scale
 
 
-def _resample(model: np.ndarray, model_affine, target_affine, shape, reference_to_scan, order, cval):
-    """Sample ``model`` at the reference-world points that each target voxel shows."""
-    from scipy import ndimage as ndi
+def _resample(model: np.ndarray, model_affine, target_affine, shape, reference_to_scan, order, cval) -> np.ndarray:
+    """Sample ``model`` at the reference-world points that each target voxel shows.
 
-    index_map = np.linalg.inv(model_affine) @ np.linalg.inv(reference_to_scan) @ target_affine
-    out_dtype = np.float32 if model.dtype == np.float32 else model.dtype
-    return ndi.affine_transform(
-        model, index_map, output_shape=tuple(shape), output=out_dtype, order=order,
-        mode="constant", cval=cval, prefilter=False,
-    )
+    SimpleITK does the interpolation (multi-threaded): its transform maps an output (scan) LPS
+    point to the input (model, reference-world) LPS point, ``F inv(reference_to_scan) F`` with
+    ``F = diag(-1, -1, 1)``; the RAS/LPS and index-order conversions are :mod:`medfuse.io.sitk`'s.
+
+    Args:
+        model: ``(i, j, k)`` array (float32 or uint8) on the grid ``model_affine``.
+        order: 1 for trilinear, 0 for nearest neighbour.
+        cval: value outside the model.
+
+    Returns:
+        ``(i, j, k)`` array of ``shape`` and ``model``'s dtype.
+    """
+    import SimpleITK as sitk
+
+    from medfuse.io.sitk import from_sitk, to_sitk
+    from medfuse.volume import LPS_RAS_FLIP, lps_from_affine
+
+    image = to_sitk(Volume(np.zeros((1, 1, 1)), model_affine), array=model)  # the volume gives geometry only
+    origin, spacing, direction = lps_from_affine(target_affine)
+    scan_to_ref_lps = LPS_RAS_FLIP @ np.linalg.inv(reference_to_scan) @ LPS_RAS_FLIP
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(scan_to_ref_lps[:3, :3].ravel().tolist())
+    transform.SetTranslation(scan_to_ref_lps[:3, 3].tolist())
+    interpolator = sitk.sitkLinear if order == 1 else sitk.sitkNearestNeighbor
+    out = sitk.Resample(image, [int(n) for n in shape], transform, interpolator, origin, spacing, direction,
+                        float(cval), image.GetPixelID())
+    vol = from_sitk(out)
+    if not np.allclose(vol.affine, target_affine, atol=1e-4):  # pragma: no cover - a conversion bug
+        raise RuntimeError("phantom resampling produced a grid other than the one requested")
+    return vol.array if model.dtype == np.float32 else vol.array.astype(model.dtype)
 
 
 def _marker_fraction(target_affine, shape, reference_to_scan, radius_mm) -> tuple[tuple, np.ndarray] | None:
@@ -513,10 +589,12 @@ def _marker_fraction(target_affine, shape, reference_to_scan, radius_mm) -> tupl
     return tuple(slice(a, b) for a, b in zip(lo, hi)), frac
 
 
-def _gaussian_blur(arr: np.ndarray, fwhm_mm, spacing) -> np.ndarray:
+def _gaussian_blur(arr: np.ndarray, fwhm_mm, spacing, intrinsic_mm: float = 0.0) -> np.ndarray:
+    """Blur to a resolution of ``fwhm_mm`` (per axis), given that the data already has ``intrinsic_mm``."""
     from scipy import ndimage as ndi
 
-    sigma = np.asarray(fwhm_mm, dtype=np.float64) / (2.0 * np.sqrt(2.0 * np.log(2.0))) / np.asarray(spacing)
+    fwhm = np.sqrt(np.clip(np.asarray(fwhm_mm, dtype=np.float64) ** 2 - intrinsic_mm**2, 0.0, None))
+    sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / np.asarray(spacing)
     if not np.any(sigma > 0.05):
         return arr
     return ndi.gaussian_filter(arr, sigma=np.where(sigma > 0.05, sigma, 0.0), mode="nearest", output=np.float32)
@@ -593,20 +671,20 @@ def make_volume(
         shape = tuple(int(n) for n in _three(shape, "shape"))
         spacing = np.linalg.norm(target_affine[:3, :3], axis=0)
     else:
-        shape, spacing = _resolve_grid(contrast, shape, spacing)
+        default = contrast.grid
+        shape, spacing = _resolve_grid(default, shape, spacing)
         if center_mm is None:
             center_mm = (ref_to_scan @ np.r_[HEAD_CENTER_MM, 1.0])[:3]
-        target_affine = _grid_affine(shape, spacing, axes or contrast.axes, _three(center_mm, "center_mm", False))
+        target_affine = _grid_affine(shape, spacing, axes or default.axes, _three(center_mm, "center_mm", False))
 
-    # sample from a block-averaged model when the grid is coarse (anti-aliasing)
-    model = _model_intensity(anat, name)
+    # sample from a block-averaged model when the grid is coarse (anti-aliasing): the model's
+    # voxels are at most half the scan's smallest voxel size
     factor = 1
     while factor < 4 and 2 * factor * 2 <= spacing.min() + 1e-6:
         factor *= 2
-    model_affine = _level_affine(anat.affine, factor)
-    arr = _resample(_block_mean(model, factor), model_affine, target_affine, shape, ref_to_scan,
-                    order=1, cval=contrast.values["air"])
-    del model
+    model, model_affine = _model_level(anat.kind, name, factor)
+    model_mm = float(np.mean(np.linalg.norm(model_affine[:3, :3], axis=0)))
+    arr = _resample(model, model_affine, target_affine, shape, ref_to_scan, order=1, cval=contrast.values["air"])
 
     if marker:
         found = _marker_fraction(target_affine, shape, ref_to_scan, MARKER_RADIUS_MM)
@@ -614,14 +692,16 @@ def make_volume(
             where, frac = found
             arr[where] += frac * (np.float32(contrast.values["marker"]) - arr[where])
 
+    # the sampled model already has about its voxel size (``model_mm``) as resolution; the blur
+    # adds what the scanner's point spread function has beyond that, in the scan's own voxel space
     inplane = contrast.inplane_fwhm_mm
     if blur and inplane:  # CT: in-plane resolution and the slice profile (k is the slice axis)
-        arr = _gaussian_blur(arr, [inplane, inplane, float(spacing[2])], spacing)
+        arr = _gaussian_blur(arr, [inplane, inplane, float(spacing[2])], spacing, intrinsic_mm=model_mm)
     psf, post = contrast.psf_fwhm_mm, contrast.postfilter_fwhm_mm
     if blur and psf and not noise:
-        arr = _gaussian_blur(arr, [np.hypot(psf, post)] * 3, spacing)
+        arr = _gaussian_blur(arr, [np.hypot(psf, post)] * 3, spacing, intrinsic_mm=model_mm)
     elif blur and psf:
-        arr = _gaussian_blur(arr, [psf] * 3, spacing)
+        arr = _gaussian_blur(arr, [psf] * 3, spacing, intrinsic_mm=model_mm)
 
     if noise:
         if contrast.noise == "rician":
@@ -654,7 +734,7 @@ def make_volume(
     }
     if name == "pet":
         meta["suvbw_factor"] = _PET_SUV_FACTOR
-    return Volume(np.ascontiguousarray(arr, dtype=np.float32), target_affine, modality=contrast.modality,
+    return Volume(arr, target_affine, modality=contrast.modality,
                   meta=meta, source=f"phantom:{name}")
 
 
@@ -825,6 +905,9 @@ def make_case(
     anatomy = anat.kind
     mri = make_volume("t1", mri_shape, mri_spacing, seed=mri_rng, marker=marker, noise=noise,
                       blur=blur, anatomy=anatomy)
+    if name == "t1":  # a second T1 gets a grid of its own (sagittal), not the reference's
+        moving_shape, moving_spacing = _resolve_grid(_MOVING_T1_GRID, moving_shape, moving_spacing)
+        moving_axes = moving_axes or _MOVING_T1_GRID.axes
     moving = make_volume(name, moving_shape, moving_spacing, axes=moving_axes, reference_to_scan=ref_to_moving,
                          seed=moving_rng, marker=marker, noise=noise, blur=blur, anatomy=anatomy)
     labels, brain_mask = _label_volumes(anat, mri, marker)

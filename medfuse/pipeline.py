@@ -51,17 +51,9 @@ def default_method(moving: Volume) -> str:
     """The method used when none is given: the shipped network of the pair, else ``mean``."""
     from medfuse.fusion import pair_for_modality
 
-    pair = pair_for_modality(moving.modality)
-    if pair is not None:
-        try:
-            from medfuse.weights import default_network
+    from medfuse.weights import default_network
 
-            name = default_network(pair)
-            if name:
-                return name
-        except ImportError:
-            pass
-    return "mean"
+    return default_network(pair_for_modality(moving.modality)) or "mean"
 
 
 def _normalize(volume: Volume, window=None) -> Volume:

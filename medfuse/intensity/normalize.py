@@ -84,20 +84,19 @@ def canonical_modality(modality: str | None) -> str | None:
     """
     if modality is None:
         return None
-    from monai.utils import look_up_option
-
     code = str(modality).strip().upper()
     code = _ALIASES.get(code, code)
+    if code in MODALITIES:  # fast path: importing MONAI only for the "did you mean" message
+        return code
+    from monai.utils import look_up_option
+
     return look_up_option(code, MODALITIES)
 
 
 def _as_window(window: Any) -> tuple[float, float]:
     """(level, width) HU from a preset name / :class:`CTWindow` / pair."""
     if isinstance(window, (str, CTWindow)):
-        from monai.utils import look_up_option
-
-        name = window.strip().lower().replace(" ", "_").replace("-", "_") if isinstance(window, str) else window
-        return CT_WINDOWS[look_up_option(name, CTWindow)]
+        return CT_WINDOWS[_preset(window)]
     try:
         level, width = (float(v) for v in window)
     except (TypeError, ValueError) as err:
@@ -283,14 +282,20 @@ def normalize(
     return _result(volume, out, record)
 
 
-def _preset_name(window: Any) -> str:
-    from monai.utils import look_up_option
-
-    if window is None:
-        return CTWindow.BONE.value
+def _preset(window: str | CTWindow) -> CTWindow:
     if isinstance(window, CTWindow):
-        return window.value
-    return look_up_option(window.strip().lower().replace(" ", "_").replace("-", "_"), CTWindow).value
+        return window
+    name = window.strip().lower().replace(" ", "_").replace("-", "_")
+    try:
+        return CTWindow(name)
+    except ValueError:
+        from monai.utils import look_up_option
+
+        return look_up_option(name, CTWindow)
+
+
+def _preset_name(window: Any) -> str:
+    return CTWindow.BONE.value if window is None else _preset(window).value
 
 
 def _try_suv(volume: Volume, required: bool) -> tuple[float | None, str]:

@@ -8,8 +8,8 @@ the rows of the shared bad-inputs matrix):
   opaque id (a short hash of its UID, never the UID), modality, description and slice count, and
   ``series=`` (``--series`` on the command line) picks one.
 - **Geometry from the patient position, never from InstanceNumber** (11, 12): slices are sorted
-  by ``ImagePositionPatient . n`` with ``n = row cosines x column cosines``; the slice spacing
-  is measured along ``n`` (sagittal, coronal and oblique stacks included).
+  by ``ImagePositionPatient . n`` with ``n = IOP[0:3] x IOP[3:6]`` (the normal of the slice
+  plane); the slice spacing is measured along ``n`` (sagittal, coronal and oblique stacks too).
 - **Incomplete or odd stacks are refused, not stretched** (8, 9, 10): duplicate positions, a gap
   larger than 1.5x the median spacing, a stack whose positions drift within the slice plane
   (gantry tilt), mixed orientations or matrix sizes raise typed errors. Slightly non-uniform
@@ -17,10 +17,11 @@ the rows of the shared bad-inputs matrix):
   a warning and a record in ``meta["slice_resampling"]`` unless ``strict=True``, which raises.
 - **Real-world values** (22, 24, 25): the modality LUT or RescaleSlope/RescaleIntercept is
   applied **per slice**; the output is float32 (CT in HU, PET in the series' Units).
-- **Clear refusals** (13, 14, 34, 37): multi-frame (enhanced) objects and Siemens mosaics raise
-  :class:`~medfuse.errors.UnsupportedInputError`; a compressed transfer syntax without a
-  decoder raises it naming the transfer syntax UID and the plugins to install; truncated or
-  missing pixel data raises :class:`~medfuse.errors.CorruptFileError`.
+- **Clear refusals** (13, 14, 34, 37): multi-frame and enhanced objects, Siemens mosaics, colour
+  images and non-image pixel objects (RT Dose, SEG) raise
+  :class:`~medfuse.errors.UnsupportedInputError`; so does a compressed transfer syntax without a
+  (working) decoder, naming the transfer syntax UID and the plugins to install; truncated or
+  missing pixel data raise :class:`~medfuse.errors.CorruptFileError`.
 - **Clutter is skipped and counted** (39, 43): DICOMDIR, ``.DS_Store``, JSON, text, thumbnails,
   structured reports and other non-image objects in the folder are skipped (one log line with
   the count); files without the DICOM preamble/file meta are read when they hold an image.
@@ -33,8 +34,11 @@ ImagePositionPatient, the ImageOrientationPatient cosines, PixelSpacing and the 
 converted once with :func:`medfuse.volume.lps_to_ras`.
 
 Array layout: ``(X, Y, Z) = (column index, row index, slice index)``, i.e. each slice's
-``pixel_array.T`` stacked on the last axis, so the RAS affine's columns are (row cosines x column
-spacing, column cosines x row spacing, slice step) after the LPS->RAS flip. A single file without
+``pixel_array.T`` stacked on the last axis, so the LPS affine's columns are ``IOP[0:3] *
+PixelSpacing[1]`` (along a row: increasing column index), ``IOP[3:6] * PixelSpacing[0]`` (down a
+column: increasing row index) and ``n * slice spacing``, and its translation is the first sorted
+slice's ImagePositionPatient; the RAS affine is that, flipped. Slices are ordered along ``+n``,
+so the affine is right-handed whatever order the files or InstanceNumbers have. A single file without
 any patient geometry (secondary capture) is returned as a 2D ``(rows, cols)`` slice, the
 convention :class:`~medfuse.volume.Volume` uses for 2D images.
 """
@@ -46,6 +50,7 @@ import datetime as _dt
 import hashlib
 import logging
 import re
+import struct
 import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
@@ -86,7 +91,7 @@ _GAP_FACTOR = 1.5  # a step above 1.5 x median spacing means missing slices
 _UNIFORM_REL = 0.01  # steps within 1 % of the median are uniform (DS rounding)
 _TILT_VOXELS = 0.1  # in-plane drift of the stack tolerated, in in-plane voxels
 
-_UID_LIKE = re.compile(r"\d+(?:\.\d+){3,}")
+_UID_LIKE = re.compile(r"\d+(?:\.\d+){2,}")  # 2.25.<uuid> has three components
 
 
 def _opaque(uid: str, n: int) -> str:
@@ -179,8 +184,10 @@ def _set_transfer_syntax(ds) -> None:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
-def _read(path: Path, *, pixels: bool):
-    """Read ``path`` as DICOM; return ``(dataset, forced)`` or ``(None, False)`` if not an image.
+def _read(path: Path, *, pixels: bool, images_only: bool = True):
+    """Read ``path`` as DICOM; return the dataset, or ``None`` when it is not a DICOM image.
+
+    With ``images_only=False`` non-image DICOM files (with a preamble) are returned too.
 
     Files without the 128-byte preamble and ``DICM`` prefix are retried with ``force=True`` and
     kept only when they hold an image (so a text or JSON file never becomes a "dataset").
@@ -195,19 +202,17 @@ def _read(path: Path, *, pixels: bool):
     with _quiet_pydicom():
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
-            forced = False
         except InvalidDicomError:
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=not pixels, force=True)
             except Exception:  # noqa: BLE001 - garbage forced through the parser: not DICOM
-                return None, False
-            forced = True
-            if not _looks_like_image(ds) or not ("SOPClassUID" in ds or "SeriesInstanceUID" in ds):
-                return None, False
-        if not _looks_like_image(ds):
-            return None, False
+                return None
+            if not ("SOPClassUID" in ds or "SeriesInstanceUID" in ds) or not _looks_like_image(ds):
+                return None
+        if images_only and not _looks_like_image(ds):
+            return None
         _set_transfer_syntax(ds)
-    return ds, forced
+    return ds
 
 
 def _as_floats(ds, keyword: str, n: int, label: str) -> np.ndarray | None:
@@ -219,7 +224,9 @@ def _as_floats(ds, keyword: str, n: int, label: str) -> np.ndarray | None:
     try:
         values = [float(v) for v in items]
     except (TypeError, ValueError):
-        raise CorruptFileError(f"{label}: {keyword} is not a list of {n} number(s); the file is damaged or non-standard") from None
+        raise CorruptFileError(
+            f"{label}: {keyword} is not a list of {n} number(s); the file is damaged or non-standard"
+        ) from None
     if len(values) != n or not np.all(np.isfinite(values)):
         raise CorruptFileError(f"{label}: {keyword} must hold {n} finite number(s), found {len(values)}")
     return np.asarray(values, dtype=np.float64)
@@ -231,7 +238,9 @@ def _as_int(ds, keyword: str, label: str, default: int | None = None) -> int | N
     try:
         return int(str(ds[keyword].value).strip())
     except (TypeError, ValueError):
-        raise CorruptFileError(f"{label}: {keyword} is not an integer; the file is damaged or non-standard") from None
+        raise CorruptFileError(
+            f"{label}: {keyword} is not an integer; the file is damaged or non-standard"
+        ) from None
 
 
 def _text(ds, keyword: str) -> str | None:
@@ -248,7 +257,6 @@ def _text(ds, keyword: str) -> str | None:
 class _Header:
     path: Path
     ds: Any  # pydicom Dataset without pixel data
-    forced: bool
 
 
 @dataclass
@@ -259,6 +267,7 @@ class _Scan:
     n_files: int
     n_skipped: int  # not DICOM, or DICOM without an image
     n_unreadable: int  # DICOM (or looked like it) but failed to parse
+    n_copies: int  # files repeating a SOPInstanceUID already seen (ignored)
 
 
 def _file_label(path: Path, root: Path) -> str:
@@ -276,10 +285,12 @@ def _scan(root: Path) -> _Scan:
         raise FileNotFoundError(f"{root}: no such file or folder (expected a DICOM folder or a .dcm file)")
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     headers: dict[str, list[_Header]] = {}
-    n_skipped = n_unreadable = 0
+    seen: set[str] = set()
+    non_image_classes: list[str] = []  # MediaStorageSOPClassUID of DICOM files without an image
+    n_skipped = n_unreadable = n_copies = 0
     for path in files:
         try:
-            ds, forced = _read(path, pixels=False)
+            ds = _read(path, pixels=False, images_only=False)
         except Exception:  # noqa: BLE001 - pydicom raises many types; the text may hold values
             n_unreadable += 1
             logger.debug("could not parse %s as DICOM", _file_label(path, root))
@@ -287,12 +298,30 @@ def _scan(root: Path) -> _Scan:
         if ds is None:
             n_skipped += 1
             continue
+        if not _looks_like_image(ds):
+            non_image_classes.append(str(ds.file_meta.get("MediaStorageSOPClassUID", "") or ""))
+            continue
+        sop = str(ds.get("SOPInstanceUID", "") or "").strip()
+        if sop and sop in seen:  # the same instance stored twice (copied folder, export + backup)
+            n_copies += 1
+            continue
+        seen.add(sop)
         uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
-        headers.setdefault(uid, []).append(_Header(path, ds, forced))
-    if n_skipped or n_unreadable:
+        headers.setdefault(uid, []).append(_Header(path, ds))
+    # a file of an image SOP class without Rows/Columns is a damaged image (cut inside its header)
+    image_classes = {str(h.ds.get("SOPClassUID", "")) for hs in headers.values() for h in hs} - {""}
+    damaged = sum(c in image_classes for c in non_image_classes)
+    n_unreadable += damaged
+    n_skipped += len(non_image_classes) - damaged
+    if n_skipped or n_unreadable or n_copies:
         logger.info(
-            "%s: skipped %d non-DICOM or non-image file(s), %d unreadable file(s), of %d",
-            root, n_skipped, n_unreadable, len(files),
+            "%s: skipped %d non-DICOM or non-image file(s), %d unreadable file(s) and %d extra "
+            "copy(ies) of the same instance, of %d file(s)",
+            root,
+            n_skipped,
+            n_unreadable,
+            n_copies,
+            len(files),
         )
     series = []
     for uid, hdrs in headers.items():
@@ -320,7 +349,7 @@ def _scan(root: Path) -> _Scan:
             )
         )
     series.sort(key=lambda s: (s.number is None, s.number or 0, s.opaque_id))
-    return _Scan(root, series, headers, len(files), n_skipped, n_unreadable)
+    return _Scan(root, series, headers, len(files), n_skipped, n_unreadable, n_copies)
 
 
 def list_series(folder: str | Path) -> list[SeriesInfo]:
@@ -337,7 +366,8 @@ def list_series(folder: str | Path) -> list[SeriesInfo]:
     Raises:
         FileNotFoundError: ``folder`` does not exist.
     """
-    return _scan(Path(folder)).series
+    with _quiet_pydicom():
+        return _scan(Path(folder)).series
 
 
 def _series_table(series: Sequence[SeriesInfo]) -> str:
@@ -357,9 +387,10 @@ def _select(scan: _Scan, series: str | None) -> SeriesInfo:
     for s in found:
         if key.lower() == s.opaque_id or (key == s.uid and key):
             return s
+    asked = "the given UID" if _UID_LIKE.search(key) else repr(_sanitize(key, 16))  # never echo a UID
     raise SeriesNotFoundError(
-        f"{scan.root}: no series matches --series {_sanitize(key, 16)!r} (expected one of the ids "
-        f"below, or the full SeriesInstanceUID):\n{_series_table(found)}"
+        f"{scan.root}: no series matches --series {asked} (expected one of the ids below, or the "
+        f"full SeriesInstanceUID):\n{_series_table(found)}"
     )
 
 
@@ -413,13 +444,19 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
             "medfuse needs one parallel stack. Choose the 3D series, or separate the orientations"
         )
     if np.max(np.abs(ps_arr - ps_arr[0])) > 1e-6 * max(1.0, float(np.max(ps_arr))):
-        raise UnsupportedInputError(f"{label}: PixelSpacing differs between slices; medfuse needs one regular grid")
+        raise UnsupportedInputError(
+            f"{label}: PixelSpacing differs between slices; medfuse needs one regular grid"
+        )
     if np.any(ps_arr[0] <= 0):
         raise AmbiguousGeometryError(f"{label}: PixelSpacing must be positive, found {ps_arr[0].tolist()}")
 
     col_dir, row_dir = iop_arr[0, :3], iop_arr[0, 3:]
     norms = np.linalg.norm(col_dir), np.linalg.norm(row_dir)
-    if abs(norms[0] - 1) > 10 * _COSINE_TOL or abs(norms[1] - 1) > 10 * _COSINE_TOL or abs(col_dir @ row_dir) > 10 * _COSINE_TOL:
+    if (
+        abs(norms[0] - 1) > 10 * _COSINE_TOL
+        or abs(norms[1] - 1) > 10 * _COSINE_TOL
+        or abs(col_dir @ row_dir) > 10 * _COSINE_TOL
+    ):
         raise AmbiguousGeometryError(
             f"{label}: ImageOrientationPatient is not two orthogonal unit vectors "
             f"(lengths {norms[0]:.4f}, {norms[1]:.4f}, dot {float(col_dir @ row_dir):.4f})"
@@ -433,6 +470,16 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
     pos, ipp_sorted = pos[order], ipp_arr[order]
     in_plane = (ipp_sorted - ipp_sorted[0]) - np.outer(pos - pos[0], normal)
     min_ps = float(np.min(ps_arr[0]))
+    common = dict(
+        order=order,
+        positions=pos,
+        origin=ipp_sorted[0],
+        col_dir=col_dir,
+        row_dir=row_dir,
+        normal=normal,
+        col_spacing=float(ps_arr[0, 1]),  # PixelSpacing = (between rows, between columns)
+        row_spacing=float(ps_arr[0, 0]),
+    )
 
     if n == 1:
         thick = None
@@ -441,8 +488,7 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
             if v is not None and v[0] > 0:
                 thick = float(v[0])
                 break
-        spacing = thick if thick is not None else 1.0
-        return _Geometry(order, pos, ipp_sorted[0], col_dir, row_dir, normal, float(ps_arr[0, 1]), float(ps_arr[0, 0]), spacing, True)
+        return _Geometry(**common, slice_spacing=thick if thick is not None else 1.0, uniform=True)
 
     steps = np.diff(pos)
     median = float(np.median(steps))
@@ -486,8 +532,13 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
     spacing = float((pos[-1] - pos[0]) / (n - 1)) if uniform else median
     sbs = _as_floats(headers[order[0]].ds, "SpacingBetweenSlices", 1, label)
     if sbs is not None and abs(abs(sbs[0]) - spacing) > _UNIFORM_REL * spacing:
-        logger.debug("%s: SpacingBetweenSlices %.4g mm differs from the positions' %.4g mm; using the positions", label, sbs[0], spacing)
-    return _Geometry(order, pos, ipp_sorted[0], col_dir, row_dir, normal, float(ps_arr[0, 1]), float(ps_arr[0, 0]), spacing, uniform)
+        logger.debug(
+            "%s: SpacingBetweenSlices %.4g mm differs from the positions' %.4g mm; using the positions",
+            label,
+            sbs[0],
+            spacing,
+        )
+    return _Geometry(**common, slice_spacing=spacing, uniform=uniform)
 
 
 def _resample_uniform(stack: np.ndarray, positions: np.ndarray, spacing: float) -> tuple[np.ndarray, float]:
@@ -541,7 +592,12 @@ def _pixels(ds, label: str) -> np.ndarray:
             "is damaged); re-export the series"
         )
     ts = _check_decodable(ds, label)
-    compressed = ts not in {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+    compressed = ts not in {
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.1.99",
+    }
     try:
         with _quiet_pydicom():
             arr = ds.pixel_array
@@ -551,14 +607,16 @@ def _pixels(ds, label: str) -> np.ndarray:
             f"inconsistent with them (truncated or damaged file; {type(err).__name__}); re-export the series"
         ) from None
     except Exception as err:  # noqa: BLE001 - decoder failures come as RuntimeError and others
-        what = (
-            f"the installed decoder(s) failed on transfer syntax {ts}: the data are damaged, or the "
-            "encoding (e.g. 12-bit JPEG) needs another plugin (pip install pylibjpeg "
-            "pylibjpeg-libjpeg pylibjpeg-openjpeg, or python-gdcm)"
-            if compressed
-            else "the pixel data could not be decoded (damaged file?)"
-        )
-        raise CorruptFileError(f"{label}: {what} ({type(err).__name__})") from None
+        if compressed:  # truncated fragments come back as "no pixel data" above; this is the codec
+            raise UnsupportedInputError(
+                f"{label}: the installed decoder(s) could not decode transfer syntax {ts} "
+                f"({type(err).__name__}): this encoding (e.g. 12-bit JPEG) needs another plugin "
+                "(pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg, or python-gdcm), or the "
+                "data are damaged; or convert the series to an uncompressed transfer syntax"
+            ) from None
+        raise CorruptFileError(
+            f"{label}: the pixel data could not be decoded (damaged file? {type(err).__name__})"
+        ) from None
     return arr
 
 
@@ -571,14 +629,19 @@ def _real_world(arr: np.ndarray, ds, label: str) -> np.ndarray:
             with _quiet_pydicom():
                 return apply_modality_lut(arr, ds).astype(np.float32)
         except Exception as err:  # noqa: BLE001
-            raise CorruptFileError(f"{label}: the Modality LUT Sequence is damaged ({type(err).__name__})") from None
+            raise CorruptFileError(
+                f"{label}: the Modality LUT Sequence is damaged ({type(err).__name__})"
+            ) from None
     slope = _as_floats(ds, "RescaleSlope", 1, label)
     intercept = _as_floats(ds, "RescaleIntercept", 1, label)
     slope = 1.0 if slope is None else float(slope[0])
     intercept = 0.0 if intercept is None else float(intercept[0])
     if slope == 0.0:
         raise CorruptFileError(f"{label}: RescaleSlope is 0, which would erase the image")
-    return (arr.astype(np.float64) * slope + intercept).astype(np.float32)
+    out = arr.astype(np.float64)  # float64 like apply_modality_lut, then float32
+    out *= slope
+    out += intercept
+    return out.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,7 +702,9 @@ def _pet_meta(datasets: Sequence[Any]) -> dict[str, Any]:
         seq = first.get("RadiopharmaceuticalInformationSequence")
         if seq:
             rp = seq[0]
-        start_dt = _dicom_datetime(_text(rp, "RadiopharmaceuticalStartDateTime"), None) if rp is not None else None
+        start_dt = (
+            _dicom_datetime(_text(rp, "RadiopharmaceuticalStartDateTime"), None) if rp is not None else None
+        )
         corrected = first.get("CorrectedImage")
         if corrected is None:
             corrected_list: list[str] = []
@@ -653,6 +718,8 @@ def _pet_meta(datasets: Sequence[Any]) -> dict[str, Any]:
         philips_act = _private(first, 0x7053, "Philips PET Private Group", 0x09)
 
         def _f(v):
+            if isinstance(v, bytes) and len(v) == 8:  # FD read as UN (implicit VR, unknown creator)
+                v = struct.unpack("<d", v)[0]
             try:
                 return float(v) if v is not None and np.isfinite(float(v)) else None
             except (TypeError, ValueError):
@@ -665,7 +732,9 @@ def _pet_meta(datasets: Sequence[Any]) -> dict[str, Any]:
             "series_datetime": _iso(_dicom_datetime(_text(first, "SeriesDate"), _text(first, "SeriesTime"))),
             "acquisition_datetime": _iso(min(acq)) if acq else None,
             "radiopharmaceutical_start_datetime": _iso(start_dt),
-            "radiopharmaceutical_start_time": _text(rp, "RadiopharmaceuticalStartTime") if rp is not None else None,
+            "radiopharmaceutical_start_time": _text(rp, "RadiopharmaceuticalStartTime")
+            if rp is not None
+            else None,
             "total_dose_bq": _float_or_none(rp, "RadionuclideTotalDose"),
             "half_life_s": _float_or_none(rp, "RadionuclideHalfLife"),
             "patient_weight_kg": _float_or_none(first, "PatientWeight"),
@@ -680,23 +749,39 @@ def _pet_meta(datasets: Sequence[Any]) -> dict[str, Any]:
 # the reader
 
 
+#: Modalities whose pixel values are not image intensities (dose needs DoseGridScaling, SEG is labels).
+_NON_IMAGE_MODALITIES = {
+    "RTDOSE": "an RT Dose grid",
+    "SEG": "a segmentation",
+    "RTIMAGE": "an RT portal image",
+}
+
+
 def _check_single_frame_stack(headers: Sequence[_Header], label: str) -> None:
+    """Refuse what this reader cannot turn into one greyscale stack of single-frame images."""
+    modality = _text(headers[0].ds, "Modality")
+    if modality in _NON_IMAGE_MODALITIES:
+        raise UnsupportedInputError(
+            f"{label}: the series is {_NON_IMAGE_MODALITIES[modality]} (Modality {modality}), not an "
+            "image medfuse can fuse; choose the image series (CT, MR, PT, NM)"
+        )
     for h in headers:
         ds = h.ds
         frames = _as_int(ds, "NumberOfFrames", label, default=1)
         it = ds.get("ImageType") or []
         image_type = [str(v).strip().upper() for v in ([it] if isinstance(it, str) else it)]
-        if "MOSAIC" in image_type or _private(ds, 0x0019, "SIEMENS MR HEADER", 0x0A) is not None:
+        mosaic_tag = h is headers[0] and _private(ds, 0x0019, "SIEMENS MR HEADER", 0x0A) is not None
+        if "MOSAIC" in image_type or mosaic_tag:
             raise UnsupportedInputError(
                 f"{label}: Siemens mosaic images (several slices tiled in one image) are not supported; "
                 "convert the series with dcm2niix or export it as single slices"
             )
-        if frames is not None and frames > 1:
-            enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+        enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+        if enhanced or (frames is not None and frames > 1):
             kind = "an enhanced multi-frame object" if enhanced else "a multi-frame object"
             raise UnsupportedInputError(
-                f"{label}: {kind} with {frames} frames in one file; medfuse reads single-frame "
-                "series only. Convert it (e.g. dcm2niix, or emf2sf / 'gdcmtool' to legacy single "
+                f"{label}: {kind} with {frames} frame(s) in one file; medfuse reads single-frame "
+                "series only. Convert it (e.g. with dcm2niix, or dcm4che's emf2sf to legacy single "
                 "frames) and pass the result"
             )
         samples = _as_int(ds, "SamplesPerPixel", label, default=1)
@@ -739,10 +824,18 @@ def read_dicom_series(
         ``affine`` voxel-to-**RAS** (from LPS DICOM geometry); ``modality`` the DICOM Modality
         when it is MR, CT, PT or NM, else ``None``; ``meta`` with ``format`` ("dicom"),
         ``series_id`` (opaque), ``frame_of_reference`` (SHA-256[:16] of FrameOfReferenceUID or
-        None), ``modality`` (the DICOM value), ``lossy`` (bool), ``n_slices``, ``pet`` (PT only:
-        SUV inputs, see :func:`_pet_meta`) and ``slice_resampling`` (only when resampled). A
-        single file without patient geometry gives a 2D ``(rows, cols)`` slice with
-        ``meta["geometry"] == "none"``.
+        None; equal for a PET/CT pair acquired in one frame of reference), ``modality`` (the
+        DICOM value), ``lossy`` (LossyImageCompression "01" or a lossy transfer syntax in any
+        slice), ``n_slices`` (files read), ``slice_resampling`` (only when resampled) and, for
+        PT, ``pet``: a dict of SUV inputs, ``None`` where absent: ``units``,
+        ``decay_correction``, ``corrected_image`` (list of str), ``series_datetime``,
+        ``acquisition_datetime`` (earliest over slices), ``radiopharmaceutical_start_datetime``
+        (ISO ``YYYY-MM-DDTHH:MM:SS.ffffff`` strings, time zone dropped),
+        ``radiopharmaceutical_start_time`` (the DICOM TM string), ``total_dose_bq``,
+        ``half_life_s``, ``patient_weight_kg`` (floats), plus the vendor extras
+        ``ge_private_scan_datetime`` (ISO), ``philips_suv_factor`` and
+        ``philips_activity_concentration_factor`` (floats). A single file without patient
+        geometry gives a 2D ``(rows, cols)`` slice with ``meta["geometry"] == "none"``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -752,8 +845,9 @@ def read_dicom_series(
         SeriesNotFoundError: ``series`` matches none of the series found.
         MissingSlicesError: duplicate positions, a gap > 1.5x the median spacing, or (strict)
             non-uniform spacing.
-        UnsupportedInputError: multi-frame/enhanced objects, mosaics, colour images, mixed
-            orientations or matrix sizes, gantry tilt, compressed data without a decoder.
+        UnsupportedInputError: multi-frame/enhanced objects, mosaics, colour images, RT Dose and
+            SEG objects, mixed orientations or matrix sizes, gantry tilt, compressed data without
+            a working decoder.
         AmbiguousGeometryError: missing or invalid ImagePositionPatient/ImageOrientationPatient/
             PixelSpacing in a multi-slice series.
         TooLargeError: the output would exceed ``max_bytes``.
@@ -763,7 +857,11 @@ def read_dicom_series(
         >>> vol.array.shape, vol.modality, vol.meta["series_id"]  # doctest: +SKIP
         ((512, 512, 120), 'CT', '3fa1c2d4')
     """
-    root = Path(path)
+    with _quiet_pydicom():  # header values are converted lazily: keep pydicom quiet throughout
+        return _read_series(Path(path), series, strict=strict, max_bytes=max_bytes)
+
+
+def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int | None) -> Volume:
     scan = _scan(root)
     if not scan.series:
         raise CorruptFileError(
@@ -787,19 +885,31 @@ def read_dicom_series(
             f"above the limit of {max_bytes / 2**30:.2f} GiB; raise max_bytes if this is intended"
         )
 
-    no_geometry = n == 1 and "ImagePositionPatient" not in first and "ImageOrientationPatient" not in first
-    geom = None if no_geometry else _geometry(headers, label, strict)
-    order = np.arange(1) if geom is None else geom.order
     if scan.n_unreadable:
-        logger.warning("%s: %d file(s) in the folder could not be parsed as DICOM and were skipped", root, scan.n_unreadable)
+        logger.warning(
+            "%s: %d file(s) in the folder could not be parsed as DICOM and were skipped",
+            root,
+            scan.n_unreadable,
+        )
+    no_geometry = n == 1 and "ImagePositionPatient" not in first and "ImageOrientationPatient" not in first
+    try:
+        geom = None if no_geometry else _geometry(headers, label, strict)
+    except MissingSlicesError as err:
+        if not scan.n_unreadable:
+            raise
+        raise MissingSlicesError(
+            f"{err} ({scan.n_unreadable} file(s) in the folder could not be parsed as DICOM: damaged "
+            "slices of this series?)"
+        ) from None
+    order = np.arange(1) if geom is None else geom.order
 
     datasets = [headers[int(i)].ds for i in order]  # headers (no pixel data), in slice order
-    slices = []
-    for idx in order:
+    buffer = np.empty((len(order), rows, cols), dtype=np.float32)  # slice-major: DICOM's own layout
+    for out_k, idx in enumerate(order):
         h = headers[int(idx)]
         flabel = _file_label(h.path, root) if root.is_dir() else str(root)
         try:
-            ds, _ = _read(h.path, pixels=True)
+            ds = _read(h.path, pixels=True)
         except Exception as err:  # noqa: BLE001 - wrapped: pydicom's text may quote values
             raise CorruptFileError(
                 f"{flabel}: the file can no longer be read as DICOM (changed or damaged? {type(err).__name__})"
@@ -811,10 +921,11 @@ def read_dicom_series(
             raise CorruptFileError(
                 f"{flabel}: decoded pixel data have shape {arr.shape}, expected Rows x Columns = {(rows, cols)}"
             )
-        slices.append(_real_world(arr, ds, flabel))
-        del ds
+        buffer[out_k] = _real_world(arr, ds, flabel)
+        del ds, arr
     lossy = any(
-        _text(d, "LossyImageCompression") == "01" or str(d.file_meta.TransferSyntaxUID) in _LOSSY_TRANSFER_SYNTAXES
+        _text(d, "LossyImageCompression") == "01"
+        or str(d.file_meta.TransferSyntaxUID) in _LOSSY_TRANSFER_SYNTAXES
         for d in datasets
     )
 
@@ -836,11 +947,17 @@ def read_dicom_series(
     if geom is None:
         ps = _as_floats(first, "PixelSpacing", 2, label)
         ps = (1.0, 1.0) if ps is None else tuple(float(v) for v in ps)
-        logger.warning("%s: the image has no patient geometry; read as a 2D slice with an unoriented affine", label)
+        logger.warning(
+            "%s: the image has no patient geometry; read as a 2D slice with an unoriented affine", label
+        )
         meta["geometry"] = "none"
-        return Volume(slices[0], np.diag([ps[0], ps[1], 1.0, 1.0]), modality=modality, meta=meta, source=str(root))
+        return Volume(
+            buffer[0], np.diag([ps[0], ps[1], 1.0, 1.0]), modality=modality, meta=meta, source=str(root)
+        )
 
-    stack = np.stack([s.T for s in slices], axis=-1)
+    # (X, Y, Z) = (column, row, slice) as a view: Fortran-contiguous, like nibabel's arrays, and
+    # exactly the memory SimpleITK wants (to_sitk's ``array.T`` is C-contiguous, no copy)
+    stack = buffer.transpose(2, 1, 0)
     spacing = geom.slice_spacing
     if not geom.uniform:
         steps = np.diff(geom.positions)
@@ -855,8 +972,15 @@ def read_dicom_series(
         logger.warning(
             "%s: slice spacing varies from %.3f to %.3f mm; resampled %d slices linearly onto %d "
             "equidistant slices of %.3f mm (strict=True refuses instead)",
-            label, steps.min(), steps.max(), n, stack.shape[2], spacing,
+            label,
+            steps.min(),
+            steps.max(),
+            n,
+            stack.shape[2],
+            spacing,
         )
     affine = lps_to_ras(geom.affine_lps(spacing))
-    logger.debug("%s: read %d slice(s) of %dx%d, %s", label, n, cols, rows, dicom_modality or "unknown modality")
+    logger.debug(
+        "%s: read %d slice(s) of %dx%d, %s", label, n, cols, rows, dicom_modality or "unknown modality"
+    )
     return Volume(stack, affine, modality=modality, meta=meta, source=str(root))

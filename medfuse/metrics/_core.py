@@ -3,8 +3,8 @@
 All metric functions take 2D float arrays ``(H, W)`` on the **0..255** scale (the scale of the
 8-bit images the fusion literature evaluates) and an optional boolean ``mask`` of the same shape
 that restricts every reduction (histograms, means, sums) to the pixels inside it. Histogram-based
-metrics quantize with :func:`to_uint8` (``clip(round(x), 0, 255)``, half away from zero, as
-MATLAB's ``round``) and use 256 bins, one per grey level.
+metrics quantize with :func:`to_uint8` (``clip(round(x), 0, 255)`` with numpy's round-half-to-even)
+and use 256 bins, one per grey level.
 """
 
 from __future__ import annotations
@@ -62,8 +62,10 @@ def check_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | 
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """Quantize a 0..255 float image to integer grey levels: ``clip(round(x), 0, 255)``.
 
-    Rounds halves away from zero (``floor(x + 0.5)`` for ``x >= 0``), like MATLAB's ``round``; mean
-    fusion of 8-bit images produces many exact halves, so this choice is visible in EN and MI.
+    ``round`` is numpy's (halves to the nearest even level), the convention of the calibration
+    values in ``../shared/calibration``. MATLAB's ``round`` sends halves away from zero; mean fusion
+    of 8-bit images makes many exact halves, and on the six calibration cases that convention
+    raises EN by up to 3% and MI by up to 4% for mean fusion (max fusion is unaffected).
 
     Returns:
         An ``intp`` array of the same shape with values in 0..255.

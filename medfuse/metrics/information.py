@@ -28,6 +28,7 @@ __all__ = [
     "cross_entropy",
     "nonlinear_correlation_information_entropy",
     "feature_mutual_information",
+    "gradient_feature",
 ]
 
 
@@ -169,69 +170,99 @@ def nonlinear_correlation_information_entropy(
 # --- FMI -------------------------------------------------------------------------------------
 
 _FMI_CHUNK = 8192  # windows per vectorized chunk (bounds memory to a few tens of MB)
+_TINY = 1e-300
 
 
-def _window_pdfs(feat: np.ndarray, w: int) -> np.ndarray:
-    """(Nwin, w*w) column-major window contents, min-max normalized and scaled to sum 1."""
+def _windows(feat: np.ndarray, w: int) -> np.ndarray:
+    """(w*w, Nwin) window contents, each column in MATLAB ``x(:)`` (column-major) order; valid windows."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    win = sliding_window_view(feat, (w, w))  # (H-w+1, W-w+1, w, w)
-    v = np.swapaxes(win, -1, -2).reshape(-1, w * w)  # MATLAB x(:) order: column-major
-    lo = v.min(axis=1, keepdims=True)
-    hi = v.max(axis=1, keepdims=True)
-    flat = hi == lo
-    v = np.where(flat, 1.0, (v - lo) / np.where(flat, 1.0, hi - lo))
-    return v / v.sum(axis=1, keepdims=True)
+    win = sliding_window_view(feat, (w, w))  # (H-w+1, W-w+1, w, w): [row, col, dr, dc]
+    # pixel index dc * w + dr (column-major), windows in row-major order of their position
+    return np.ascontiguousarray(win.transpose(3, 2, 0, 1).reshape(w * w, -1))
 
 
-def _neg_plogp(p: np.ndarray) -> np.ndarray:
-    """-p log2|p| elementwise (0 where p == 0); negative masses can occur in the Nelsen joint pdf."""
-    ap = np.abs(p)
-    out = np.zeros_like(p)
-    nz = ap > 0
-    out[nz] = -p[nz] * np.log2(ap[nz])
-    return out
+def _window_pdfs(v: np.ndarray) -> np.ndarray:
+    """Min-max normalize each column (all ones when flat) and scale it to sum 1. ``v``: (n, Nwin)."""
+    lo = v.min(axis=0)
+    span = v.max(axis=0) - lo
+    flat = span == 0
+    v = np.where(flat, 1.0, (v - lo) / np.where(flat, 1.0, span))
+    return v / v.sum(axis=0)
+
+
+def _neg_plogp_sum(p: np.ndarray) -> np.ndarray:
+    """sum over all but the last axis of -p log2|p| (0 where p == 0; the Nelsen joint pdf can
+    have negative masses, for which this is the real part MATLAB keeps)."""
+    plogp = np.log2(np.maximum(np.abs(p), _TINY))
+    plogp *= p
+    return -plogp.reshape(-1, p.shape[-1]).sum(axis=0)
 
 
 def _fmi_windows(px: np.ndarray, pf: np.ndarray) -> np.ndarray:
-    """Fast-FMI of each window pair: 2 MI / (H(X) + H(F)) with Nelsen's joint pdf (Haghighat 2014)."""
-    n = px.shape[1]
+    """Normalized MI ``2 MI / (H(X) + H(F))`` of window pairs (Haghighat & Razian 2014).
+
+    ``px``, ``pf``: (n, Nwin) window distributions, one window per column (the window axis is
+    last so that every elementwise step runs over contiguous memory).
+    """
+    n = px.shape[0]
     pos = np.arange(1, n + 1, dtype=np.float64)
 
     def sd(p):
-        m1 = (p * pos).sum(1)
-        return np.sqrt(np.abs((p * pos * pos).sum(1) - m1 * m1))
+        m1 = pos @ p
+        return np.sqrt(np.abs((pos * pos) @ p - m1 * m1))
 
-    xc = px - px.mean(1, keepdims=True)
-    fc = pf - pf.mean(1, keepdims=True)
-    den = (xc * xc).sum(1) * (fc * fc).sum(1)
-    c = (xc * fc).sum(1) / np.sqrt(np.where(den == 0, 1.0, den))
+    xc = px - px.mean(axis=0)
+    fc = pf - pf.mean(axis=0)
+    sxf = (xc * fc).sum(axis=0)
+    den = np.sqrt((xc * xc).sum(axis=0) * (fc * fc).sum(axis=0))
+    c = np.where(sxf == 0, 0.0, sxf / np.where(den == 0, 1.0, den))
     cov_target = c * sd(px) * sd(pf)
 
-    cx = np.cumsum(px, axis=1)
-    cf = np.cumsum(pf, axis=1)
-    u = cf[:, :, None]  # F along axis 1
-    v = cx[:, None, :]  # X along axis 2
-    prod = u * v
-    upper = np.minimum(u, v)  # Frechet upper bound M(u, v)
-    lower = np.maximum(u + v - 1.0, 0.0)  # Frechet lower bound W(u, v)
-    positive = c >= 0
-    copula = np.where(positive[:, None, None], upper, lower)
-    cov_bound = (copula - prod).sum(axis=(1, 2))
-    angle = cov_target / np.where(cov_bound == 0, 1.0, cov_bound)
-    angle = np.where(cov_target == 0, 0.0, angle)
+    # pmf of the Frechet bound copula: the overlap of the CDF steps of F and X (upper bound,
+    # comonotone, where c >= 0) or of F and the reversed X (lower bound, where c < 0)
+    cf = np.cumsum(pf, axis=0)
+    cx = np.cumsum(px, axis=0)
+    x_hi, x_lo = cx, cx - px
+    neg = c < 0
+    if neg.any():
+        x_hi, x_lo = np.where(neg, 1.0 - x_lo, x_hi), np.where(neg, 1.0 - x_hi, x_lo)
+    joint = np.minimum(cf[:, None, :], x_hi[None, :, :])  # (n_F, n_X, Nwin)
+    joint -= np.maximum((cf - pf)[:, None, :], x_lo[None, :, :])
+    np.maximum(joint, 0.0, out=joint)
+    # covariance of the positions under the bound (Hoeffding), to mix it to correlation c
+    pos2 = np.outer(pos, pos).ravel()
+    cov_bound = pos2 @ joint.reshape(n * n, -1) - (pos @ pf) * (pos @ px)
+    angle = np.where(cov_target == 0, 0.0, cov_target / np.where(cov_bound == 0, 1.0, cov_bound))
 
-    # joint pdf: second differences of the mixed copula C = angle * bound + (1 - angle) * u v
-    padded = np.zeros((copula.shape[0], n + 1, n + 1))
-    padded[:, 1:, 1:] = copula
-    bound_pdf = np.diff(np.diff(padded, axis=1), axis=2)
-    joint = angle[:, None, None] * bound_pdf + (1.0 - angle)[:, None, None] * (pf[:, :, None] * px[:, None, :])
+    # joint pdf = angle * bound + (1 - angle) * independence
+    joint *= angle
+    joint += (1.0 - angle) * (pf[:, None, :] * px[None, :, :])
 
-    hx = _neg_plogp(px).sum(1)
-    hf = _neg_plogp(pf).sum(1)
-    hj = _neg_plogp(joint).sum(axis=(1, 2))
+    hx = _neg_plogp_sum(px)
+    hf = _neg_plogp_sum(pf)
+    mi = hx + hf - _neg_plogp_sum(joint)
     s = hx + hf
-    return np.where(s == 0, 1.0, 2.0 * (s - hj) / np.where(s == 0, 1.0, s))
+    return np.where(s > 0, 2.0 * mi / np.where(s > 0, s, 1.0), 0.0)
+
+
+def _fmi_source(fx: np.ndarray, ff: np.ndarray) -> np.ndarray:
+    """Per-window FMI of one source against the fused image; ``fx``, ``ff``: (n, Nwin) patches."""
+    out = np.ones(ff.shape[1])
+    todo = np.flatnonzero(~(fx == ff).all(axis=0))  # identical feature patches score 1
+    for s in range(0, todo.size, _FMI_CHUNK):
+        idx = todo[s : s + _FMI_CHUNK]
+        out[idx] = _fmi_windows(_window_pdfs(fx[:, idx]), _window_pdfs(ff[:, idx]))
+    return out
+
+
+def gradient_feature(x: np.ndarray) -> np.ndarray:
+    """FMI's gradient feature: MATLAB ``gradient(X)``, the signed derivative along columns.
+
+    Central differences inside, one-sided differences on the first and last column
+    (``numpy.gradient(x, axis=1)``), as in Haghighat's ``fmi.m`` (``'gradient'`` feature).
+    """
+    return np.gradient(x, axis=1)
 
 
 def feature_mutual_information(
@@ -244,40 +275,35 @@ def feature_mutual_information(
 ) -> float:
     """Feature mutual information FMI on gradient maps (fast-FMI, Haghighat & Razian 2014). Higher is better; [0, 1].
 
-    Features are the Sobel gradient magnitudes of A, B and F (:func:`~medfuse.metrics.gradient.sobel_gradients`).
-    In every ``window x window`` neighbourhood (3x3, no padding) each feature patch is min-max
-    normalized and scaled to a probability distribution over its pixels (column-major order,
-    uniform when flat); the joint distribution of a source patch and the fused patch is
-    Nelsen's mixture of the Frechet bound and independence that has their correlation; the window
-    scores ``2 MI / (H(X) + H(F))`` (1 when both entropies are 0). FMI is the mean over windows
-    (those centred inside ``mask``) of the average over the two sources.
+    Follows Haghighat's reference ``fmi.m`` with the ``'gradient'`` feature and ``w = 3``: the
+    feature of each image is :func:`gradient_feature` (MATLAB ``gradient``: horizontal central
+    differences). For every ``window x window`` neighbourhood (valid windows only) and each source
+    X: if the X and F feature patches are identical the window scores 1; otherwise each patch is
+    min-max normalized (all ones when flat) and scaled to a probability distribution over its
+    pixels (column-major order); their joint distribution is Nelsen's mixture of the Frechet
+    bound and independence that has the patches' Pearson correlation; the window scores
+    ``2 MI / (H(X) + H(F))`` in bits (negative joint masses contribute ``-p log2|p|``, the real
+    part MATLAB keeps). FMI is the mean over windows (those centred inside ``mask``) of the
+    average of the two sources' scores.
 
     Conventions that differ between papers: the review (eq. 5) writes the unnormalized sum
-    ``MI(A^,F^) + MI(B^,F^)`` on whole-image feature histograms; Haghighat's ``fmi.m`` with
-    ``'gradient'`` features uses MATLAB ``gradient`` (x-direction only) where this uses the Sobel
-    magnitude, so values differ from tables made with it by a few percent.
+    ``MI(A^, F^) + MI(B^, F^)`` over whole-image feature distributions (the 2011 FMI, quadratic in
+    the number of pixels); tables report this windowed, normalized version, in [0, 1]. Some
+    re-implementations use the gradient magnitude instead of ``gradient(X)``; values then differ.
 
     References: M. Haghighat, A. Aghagolzadeh, H. Seyedarabi, A non-reference image fusion metric
     based on mutual information of image features, Comput. Electr. Eng. 37(5) (2011) 744-756;
     M. Haghighat, M. A. Razian, Fast-FMI: non-reference image fusion metric, IEEE AICT 2014.
     """
-    from medfuse.metrics.gradient import sobel_gradients
-
     a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
     mask = check_mask(mask, f.shape)
     if window < 2 or min(f.shape) < window:
         raise ValueError(f"FMI: window {window} must be >= 2 and fit in the image {f.shape}")
-    feats = [np.hypot(*sobel_gradients(x)) for x in (a, b, f)]
-    pa, pb, pf = (_window_pdfs(x, window) for x in feats)
-    keep = None
+    fa, fb, ff = (_windows(gradient_feature(x), window) for x in (a, b, f))
     if mask is not None:
-        h = window // 2
+        h = (window - 1) // 2
         keep = mask[h : h + f.shape[0] - window + 1, h : h + f.shape[1] - window + 1].ravel()
         if not keep.any():
             raise ValueError("FMI: no window centre lies inside the mask")
-        pa, pb, pf = pa[keep], pb[keep], pf[keep]
-    scores = np.empty(pf.shape[0])
-    for s in range(0, pf.shape[0], _FMI_CHUNK):
-        sl = slice(s, s + _FMI_CHUNK)
-        scores[sl] = 0.5 * (_fmi_windows(pa[sl], pf[sl]) + _fmi_windows(pb[sl], pf[sl]))
-    return float(scores.mean())
+        fa, fb, ff = fa[:, keep], fb[:, keep], ff[:, keep]
+    return float(np.mean(0.5 * (_fmi_source(fa, ff) + _fmi_source(fb, ff))))

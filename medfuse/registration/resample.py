@@ -98,14 +98,18 @@ def resample_to_reference(
         ValueError: unknown interpolation (with a suggestion).
     """
     import SimpleITK as sitk
-    from monai.utils import look_up_option
 
     if moving.ndim != reference.ndim:
         raise SpaceMismatchError(
             f"cannot resample {moving.name} ({moving.ndim}D, shape {moving.shape}) onto {reference.name} "
             f"({reference.ndim}D, shape {reference.shape}); give two 3D volumes or two 2D slices"
         )
-    interp = look_up_option(interpolation, Interpolation)
+    try:
+        interp = Interpolation(str(interpolation).strip().lower())
+    except ValueError:
+        from monai.utils import look_up_option
+
+        interp = look_up_option(interpolation, Interpolation)  # raises with "did you mean ..."
     if transform is None:
         if moving.same_grid(reference, atol=1e-6):
             log.debug("%s is already on the reference grid: copied", moving.name)

@@ -163,9 +163,10 @@ def write_series(
         series_uid: SeriesInstanceUID (new one when ``None``).
         frame_of_reference_uid: FrameOfReferenceUID (new one when ``None``).
         slopes: RescaleSlope per slice (or one value); default 1.
-        pet_tags: extra PET attributes (see :func:`pet_tags_default`, used as the base when
-            ``modality == "PT"``); merged like ``tags``.
-        intercepts: RescaleIntercept per slice (or one value); default 0 (-1024 for CT).
+        pet_tags: the PET attributes, written like ``tags``; ``None`` writes
+            :func:`pet_tags_default` when ``modality == "PT"`` (pass ``{}`` for none at all).
+        intercepts: RescaleIntercept per slice (or one value); default 0 (pass -1024 for a
+            realistic CT: stored values are then HU + 1024).
         instance_numbers: InstanceNumber per slice (default ``1..Z``); pass a permutation to check
             a reader ignores it.
         tags: extra attributes by keyword, written to every slice; a callable value is called with
@@ -201,7 +202,7 @@ def write_series(
     iop = np.r_[col_step / col_spacing, row_step / row_spacing]
 
     slopes_k = _per_slice(slopes, nz, 1.0, "slopes")
-    intercepts_k = _per_slice(intercepts, nz, -1024.0 if modality == "CT" and intercepts is None else 0.0, "intercepts")
+    intercepts_k = _per_slice(intercepts, nz, 0.0, "intercepts")
     if instance_numbers is None:
         instance_numbers = list(range(1, nz + 1))
     if len(instance_numbers) != nz:
@@ -214,8 +215,8 @@ def write_series(
     sop_class = SOP_CLASS.get(modality, SOP_CLASS["OT"])
 
     extra: dict[str, Any] = {}
-    if modality == "PT":
-        extra.update(pet_tags_default())
+    if pet_tags is None and modality == "PT":
+        pet_tags = pet_tags_default()
     extra.update(pet_tags or {})
     extra.update(tags or {})
 

@@ -1,0 +1,279 @@
+"""Unsupervised fusion losses: SSIM, Var-SSIM, gradient, intensity and least-squares adversarial.
+
+All functions take torch tensors ``(N, C, H, W[, D])`` (2D or 3D, inferred from ``ndim``) with
+values in [0, 1]: ``fused`` is the network output, ``a`` the anatomical source (MRI), ``b`` the
+other source (CT/PET/SPECT). They return a scalar tensor (mean over the batch) that is
+differentiable with respect to ``fused``.
+
+SSIM maps come from MONAI (:func:`monai.metrics.regression.compute_ssim_and_cs`, "valid" windows,
+population (co)variances, ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``); adversarial terms use MONAI's
+:class:`~monai.losses.PatchAdversarialLoss` (least squares).
+
+Gradients are Sobel filters normalized so that a ramp rising by 1 per voxel gives 1 (derivative
+``[-1, 0, 1] / 2`` along the axis, smoothing ``[1, 2, 1] / 4`` along each other axis), replicate
+padding at the border; the gradient magnitude is the L1 norm ``|g_x| + |g_y| (+ |g_z|)``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ssim_map",
+    "ssim_loss",
+    "var_ssim_loss",
+    "local_variance",
+    "gradient_magnitude",
+    "gradient_loss",
+    "intensity_loss",
+    "saliency",
+    "adversarial_loss",
+    "FusionLoss",
+    "LOSS_TERMS",
+]
+
+#: the content loss terms :class:`FusionLoss` combines (weights keyed by these names)
+LOSS_TERMS = ("var_ssim", "ssim", "intensity", "gradient")
+
+
+def _spatial_dims(x: torch.Tensor) -> int:
+    if x.dim() not in (4, 5):
+        raise ValueError(f"expected a tensor (N, C, H, W) or (N, C, H, W, D); got shape {tuple(x.shape)}")
+    return x.dim() - 2
+
+
+def _check_same(*tensors: torch.Tensor) -> int:
+    dims = _spatial_dims(tensors[0])
+    for t in tensors[1:]:
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"loss inputs must share one shape; got {tuple(tensors[0].shape)} and {tuple(t.shape)}")
+    return dims
+
+
+def _check_window(x: torch.Tensor, win_size: int) -> None:
+    if min(x.shape[2:]) < win_size:
+        raise ValueError(f"every spatial size must be >= the SSIM window {win_size}; got {tuple(x.shape[2:])}")
+
+
+def ssim_map(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    win_size: int = 11,
+    kernel_type: str = "gaussian",
+    kernel_sigma: float = 1.5,
+    data_range: float = 1.0,
+) -> torch.Tensor:
+    """Local SSIM of ``x`` and ``y`` (MONAI), one value per valid window position.
+
+    Args:
+        x, y: ``(N, C, *S)`` tensors.
+        win_size: window edge (voxels).
+        kernel_type: ``"gaussian"`` (sigma ``kernel_sigma``) or ``"uniform"`` (a plain window mean).
+        data_range: value range ``L`` of the images.
+
+    Returns:
+        ``(N, C, *(S - win_size + 1))`` SSIM map.
+    """
+    from monai.metrics.regression import compute_ssim_and_cs
+
+    dims = _check_same(x, y)
+    _check_window(x, win_size)
+    ssim, _ = compute_ssim_and_cs(
+        x, y, spatial_dims=dims, kernel_size=[win_size] * dims, kernel_sigma=[kernel_sigma] * dims,
+        data_range=data_range, kernel_type=kernel_type,
+    )
+    return ssim
+
+
+def ssim_loss(
+    fused: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    weight_a: float = 0.5,
+    win_size: int = 11,
+    kernel_type: str = "gaussian",
+    data_range: float = 1.0,
+) -> torch.Tensor:
+    """``1 - (w SSIM(F, A) + (1 - w) SSIM(F, B))``, SSIM averaged over windows and the batch."""
+    kw = dict(win_size=win_size, kernel_type=kernel_type, data_range=data_range)
+    sa = ssim_map(fused, a, **kw).mean()
+    sb = ssim_map(fused, b, **kw).mean()
+    return 1.0 - (weight_a * sa + (1.0 - weight_a) * sb)
+
+
+def local_variance(x: torch.Tensor, win_size: int = 11) -> torch.Tensor:
+    """Population variance of every ``win_size``-wide window ("valid" positions, uniform weights).
+
+    Returns:
+        ``(N, C, *(S - win_size + 1))``, aligned with :func:`ssim_map`.
+    """
+    dims = _spatial_dims(x)
+    _check_window(x, win_size)
+    pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
+    mean = pool(x, win_size, stride=1)
+    return (pool(x * x, win_size, stride=1) - mean * mean).clamp_min(0.0)
+
+
+def var_ssim_loss(
+    fused: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    win_size: int = 11,
+    kernel_type: str = "uniform",
+    data_range: float = 1.0,
+) -> torch.Tensor:
+    """Variance-selected SSIM loss (FMMF paper, eq. 4-5).
+
+    For every ``win_size`` window (11x11 in the paper) the source whose window has the larger
+    variance is the target: ``SSIM(A, F)`` if ``var(A) > var(B)`` else ``SSIM(B, F)`` (ties go to
+    ``B``, as in eq. 4). The loss is ``1 - mean`` over windows, channels and the batch.
+
+    ``kernel_type="uniform"`` (default) computes SSIM over the same plain window as the variance,
+    as the paper's "patches" suggest; ``"gaussian"`` uses the usual SSIM weighting.
+    """
+    kw = dict(win_size=win_size, kernel_type=kernel_type, data_range=data_range)
+    sa = ssim_map(fused, a, **kw)
+    sb = ssim_map(fused, b, **kw)
+    pick_a = local_variance(a, win_size) > local_variance(b, win_size)
+    return 1.0 - torch.where(pick_a, sa, sb).mean()
+
+
+def _sobel_kernels(dims: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    deriv = torch.tensor([-0.5, 0.0, 0.5], dtype=dtype, device=device)
+    smooth = torch.tensor([0.25, 0.5, 0.25], dtype=dtype, device=device)
+    kernels = []
+    for axis in range(dims):
+        k = torch.ones([3] * dims, dtype=dtype, device=device)
+        for j in range(dims):
+            v = deriv if j == axis else smooth
+            shape = [1] * dims
+            shape[j] = 3
+            k = k * v.reshape(shape)
+        kernels.append(k)
+    # (dims * channels, 1, 3, ...) for a grouped convolution: channel c gets kernels [c*dims, (c+1)*dims)
+    return torch.stack(kernels).repeat(channels, *([1] * dims)).unsqueeze(1)
+
+
+def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """L1 Sobel gradient magnitude ``sum_axes |g_axis|`` per channel, same shape as ``x``.
+
+    A ramp rising by ``s`` per voxel along one axis gives ``s`` (inside the image).
+    """
+    dims = _spatial_dims(x)
+    channels = x.shape[1]
+    kernel = _sobel_kernels(dims, channels, x.dtype, x.device)
+    padded = F.pad(x, [1, 1] * dims, mode="replicate")
+    conv = F.conv2d if dims == 2 else F.conv3d
+    g = conv(padded, kernel, groups=channels)  # (N, C * dims, *S)
+    return g.abs().reshape(x.shape[0], channels, dims, *x.shape[2:]).sum(dim=2)
+
+
+def gradient_loss(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean ``| |grad F| - max(|grad A|, |grad B|) |`` (L1): keep the sharper source's edges everywhere."""
+    _check_same(fused, a, b)
+    target = torch.maximum(gradient_magnitude(a), gradient_magnitude(b))
+    return F.l1_loss(gradient_magnitude(fused), target)
+
+
+def saliency(x: torch.Tensor, window: int = 11) -> torch.Tensor:
+    """Local mean intensity over a ``window`` box (zero padding not counted): a voxel's salience.
+
+    In anatomical/functional fusion bright means informative (tracer uptake, bone), so the local
+    mean brightness is the salience used by :func:`intensity_loss` with ``mode="saliency"``.
+    """
+    dims = _spatial_dims(x)
+    pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
+    if window <= 1:
+        return x
+    if window % 2 != 1:
+        raise ValueError(f"saliency window must be odd; got {window}")
+    return pool(x, window, stride=1, padding=window // 2, count_include_pad=False)
+
+
+def intensity_loss(
+    fused: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    mode: str = "max",
+    window: int = 11,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """L1 distance of ``fused`` to an intensity target built from the sources.
+
+    Args:
+        mode: ``"max"``: target ``max(A, B)`` per voxel. ``"saliency"``: target
+            ``(S_A A + S_B B) / (S_A + S_B)`` with ``S`` = :func:`saliency` (``window``); where both
+            saliencies are 0 the target is 0.
+        window: saliency window (odd; 1 means the intensity itself).
+    """
+    _check_same(fused, a, b)
+    if mode == "max":
+        target = torch.maximum(a, b)
+    elif mode == "saliency":
+        sa, sb = saliency(a, window), saliency(b, window)
+        target = (sa * a + sb * b) / (sa + sb).clamp_min(eps)
+    else:
+        raise ValueError(f"intensity mode must be 'max' or 'saliency'; got {mode!r}")
+    return F.l1_loss(fused, target)
+
+
+def adversarial_loss(prediction: torch.Tensor, target_is_real: bool, for_discriminator: bool) -> torch.Tensor:
+    """Least-squares GAN loss (Mao et al. 2017) on raw discriminator outputs, via MONAI.
+
+    Discriminator: ``mean((D(real) - 1)^2)`` for real inputs, ``mean(D(fake)^2)`` for fakes.
+    Generator (``for_discriminator=False``): ``mean((D(fake) - 1)^2)``.
+    """
+    from monai.losses import PatchAdversarialLoss
+
+    loss = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
+    return loss(prediction, target_is_real=target_is_real or not for_discriminator, for_discriminator=for_discriminator)
+
+
+class FusionLoss(nn.Module):
+    """Weighted sum of content losses: ``sum_k w_k L_k(F, A, B)`` over :data:`LOSS_TERMS`.
+
+    Args:
+        weights: ``{"var_ssim": 1.0, "gradient": 0.5, ...}``; missing or zero terms are skipped.
+        win_size: SSIM / Var-SSIM window.
+        intensity_mode: ``"max"`` or ``"saliency"`` (see :func:`intensity_loss`).
+        saliency_window: window of the saliency target.
+
+    ``forward(fused, a, b)`` returns ``(total, {term: value})`` (values detached floats).
+    """
+
+    def __init__(self, weights: Mapping[str, float], *, win_size: int = 11, intensity_mode: str = "max",
+                 saliency_window: int = 11) -> None:
+        super().__init__()
+        unknown = sorted(set(weights) - set(LOSS_TERMS))
+        if unknown:
+            raise ValueError(f"unknown loss term(s) {unknown}; expected some of {list(LOSS_TERMS)}")
+        self.weights = {k: float(v) for k, v in weights.items() if float(v) != 0.0}
+        if not self.weights:
+            raise ValueError(f"at least one loss weight must be non-zero; got {dict(weights)}")
+        if intensity_mode not in ("max", "saliency"):
+            raise ValueError(f"intensity_mode must be 'max' or 'saliency'; got {intensity_mode!r}")
+        self.win_size = int(win_size)
+        self.intensity_mode = intensity_mode
+        self.saliency_window = int(saliency_window)
+
+    def forward(self, fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        terms: dict[str, torch.Tensor] = {}
+        for name in self.weights:
+            if name == "var_ssim":
+                terms[name] = var_ssim_loss(fused, a, b, win_size=self.win_size)
+            elif name == "ssim":
+                terms[name] = ssim_loss(fused, a, b, win_size=self.win_size)
+            elif name == "intensity":
+                terms[name] = intensity_loss(fused, a, b, mode=self.intensity_mode, window=self.saliency_window)
+            else:
+                terms[name] = gradient_loss(fused, a, b)
+        total = sum(self.weights[k] * v for k, v in terms.items())
+        return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,306 @@
+"""Building blocks shared by the fusion networks (2D and 3D).
+
+Every layer comes from MONAI's factories (``Conv[Conv.CONV, spatial_dims]``, ``Pool``, and
+:func:`~monai.networks.layers.utils.get_act_layer` / ``get_norm_layer`` over ``Act`` and ``Norm``),
+so one block serves ``spatial_dims`` 2 and 3. Tensors are channel-first ``(N, C, H, W[, D])``.
+The blocks are TorchScript-compatible (``torch.jit.script``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv, Pool
+from monai.networks.layers.utils import get_act_layer, get_norm_layer
+from torch import nn
+
+__all__ = [
+    "LayerSpec",
+    "check_spatial_dims",
+    "check_positive",
+    "check_features",
+    "conv_norm_act",
+    "ResidualBlock",
+    "DenseBlock",
+    "ChannelShuffle",
+    "SpaceToDepth",
+    "DepthToSpace",
+    "ChannelAttention",
+    "SpatialAttention",
+    "resize_like",
+    "split_modalities",
+    "pool_layer",
+    "linear_mode",
+    "check_input",
+]
+
+#: A layer given MONAI-style: a name (``"relu"``) or ``(name, kwargs)``; JSON lists are accepted too.
+LayerSpec = Any
+
+
+def check_spatial_dims(spatial_dims: int) -> int:
+    """Return ``spatial_dims`` if it is 2 or 3, else raise ``ValueError``."""
+    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3; got {spatial_dims!r}")
+    return int(spatial_dims)
+
+
+def check_positive(value: Any, name: str) -> int:
+    """Return ``value`` as int if it is a positive integer, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def check_features(features: Sequence[int], length: int, name: str = "features") -> tuple[int, ...]:
+    """Return ``features`` as a tuple of ``length`` positive ints, else raise ``ValueError``."""
+    try:
+        feats = tuple(features)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of {length} positive integers; got {features!r}") from None
+    if len(feats) != length or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in feats):
+        raise ValueError(f"{name} must be a sequence of {length} positive integers; got {features!r}")
+    return feats
+
+
+def _layer_spec(spec: LayerSpec) -> Any:
+    """``None``/``""`` -> None; a JSON list ``[name, kwargs]`` -> tuple (MONAI expects str or tuple)."""
+    if spec is None or spec == "":
+        return None
+    if isinstance(spec, list):
+        spec = tuple(spec)
+    return spec
+
+
+def conv_norm_act(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    *,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+    act: LayerSpec = ("relu", {"inplace": True}),
+    norm: LayerSpec = None,
+) -> nn.Sequential:
+    """Convolution ("same" padding for stride 1), then optional normalization, then optional activation.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: odd kernel size.
+        stride: stride (2 halves each spatial size).
+        dilation: dilation of the kernel.
+        groups: group convolution (``in_channels`` and ``out_channels`` divisible by it).
+        act: MONAI activation spec, ``None`` for none.
+        norm: MONAI normalization spec, ``None`` for none. The convolution has a bias only without norm.
+
+    Returns:
+        ``nn.Sequential`` mapping ``(N, in_channels, *S)`` to ``(N, out_channels, *S/stride)``.
+    """
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd; got {kernel_size}")
+    norm = _layer_spec(norm)
+    act = _layer_spec(act)
+    conv_type = Conv[Conv.CONV, spatial_dims]
+    layers: list[nn.Module] = [
+        conv_type(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=dilation * (kernel_size - 1) // 2,
+            dilation=dilation,
+            groups=groups,
+            bias=norm is None,
+        )
+    ]
+    if norm is not None:
+        layers.append(get_norm_layer(norm, spatial_dims=spatial_dims, channels=out_channels))
+    if act is not None:
+        layers.append(get_act_layer(act))
+    return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with an identity shortcut: ``act(x + norm(conv(act(norm(conv(x))))))``.
+
+    Shape: ``(N, C, *S) -> (N, C, *S)``.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, act: LayerSpec = ("relu", {"inplace": True}),
+                 norm: LayerSpec = None) -> None:
+        super().__init__()
+        self.conv1 = conv_norm_act(spatial_dims, channels, channels, 3, act=act, norm=norm)
+        self.conv2 = conv_norm_act(spatial_dims, channels, channels, 3, act=None, norm=norm)
+        act = _layer_spec(act)
+        self.act = get_act_layer(act) if act is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.conv2(self.conv1(x)))
+
+
+class DenseBlock(nn.Module):
+    """DenseNet block: each 3x3 layer sees the concatenation of the input and all earlier layers.
+
+    Shape: ``(N, in_channels, *S) -> (N, in_channels + layers * growth, *S)``.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, growth: int, layers: int,
+                 act: LayerSpec = ("relu", {"inplace": True}), norm: LayerSpec = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            [conv_norm_act(spatial_dims, in_channels + i * growth, growth, 3, act=act, norm=norm) for i in range(layers)]
+        )
+        self.out_channels = in_channels + layers * growth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for layer in self.layers:
+            feats.append(layer(torch.cat(feats, dim=1)))
+        return torch.cat(feats, dim=1)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet channel shuffle: lets information cross the groups of a group convolution.
+
+    Shape: ``(N, C, *S) -> (N, C, *S)``, ``C`` divisible by ``groups``.
+    """
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = int(groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups == 1:
+            return x
+        n, c = x.shape[0], x.shape[1]
+        return x.reshape(n, self.groups, c // self.groups, -1).transpose(1, 2).reshape(x.shape)
+
+
+class SpaceToDepth(nn.Module):
+    """Lossless downsampling: each ``factor**d`` block of voxels becomes channels (pixel unshuffle).
+
+    Shape: ``(N, C, H, W[, D]) -> (N, C * factor**d, H/factor, W/factor[, D/factor])``; every
+    spatial size must be divisible by ``factor``.
+    """
+
+    def __init__(self, spatial_dims: int, factor: int = 2) -> None:
+        super().__init__()
+        self.spatial_dims = int(spatial_dims)
+        self.factor = int(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.factor
+        if self.spatial_dims == 2:
+            return F.pixel_unshuffle(x, r)
+        n, c, h, w, d = x.shape
+        x = x.reshape(n, c, h // r, r, w // r, r, d // r, r)
+        x = x.permute(0, 1, 3, 5, 7, 2, 4, 6)
+        return x.reshape(n, c * r * r * r, h // r, w // r, d // r)
+
+
+class DepthToSpace(nn.Module):
+    """Inverse of :class:`SpaceToDepth` (pixel shuffle).
+
+    Shape: ``(N, C * factor**d, H, W[, D]) -> (N, C, H*factor, W*factor[, D*factor])``.
+    """
+
+    def __init__(self, spatial_dims: int, factor: int = 2) -> None:
+        super().__init__()
+        self.spatial_dims = int(spatial_dims)
+        self.factor = int(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.factor
+        if self.spatial_dims == 2:
+            return F.pixel_shuffle(x, r)
+        n, c, h, w, d = x.shape
+        c_out = c // (r * r * r)
+        x = x.reshape(n, c_out, r, r, r, h, w, d)
+        x = x.permute(0, 1, 5, 2, 6, 3, 7, 4)
+        return x.reshape(n, c_out, h * r, w * r, d * r)
+
+
+class ChannelAttention(nn.Module):
+    """CBAM channel attention: a shared bottleneck MLP on global average and max pooling, sigmoid gate.
+
+    Shape: ``(N, C, *S) -> (N, C, *S)`` (input times a per-channel weight in (0, 1)).
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        conv_type = Conv[Conv.CONV, spatial_dims]
+        self.mlp = nn.Sequential(conv_type(channels, hidden, 1), nn.ReLU(inplace=True), conv_type(hidden, channels, 1))
+        self.spatial_dims = int(spatial_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(2)
+        shape = [x.shape[0], x.shape[1]] + [1] * self.spatial_dims
+        avg = flat.mean(dim=2).reshape(shape)
+        mx = flat.amax(dim=2).reshape(shape)
+        return x * torch.sigmoid(self.mlp(avg) + self.mlp(mx))
+
+
+class SpatialAttention(nn.Module):
+    """CBAM spatial attention: a convolution over the channel-wise mean and max, sigmoid gate.
+
+    Shape: ``(N, C, *S) -> (N, C, *S)`` (input times a per-voxel weight in (0, 1)).
+    """
+
+    def __init__(self, spatial_dims: int, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv = Conv[Conv.CONV, spatial_dims](2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(stats))
+
+
+def resize_like(x: torch.Tensor, ref: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+    """Resample ``x`` to the spatial size of ``ref`` (``mode``: ``nearest``, ``bilinear`` or ``trilinear``)."""
+    size = ref.shape[2:]
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def split_modalities(x: torch.Tensor, in_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split the network input ``(N, 2 * in_channels, *S)`` into the anatomical and the other scan."""
+    return x[:, :in_channels], x[:, in_channels:]
+
+
+def pool_layer(spatial_dims: int, kind: str = "max", size: int = 2) -> nn.Module:
+    """A ``size``-strided max or average pooling layer from MONAI's ``Pool`` factory."""
+    pool_type = Pool[Pool.MAX if kind == "max" else Pool.AVG, spatial_dims]
+    return pool_type(kernel_size=size, stride=size)
+
+
+
+def linear_mode(spatial_dims: int) -> str:
+    """``"bilinear"`` in 2D, ``"trilinear"`` in 3D (for :func:`resize_like`)."""
+    return "bilinear" if spatial_dims == 2 else "trilinear"
+
+
+
+def check_input(x: torch.Tensor, channels: int, spatial_dims: int, divisor: int, name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``(N, channels, *S)`` with ``spatial_dims`` sizes divisible by ``divisor``."""
+    if x.dim() != spatial_dims + 2 or x.shape[1] != channels:
+        raise ValueError(
+            f"{name}: expected input of shape (N, {channels}, {', '.join(['...'] * spatial_dims)}) "
+            f"(the two modalities stacked on the channel axis); got {list(x.shape)}"
+        )
+    for s in x.shape[2:]:
+        if s % divisor != 0:
+            raise ValueError(
+                f"{name}: spatial sizes must be divisible by {divisor}; got {list(x.shape[2:])}. "
+                "Pad the input (medfuse.inference pads and crops automatically)"
+            )
+

@@ -1,0 +1,238 @@
+"""Training data for fusion networks: 2D slice pairs, a case-level split, and a patch sampler.
+
+Sources:
+
+* A Harvard AANLIB-layout folder (``DATA/{ct_mri,pet_mri,spect_mri}/<pair>/{mri.png, ct.png |
+  pet.png | spect.png}``, found by :func:`medfuse.datasets.harvard.find_harvard_pairs`): each file
+  is read by :func:`medfuse.io.slices.read_slice` (colour PET/SPECT become the Pillow YCbCr
+  luminance Y) and divided by its bit depth's maximum (255), giving float32 ``(H, W)`` in [0, 1].
+* Optionally, slices of the digital brain phantom (:mod:`medfuse.phantom`): an MRI (T1) and the
+  pair's second contrast rendered on one grid (aligned), each normalized per volume by
+  :func:`medfuse.intensity.normalize`, axial slices taken from the central part of the head.
+  Phantom slices only ever go to the training side.
+
+The split is by whole case (index.csv ``case``, else derived from the pair id), seeded and
+deterministic, so slices of one subject never fall on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "SlicePair",
+    "load_harvard_slices",
+    "load_phantom_slices",
+    "split_by_case",
+    "split_digest",
+    "PatchSampler",
+    "PHANTOM_CONTRAST",
+]
+
+log = logging.getLogger(__name__)
+
+#: pair name -> the phantom contrast of its second scan
+PHANTOM_CONTRAST = {"ct_mri": "ct", "pet_mri": "pet", "spect_mri": "spect"}
+
+
+@dataclass(frozen=True)
+class SlicePair:
+    """One registered 2D pair: ``a`` the MRI, ``b`` the other scan, float32 ``(H, W)`` in [0, 1]."""
+
+    key: str
+    case: str
+    a: np.ndarray
+    b: np.ndarray
+
+    @property
+    def digest(self) -> str:
+        """sha256 of both arrays' bytes (identifies the training data in provenance records)."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.a, dtype=np.float32).tobytes())
+        h.update(np.ascontiguousarray(self.b, dtype=np.float32).tobytes())
+        return h.hexdigest()
+
+
+def _unit(volume, path: Path) -> np.ndarray:
+    from medfuse.errors import UnsupportedInputError
+
+    arr = np.asarray(volume.array, dtype=np.float32) / float(volume.meta.get("value_max", 255.0))
+    if arr.ndim != 2:
+        raise UnsupportedInputError(f"{path}: expected a 2D image; got shape {arr.shape}")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def load_harvard_slices(data_dir: str | os.PathLike, pair: str) -> list[SlicePair]:
+    """All pairs of one task (``ct_mri``, ``pet_mri``, ``spect_mri``) in a Harvard-layout folder.
+
+    Raises:
+        NotADirectoryError, FileNotFoundError: no folder or no pairs of that task.
+        SpaceMismatchError: a pair whose two images differ in size.
+    """
+    from medfuse.datasets.harvard import find_harvard_pairs
+    from medfuse.errors import SpaceMismatchError
+    from medfuse.io.slices import read_slice
+
+    found = find_harvard_pairs(data_dir, tasks=[pair])
+    out = []
+    for p in found:
+        a = _unit(read_slice(p.mri), p.mri)
+        b = _unit(read_slice(p.other), p.other)
+        if a.shape != b.shape:
+            raise SpaceMismatchError(f"{p.key}: MRI {a.shape} and {p.other.name} {b.shape} differ in size")
+        out.append(SlicePair(p.key, p.case, a, b))
+    log.info("loaded %d %s pairs from %d cases", len(out), pair, len({s.case for s in out}))
+    return out
+
+
+def load_phantom_slices(pair: str, cases: int, slices_per_case: int = 16, seed: int = 0,
+                        max_rotation_deg: float = 10.0) -> list[SlicePair]:
+    """Aligned axial slices of the digital brain phantom (MRI T1 + the pair's second contrast).
+
+    Each case is the phantom head turned by a random rotation (up to ``max_rotation_deg`` about
+    each axis, the same for both scans) with its own noise; both volumes are normalized per volume
+    and ``slices_per_case`` axial slices are taken evenly from the central 60% of the head.
+
+    Raises:
+        UnsupportedInputError: :mod:`medfuse.phantom` is not available, or an unknown pair.
+    """
+    from medfuse.errors import UnsupportedInputError
+
+    if pair not in PHANTOM_CONTRAST:
+        raise UnsupportedInputError(f"no phantom contrast for pair {pair!r}; expected one of {list(PHANTOM_CONTRAST)}")
+    try:
+        from medfuse.phantom import make_volume, rigid_matrix
+    except ImportError as err:
+        raise UnsupportedInputError(
+            "phantom slices were requested (config 'phantom.cases' > 0) but medfuse.phantom is not available; "
+            "set phantom.cases to 0"
+        ) from err
+    from medfuse.intensity import normalize
+    from medfuse.phantom import HEAD_CENTER_MM
+
+    rng = np.random.default_rng(seed)
+    out: list[SlicePair] = []
+    for case in range(cases):
+        rotation = rng.uniform(-max_rotation_deg, max_rotation_deg, size=3)
+        turn = rigid_matrix(rotation, (0.0, 0.0, 0.0), HEAD_CENTER_MM)
+        noise_seeds = rng.integers(0, 2**31, size=2)
+        mri = make_volume("t1", reference_to_scan=turn, seed=int(noise_seeds[0]))
+        other = make_volume(PHANTOM_CONTRAST[pair], affine=mri.affine, shape=mri.shape, reference_to_scan=turn,
+                            seed=int(noise_seeds[1]))
+        a = normalize(mri).array
+        b = normalize(other).array
+        depth = a.shape[2]
+        for k in np.linspace(0.2 * depth, 0.8 * depth, slices_per_case).astype(int):
+            out.append(SlicePair(f"phantom/{pair}/{seed}-{case}/k{k}", f"phantom-{seed}-{case}",
+                                 np.ascontiguousarray(a[:, :, k]), np.ascontiguousarray(b[:, :, k])))
+    log.info("made %d phantom %s slices from %d cases", len(out), pair, cases)
+    return out
+
+
+def split_by_case(cases: Sequence[str], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Split case names into (train, validation), deterministically.
+
+    The distinct cases are sorted, shuffled with ``random.Random(seed)``, and the first
+    ``max(1, round(val_fraction * n))`` go to validation (0 when ``val_fraction`` is 0); at least one
+    case stays for training.
+
+    Raises:
+        ValueError: ``val_fraction`` outside [0, 1), or too few cases for both sides.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction}")
+    unique = sorted(set(cases))
+    if not unique:
+        raise ValueError("no cases to split")
+    random.Random(seed).shuffle(unique)
+    n_val = 0 if val_fraction == 0 else max(1, round(val_fraction * len(unique)))
+    if n_val >= len(unique):
+        raise ValueError(
+            f"{len(unique)} case(s) cannot be split into training and validation (val_fraction={val_fraction}); "
+            "add data or set val_fraction to 0"
+        )
+    return sorted(unique[n_val:]), sorted(unique[:n_val])
+
+
+def split_digest(pairs: Sequence[SlicePair]) -> str:
+    """sha256 over the sorted ``key:digest`` lines of ``pairs`` (the training split's fingerprint)."""
+    h = hashlib.sha256()
+    for line in sorted(f"{p.key}:{p.digest}" for p in pairs):
+        h.update(line.encode() + b"\n")
+    return h.hexdigest()
+
+
+class PatchSampler:
+    """Random training patches from in-memory slice pairs.
+
+    Args:
+        pairs: the training pairs (any sizes; smaller than ``crop`` are zero-padded).
+        crop: patch edge (pixels).
+        flip: random horizontal and vertical flips.
+        rot90: random multiples of 90 degree rotations.
+        min_foreground: resample a patch (up to 10 tries) while less than this fraction of its pixels
+            has ``max(a, b) > 0.1`` (AANLIB slices are mostly black background).
+        generator: a seeded ``torch.Generator``; its state is the sampler's whole state.
+
+    ``sample(batch)`` returns ``(a, b)`` tensors ``(batch, 1, crop, crop)`` in [0, 1].
+    """
+
+    def __init__(self, pairs: Sequence[SlicePair], crop: int, *, flip: bool = True, rot90: bool = True,
+                 min_foreground: float = 0.1, generator=None) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        if not pairs:
+            raise ValueError("PatchSampler needs at least one training pair")
+        if crop < 8:
+            raise ValueError(f"crop must be >= 8 pixels; got {crop}")
+        self.crop = int(crop)
+        self.flip, self.rot90 = bool(flip), bool(rot90)
+        self.min_foreground = float(min_foreground)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.images = []
+        for p in pairs:
+            t = torch.from_numpy(np.stack([p.a, p.b]).astype(np.float32))  # (2, H, W)
+            ph, pw = max(self.crop - t.shape[1], 0), max(self.crop - t.shape[2], 0)
+            if ph or pw:
+                t = F.pad(t, [0, pw, 0, ph])
+            self.images.append(t)
+
+    def _randint(self, high: int) -> int:
+        import torch
+
+        return int(torch.randint(high, (1,), generator=self.generator))
+
+    def _one(self):
+        img = self.images[self._randint(len(self.images))]
+        _, h, w = img.shape
+        for _ in range(10):
+            y, x = self._randint(h - self.crop + 1), self._randint(w - self.crop + 1)
+            patch = img[:, y : y + self.crop, x : x + self.crop]
+            if float((patch.amax(dim=0) > 0.1).float().mean()) >= self.min_foreground:
+                break
+        if self.flip:
+            if self._randint(2):
+                patch = patch.flip(-1)
+            if self._randint(2):
+                patch = patch.flip(-2)
+        if self.rot90:
+            k = self._randint(4)
+            if k:
+                patch = patch.rot90(k, dims=(-2, -1))
+        return patch
+
+    def sample(self, batch: int):
+        """``(a, b)``: two ``(batch, 1, crop, crop)`` float32 tensors."""
+        import torch
+
+        stack = torch.stack([self._one() for _ in range(batch)])  # (B, 2, crop, crop)
+        return stack[:, :1].contiguous(), stack[:, 1:].contiguous()

@@ -1,0 +1,473 @@
+"""Unsupervised training of one fusion network for one modality pair.
+
+``train(pair, method, out, ...)`` (and ``medfuse train``) trains on random patches of 2D slice
+pairs (:mod:`medfuse.training.data`), split by whole case into training and validation, with the
+content loss of the method's config (:class:`medfuse.losses.FusionLoss`) and, for ``mdgan``, the
+least-squares adversarial loss of one discriminator per source. It is:
+
+* **configured** by JSON: the package defaults (:data:`DEFAULT_CONFIG`), then the method's file
+  ``medfuse/training/configs/<method>.json``, then the user's ``--config`` file (keys merged;
+  unknown keys are an error);
+* **seeded**: the seed sets the network initialization and a dedicated ``torch.Generator`` for
+  patches; the split has its own ``split_seed`` so every method of a pair sees the same
+  validation cases;
+* **resumable**: the checkpoint (:mod:`medfuse.training.checkpoint`) holds the model, optimizer(s),
+  iteration, RNG states, config and split; ``resume=True`` continues to ``iterations`` in total
+  and gives the same weights as an uninterrupted run (on CPU);
+* **safe**: checkpoints are written atomically and read with ``weights_only=True``; an existing
+  output is never overwritten without ``force`` (or ``resume``).
+
+The same code runs on a GPU (``device="cuda"``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from medfuse.errors import OutputExistsError, UnsupportedInputError
+
+__all__ = ["DEFAULT_CONFIG", "CONFIG_DIR", "load_config", "train", "TrainingSummary"]
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: every config key and its default; method files and user files override parts of it
+DEFAULT_CONFIG: dict[str, Any] = {
+    "network": {"spatial_dims": 2, "kwargs": {}},
+    "seed": 0,
+    "iterations": 2000,
+    "batch_size": 8,
+    "crop": 128,
+    "lr": 1e-3,
+    "lr_min": 1e-5,
+    "schedule": "cosine",
+    "betas": [0.9, 0.999],
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "loss": {"weights": {"var_ssim": 1.0}, "win_size": 11, "intensity_mode": "max", "saliency_window": 11},
+    "adversarial": {"weight": 0.0, "lr": 2e-4, "channels": 16, "num_layers": 3},
+    "augment": {"flip": True, "rot90": True, "min_foreground": 0.1},
+    "val_fraction": 0.2,
+    "split_seed": 0,
+    "val_every": 250,
+    "val_max_pairs": 32,
+    "checkpoint_every": 250,
+    "log_every": 10,
+    "phantom": {"cases": 0, "slices_per_case": 16, "seed": 0},
+}
+_SCHEDULES = ("cosine", "constant")
+
+
+def _merge(base: dict, override: Mapping, where: str, path: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if key.startswith("_"):  # "_comment" and friends
+            continue
+        full = f"{path}{key}"
+        if key not in base:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(base), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnsupportedInputError(f"{where}: unknown config key {full!r}{hint} (known: {sorted(base)})")
+        # free-form dictionaries: network kwargs and loss weights are taken as given
+        if isinstance(base[key], dict) and isinstance(value, Mapping) and full not in ("network.kwargs", "loss.weights"):
+            out[key] = _merge(base[key], value, where, f"{full}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    from medfuse.errors import CorruptFileError
+
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CorruptFileError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    if not isinstance(data, dict):
+        raise CorruptFileError(f"{path}: a training config must be a JSON object")
+    return data
+
+
+def load_config(method: str, config: str | os.PathLike | Mapping | None = None) -> dict[str, Any]:
+    """The full training config of ``method``: defaults, then the method's file, then ``config``.
+
+    Args:
+        method: network name (its file ``configs/<method>.json`` sets the network and the loss).
+        config: a JSON file or a dict of overrides.
+
+    Raises:
+        UnsupportedInputError: unknown keys or invalid values.
+        FileNotFoundError, CorruptFileError: a missing or malformed config file.
+    """
+    from monai.utils import look_up_option
+
+    from medfuse.networks import NETWORKS
+
+    method = look_up_option(method, tuple(NETWORKS))
+    cfg = _merge(DEFAULT_CONFIG, _read_json(CONFIG_DIR / f"{method}.json"), f"configs/{method}.json")
+    if config is not None:
+        if isinstance(config, Mapping):
+            cfg = _merge(cfg, config, "config")
+        else:
+            path = Path(config)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: training config not found")
+            cfg = _merge(cfg, _read_json(path), str(path))
+    cfg["network"]["name"] = method
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: dict) -> None:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise UnsupportedInputError(f"training config: {what}")
+
+    for key in ("iterations", "batch_size", "crop", "val_every", "val_max_pairs", "checkpoint_every", "log_every"):
+        need(isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] >= 1,
+             f"{key} must be a positive integer; got {cfg[key]!r}")
+    need(isinstance(cfg["lr"], (int, float)) and cfg["lr"] > 0, f"lr must be > 0; got {cfg['lr']!r}")
+    need(cfg["schedule"] in _SCHEDULES, f"schedule must be one of {_SCHEDULES}; got {cfg['schedule']!r}")
+    need(cfg["network"]["spatial_dims"] == 2, "only spatial_dims 2 can be trained from 2D slices; got "
+         f"{cfg['network']['spatial_dims']!r} (3D networks are built with medfuse.networks.build_network)")
+    need(0.0 <= cfg["val_fraction"] < 1.0, f"val_fraction must be in [0, 1); got {cfg['val_fraction']!r}")
+    need(cfg["adversarial"]["weight"] >= 0, "adversarial.weight must be >= 0")
+    if cfg["adversarial"]["weight"] > 0 and cfg["network"]["name"] != "mdgan":
+        need(False, f"adversarial training is for mdgan only; set adversarial.weight to 0 for {cfg['network']['name']}")
+    from medfuse.losses import FusionLoss
+
+    try:  # checks the loss weights and options
+        FusionLoss(cfg["loss"]["weights"], win_size=cfg["loss"]["win_size"],
+                   intensity_mode=cfg["loss"]["intensity_mode"], saliency_window=cfg["loss"]["saliency_window"])
+    except ValueError as err:
+        raise UnsupportedInputError(f"training config: loss: {err}") from err
+    need(cfg["crop"] >= cfg["loss"]["win_size"], f"crop {cfg['crop']} is smaller than the SSIM window")
+
+
+def _lr_at(cfg: dict, iteration: int) -> float:
+    if cfg["schedule"] == "constant":
+        return float(cfg["lr"])
+    t = min(iteration / max(cfg["iterations"], 1), 1.0)
+    return float(cfg["lr_min"] + 0.5 * (cfg["lr"] - cfg["lr_min"]) * (1.0 + math.cos(math.pi * t)))
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class TrainingSummary(dict):
+    """What :func:`train` returns: ``out``, ``iteration``, ``final`` (last logged losses),
+    ``validation`` (last validation losses), ``seconds_per_iteration``, ``wall_seconds``, ``split``."""
+
+
+def _evaluate(model, loss_fn, val_tensors, batch_size: int) -> dict[str, float]:
+    """Mean content-loss terms over the validation pairs (whole slices)."""
+    import torch
+
+    from medfuse.inference import predict
+
+    sums: dict[str, float] = {}
+    count = 0
+    model.eval()
+    try:
+        for x in val_tensors:  # (n, 2, H, W) groups of one size
+            for start in range(0, x.shape[0], batch_size):
+                chunk = x[start : start + batch_size]
+                fused = predict(model, chunk, batch_size)
+                with torch.no_grad():
+                    total, terms = loss_fn(fused, chunk[:, :1], chunk[:, 1:])
+                n = chunk.shape[0]
+                for k, v in {"loss": float(total), **terms}.items():
+                    sums[k] = sums.get(k, 0.0) + v * n
+                count += n
+    finally:
+        model.train()
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _group_by_size(pairs, device):
+    import numpy as np
+    import torch
+
+    groups: dict[tuple, list] = {}
+    for p in pairs:
+        groups.setdefault(p.a.shape, []).append(np.stack([p.a, p.b]))
+    return [torch.from_numpy(np.stack(v)).to(device) for v in groups.values()]
+
+
+def train(
+    pair: str,
+    method: str,
+    out: str | os.PathLike,
+    *,
+    config: str | os.PathLike | Mapping | None = None,
+    data_dir: str | os.PathLike | None = None,
+    iterations: int | None = None,
+    device: str = "cpu",
+    seed: int | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> TrainingSummary:
+    """Train ``method`` for ``pair`` and write the checkpoint ``out``.
+
+    Args:
+        pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``.
+        method: ``fmmf``, ``mdgan``, ``msra`` or ``light``.
+        out: checkpoint path (``.pt``), written atomically every ``checkpoint_every`` iterations,
+            at the end and on Ctrl-C.
+        config: JSON file or dict overriding the method's config.
+        data_dir: Harvard-layout folder; default ``$MEDFUSE_HARVARD``.
+        iterations: total iterations (overrides the config; with ``resume``, the new total).
+        device: ``cpu`` or ``cuda[:n]``.
+        seed: overrides the config's seed.
+        resume: continue from ``out`` when it exists (its config and split are kept; ``config``
+            is then ignored except for ``iterations``); start afresh when it does not.
+        force: overwrite an existing ``out`` (start afresh).
+        progress: show a tqdm progress bar with the losses.
+
+    Returns:
+        A :class:`TrainingSummary`.
+
+    Raises:
+        OutputExistsError: ``out`` exists and neither ``resume`` nor ``force`` is set.
+        UnsupportedInputError: bad pair/config/device, or no data folder.
+        FileNotFoundError, NotADirectoryError: missing data.
+    """
+    import torch
+    from monai.utils import look_up_option
+    from tqdm.auto import tqdm
+
+    from medfuse.fusion import PAIRS
+    from medfuse.inference import _device
+    from medfuse.losses import FusionLoss, adversarial_loss
+    from medfuse.networks import NETWORKS, SourceDiscriminators, build_network, count_parameters
+    from medfuse.training.checkpoint import (
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        network_from_checkpoint,
+        read_checkpoint,
+        save_checkpoint,
+    )
+    from medfuse.training.data import (
+        PatchSampler,
+        load_harvard_slices,
+        load_phantom_slices,
+        split_by_case,
+        split_digest,
+    )
+
+    if pair not in PAIRS:
+        raise UnsupportedInputError(f"pair must be one of {', '.join(PAIRS)}; got {pair!r}")
+    method = look_up_option(method, tuple(NETWORKS))
+    out = Path(out)
+    dev = _device(device)
+    ckpt = None
+    if out.exists() and not force:
+        if not resume:
+            raise OutputExistsError(f"{out} exists already; pass --resume to continue training it or --force to "
+                                    "start again")
+        ckpt = read_checkpoint(out)
+        if ckpt.get("method") != method or ckpt.get("pair") != pair:
+            raise UnsupportedInputError(f"{out} holds a {ckpt.get('method')!r} model for {ckpt.get('pair')!r}, not "
+                                        f"{method!r} for {pair!r}; choose another --out")
+    elif resume:
+        log.info("%s does not exist yet: starting a new training run", out)
+
+    if ckpt is not None:
+        cfg = ckpt["config"]
+        if config is not None:
+            log.warning("resuming %s: its stored config is used; --config is ignored", out)
+    else:
+        cfg = load_config(method, config)
+        if seed is not None:
+            cfg["seed"] = int(seed)
+    if iterations is not None:
+        if iterations < 1:
+            raise UnsupportedInputError(f"iterations must be >= 1; got {iterations}")
+        cfg["iterations"] = int(iterations)
+
+    # ----- data and split
+    if data_dir is None:
+        data_dir = os.environ.get("MEDFUSE_HARVARD")
+        if not data_dir:
+            raise UnsupportedInputError("no training data: pass --data DIR (a Harvard AANLIB-layout folder) or set "
+                                        "$MEDFUSE_HARVARD")
+    slices = load_harvard_slices(data_dir, pair)
+    if ckpt is not None:
+        train_cases, val_cases = list(ckpt["split"]["train_cases"]), list(ckpt["split"]["val_cases"])
+    else:
+        train_cases, val_cases = split_by_case([s.case for s in slices], cfg["val_fraction"], cfg["split_seed"])
+    train_pairs = [s for s in slices if s.case in set(train_cases)]
+    val_pairs = [s for s in slices if s.case in set(val_cases)]
+    if not train_pairs:
+        raise UnsupportedInputError(f"{data_dir}: none of the training cases {train_cases} were found")
+    if cfg["phantom"]["cases"] > 0:
+        train_pairs += load_phantom_slices(pair, cfg["phantom"]["cases"], cfg["phantom"]["slices_per_case"],
+                                           cfg["phantom"]["seed"])
+    digest = split_digest(train_pairs)
+    if ckpt is not None and ckpt["split"].get("train_sha256") != digest:
+        log.warning("the training data differ from those %s was trained on (split sha256 changed)", out)
+    if len(val_pairs) > cfg["val_max_pairs"]:  # an evenly spaced, deterministic subset
+        step = len(val_pairs) / cfg["val_max_pairs"]
+        val_pairs = [val_pairs[int(i * step)] for i in range(cfg["val_max_pairs"])]
+    split = {
+        "train_cases": train_cases, "val_cases": val_cases,
+        "train_pairs": sorted(p.key for p in train_pairs), "val_pairs": sorted(p.key for p in val_pairs),
+        "train_sha256": digest, "val_fraction": cfg["val_fraction"], "split_seed": cfg["split_seed"],
+        "data_dir_name": Path(data_dir).name,
+    }
+    log.info("%s/%s: %d training pairs (%d cases), %d validation pairs (%d cases)", method, pair, len(train_pairs),
+             len(train_cases), len(val_pairs), len(val_cases))
+
+    # ----- model, optimizers, RNG
+    torch.manual_seed(int(cfg["seed"]))
+    net_cfg = {"name": method, "spatial_dims": int(cfg["network"]["spatial_dims"]),
+               "kwargs": dict(cfg["network"]["kwargs"])}
+    if ckpt is not None:
+        model = network_from_checkpoint(ckpt, out)
+    else:
+        model = build_network(method, spatial_dims=net_cfg["spatial_dims"], **net_cfg["kwargs"])
+    model.to(dev).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
+                           weight_decay=cfg["weight_decay"])
+    adv = cfg["adversarial"]
+    discs = opt_d = None
+    if adv["weight"] > 0:
+        discs = SourceDiscriminators(net_cfg["spatial_dims"], channels=adv["channels"],
+                                     num_layers=adv["num_layers"]).to(dev).train()
+        opt_d = torch.optim.Adam(discs.parameters(), lr=adv["lr"], betas=(0.5, 0.999))
+    generator = torch.Generator().manual_seed(int(cfg["seed"]))
+    sampler = PatchSampler(train_pairs, cfg["crop"], flip=cfg["augment"]["flip"], rot90=cfg["augment"]["rot90"],
+                           min_foreground=cfg["augment"]["min_foreground"], generator=generator)
+    start, history, validation, train_seconds = 0, [], [], 0.0
+    if ckpt is not None:
+        opt.load_state_dict(ckpt["optimizer"])
+        if discs is not None:
+            discs.load_state_dict(ckpt["discriminators"])
+            opt_d.load_state_dict(ckpt["optimizer_d"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        generator.set_state(ckpt["rng"]["sampler"])
+        start = int(ckpt["iteration"])
+        history, validation = list(ckpt.get("history", [])), list(ckpt.get("validation", []))
+        train_seconds = float(ckpt.get("provenance", {}).get("train_seconds", 0.0))
+    loss_fn = FusionLoss(cfg["loss"]["weights"], win_size=cfg["loss"]["win_size"],
+                         intensity_mode=cfg["loss"]["intensity_mode"], saliency_window=cfg["loss"]["saliency_window"])
+    val_tensors = _group_by_size(val_pairs, dev)
+
+    def checkpoint(iteration: int) -> None:
+        from medfuse import __version__
+        import monai
+
+        state = {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "network": net_cfg, "pair": pair,
+            "method": method, "iteration": iteration, "config": cfg, "split": split,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(), "history": history, "validation": validation,
+            "rng": {"torch": torch.get_rng_state(), "sampler": generator.get_state()},
+            "provenance": {
+                "medfuse": __version__, "torch": torch.__version__, "monai": monai.__version__,
+                "device": str(dev), "threads": torch.get_num_threads(), "git_commit": _git_commit(),
+                "train_seconds": train_seconds,
+                "seconds_per_iteration": train_seconds / max(iteration, 1),
+                "parameters": count_parameters(model),
+                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        }
+        if discs is not None:
+            state["discriminators"] = {k: v.detach().cpu() for k, v in discs.state_dict().items()}
+            state["optimizer_d"] = opt_d.state_dict()
+        save_checkpoint(state, out)
+
+    if ckpt is None:  # claim the output early: a clash shows up before any training time is spent
+        if out.exists() and force:
+            log.info("overwriting %s", out)
+        checkpoint(0)
+
+    bar = tqdm(total=cfg["iterations"], initial=min(start, cfg["iterations"]), desc=f"{method}/{pair}",
+               disable=not progress, dynamic_ncols=True)
+    last: dict[str, float] = {}
+    iteration = start
+    run_start = time.perf_counter()
+    run_iters = 0
+    try:
+        while iteration < cfg["iterations"]:
+            t0 = time.perf_counter()
+            lr = _lr_at(cfg, iteration)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            a, b = sampler.sample(cfg["batch_size"])
+            a, b = a.to(dev), b.to(dev)
+            fused = model(torch.cat([a, b], dim=1))
+            content, terms = loss_fn(fused, a, b)
+            loss = content
+            if discs is not None:
+                discs.requires_grad_(False)
+                adv_g = adversarial_loss(discs.anatomical(fused), True, False) + \
+                    adversarial_loss(discs.functional(fused), True, False)
+                loss = content + adv["weight"] * adv_g
+                terms["adv_g"] = float(adv_g.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            opt.step()
+            if discs is not None:
+                discs.requires_grad_(True)
+                f = fused.detach()
+                loss_d = 0.5 * (
+                    adversarial_loss(discs.anatomical(a), True, True) + adversarial_loss(discs.anatomical(f), False, True)
+                    + adversarial_loss(discs.functional(b), True, True)
+                    + adversarial_loss(discs.functional(f), False, True)
+                )
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                terms["adv_d"] = float(loss_d.detach())
+            if not math.isfinite(float(loss)):
+                raise FloatingPointError(f"training diverged at iteration {iteration + 1} (loss {float(loss)}); "
+                                         "lower lr in the config")
+            iteration += 1
+            run_iters += 1
+            train_seconds += time.perf_counter() - t0
+            last = {"loss": float(loss.detach()), **terms}
+            if iteration % cfg["log_every"] == 0 or iteration == cfg["iterations"]:
+                history.append({"iteration": iteration, "lr": lr, **last})
+                bar.set_postfix({k: f"{v:.4f}" for k, v in last.items()}, refresh=False)
+            bar.update(1)
+            if val_tensors and (iteration % cfg["val_every"] == 0 or iteration == cfg["iterations"]):
+                val = _evaluate(model, loss_fn, val_tensors, cfg["batch_size"])
+                validation.append({"iteration": iteration, **val})
+                log.info("%s/%s iteration %d: validation %s", method, pair, iteration,
+                         ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
+            if iteration % cfg["checkpoint_every"] == 0 or iteration == cfg["iterations"]:
+                checkpoint(iteration)
+    except KeyboardInterrupt:
+        log.warning("interrupted at iteration %d: saving %s (continue with --resume)", iteration, out)
+        checkpoint(iteration)
+        raise
+    finally:
+        bar.close()
+    if run_iters == 0:
+        log.info("%s has %d iterations already; nothing to do (raise --iterations to continue)", out, iteration)
+    wall = time.perf_counter() - run_start
+    return TrainingSummary(
+        out=str(out), iteration=iteration, final=last, validation=validation[-1] if validation else {},
+        seconds_per_iteration=train_seconds / max(iteration, 1), wall_seconds=wall, split=split,
+    )
