@@ -25,6 +25,8 @@ __all__ = [
     "SUVUnavailableError",
     "ImplausibleSUVInputsError",
     "OutputExistsError",
+    "OptionError",
+    "look_up",
 ]
 
 
@@ -86,3 +88,20 @@ class ImplausibleSUVInputsError(MedfuseError, ValueError):
 
 class OutputExistsError(MedfuseError, FileExistsError):
     """An output file exists already and overwriting was not requested (use ``--force``)."""
+
+
+class OptionError(MedfuseError, ValueError):
+    """An option value (method, window preset, ...) is not one of the supported names."""
+
+
+def look_up(value, supported, what: str):
+    """``supported[value]`` (or ``value`` when ``supported`` is a set/sequence), else :class:`OptionError`
+    with a one-line "did you mean" message (MONAI's ``look_up_option`` does the matching)."""
+    from monai.utils import look_up_option
+
+    try:
+        return look_up_option(value, supported)
+    except ValueError as err:
+        first = str(err).splitlines()[0]
+        names = ", ".join(sorted(map(str, supported)))
+        raise OptionError(f"unknown {what} {value!r}. {first} Choose one of: {names}") from None

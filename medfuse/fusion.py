@@ -61,7 +61,7 @@ def fuse_arrays(
     Returns:
         float32 array of the inputs' shape, values in [0, 1].
     """
-    from monai.utils import look_up_option
+    from medfuse.errors import look_up
 
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
@@ -69,7 +69,7 @@ def fuse_arrays(
         from medfuse.errors import SpaceMismatchError
 
         raise SpaceMismatchError(f"cannot fuse arrays of shapes {a.shape} and {b.shape}; resample onto one grid first")
-    kind = look_up_option(method, available_methods())
+    kind = look_up(method, available_methods(), "fusion method")
     if kind == "classical":
         from medfuse.classical import fuse_classical
 

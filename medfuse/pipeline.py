@@ -161,7 +161,7 @@ def fuse_volumes(
         out = Volume(255.0 * fused, reference.affine, modality=reference.modality, meta=meta, rgb=rgb)
     else:
         out = Volume(fused, reference.affine, modality=reference.modality, meta=meta)
-    log.info("fused with %s in %.2f s (register %.2f s)", method, sum(timings.values()), timings["register"])
+    log.debug("fused with %s in %.2f s (register %.2f s)", method, sum(timings.values()), timings["register"])
     return FusionResult(out, ref_n, mov_n, method, reg_result, timings)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "as_image",
+    "as_case",
     "check_mask",
     "to_uint8",
     "masked_mean",
@@ -45,6 +46,25 @@ def as_image(x: np.ndarray, name: str = "image") -> np.ndarray:
             "(fill or crop them first)"
         )
     return arr
+
+
+def as_case(
+    a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Check one fusion case: sources A, B and fused F as with :func:`as_image`, one shape, a valid mask.
+
+    Raises:
+        medfuse.errors.SpaceMismatchError: the three images differ in shape.
+    """
+    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
+    if not a.shape == b.shape == f.shape:
+        from medfuse.errors import SpaceMismatchError
+
+        raise SpaceMismatchError(
+            f"A {a.shape}, B {b.shape} and fused {f.shape} differ in shape: metrics compare pixels, so "
+            "register/resample them onto one grid first"
+        )
+    return a, b, f, check_mask(mask, f.shape)
 
 
 def check_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medfuse.metrics._core import as_image, check_mask, masked_mean, masked_values
+from medfuse.metrics._core import as_case, as_image, check_mask, masked_mean, masked_values
 
 __all__ = [
     "sobel_gradients",
@@ -38,6 +38,9 @@ def spatial_frequency(f: np.ndarray, mask: np.ndarray | None = None) -> float:
     pairs (means, not the sums of the review's eq. 19-20, which would grow with image size).
     With a mask, only pairs whose two pixels are inside count.
 
+    Reference: A. M. Eskicioglu, P. S. Fisher, Image quality measures and their performance,
+    IEEE Trans. Commun. 43(12) (1995) 2959-2965.
+
     Args:
         f: fused image ``(H, W)``, 0..255.
         mask: optional bool ``(H, W)``.
@@ -61,7 +64,12 @@ def average_gradient(f: np.ndarray, mask: np.ndarray | None = None) -> float:
 
     ``AG = mean sqrt((dx^2 + dy^2) / 2)`` over the ``(M-1) x (N-1)`` pixels that have a right and
     a lower neighbour, with forward differences ``dx = F[i, j+1] - F[i, j]``,
-    ``dy = F[i+1, j] - F[i, j]``. With a mask, a pixel counts when it and both neighbours are inside.
+    ``dy = F[i+1, j] - F[i, j]`` (review eq. 14, whose ``1/(MN)`` runs over the same pixels).
+    With a mask, a pixel counts when it and both neighbours are inside.
+
+    Reference: G. Cui, H. Feng, Z. Xu, Q. Li, Y. Chen, Detail preserved fusion of visible and
+    infrared images using regional saliency extraction and multi-scale image decomposition,
+    Opt. Commun. 341 (2015) 199-209.
     """
     f = as_image(f, "fused")
     mask = check_mask(mask, f.shape)
@@ -75,11 +83,14 @@ def average_gradient(f: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 
 def edge_intensity(f: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Edge intensity EI (Rajalingam & Priya 2018). Higher is better; range [0, inf).
+    """Edge intensity EI (review eq. 21-23). Higher is better; range [0, inf).
 
     ``EI = mean sqrt(Sx^2 + Sy^2)`` with ``Sx``, ``Sy`` the Sobel responses of F
     (:func:`sobel_gradients`, ``'reflect'`` borders). The review (eq. 21) writes the per-pixel
     magnitude; tables report its mean over the image, as here.
+
+    Reference: B. Rajalingam, R. Priya, Hybrid multimodality medical image fusion technique for
+    feature enhancement in medical diagnosis, Int. J. Eng. Sci. Invention (2018) 52-60.
     """
     f = as_image(f, "fused")
     mask = check_mask(mask, f.shape)
@@ -146,8 +157,7 @@ def edge_preservation(
     Returns:
         Qabf; 0 when neither source has any gradient.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     g_a, al_a = _strength_orientation(a)
     g_b, al_b = _strength_orientation(b)
     g_f, al_f = _strength_orientation(f)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from medfuse.metrics._core import (
+    as_case,
     as_image,
     check_mask,
     entropy_bits,
@@ -77,8 +78,7 @@ def fusion_mutual_information(
     Reference: G. Qu, D. Zhang, P. Yan, Information measure for performance of image fusion,
     Electron. Lett. 38(7) (2002) 313-315.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     fu = to_uint8(f)
     return _mi_and_entropies(to_uint8(a), fu, mask)[0] + _mi_and_entropies(to_uint8(b), fu, mask)[0]
 
@@ -95,8 +95,7 @@ def normalized_mutual_information(
     Reference: M. Hossny, S. Nahavandi, D. Creighton, Comments on 'Information measure for
     performance of image fusion', Electron. Lett. 44(18) (2008) 1066-1067.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     fu = to_uint8(f)
     total = 0.0
     for x in (a, b):
@@ -111,7 +110,7 @@ def _relative_entropy_shared_support(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def cross_entropy(a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """CE = (D(A || F) + D(B || F)) / 2, bits (Bulanon et al. 2009). Lower is better.
+    """CE = (D(A || F) + D(B || F)) / 2, bits (Bulanon et al. 2009). Lower is better; about [0, 8].
 
     ``D(X || F) = sum_l p_X(l) log2(p_X(l) / p_F(l))`` over the grey levels ``l`` where both
     256-bin histograms are non-zero: the definition of the VIFB/MEFB toolboxes' ``cross_entropy``
@@ -121,8 +120,7 @@ def cross_entropy(a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarray 
     Reference: D. M. Bulanon, T. Burks, V. Alchanatis, Image fusion of visible and thermal images
     for fruit detection, Biosyst. Eng. 103(1) (2009) 12-22.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     pf = histogram256(to_uint8(f), mask)
     ce = [_relative_entropy_shared_support(histogram256(to_uint8(x), mask), pf) for x in (a, b)]
     return 0.5 * (ce[0] + ce[1])
@@ -152,8 +150,7 @@ def nonlinear_correlation_information_entropy(
     Reference: Q. Wang, Y. Shen, J. Jin, Performance evaluation of image fusion techniques, in:
     Image Fusion: Algorithms and Applications, Academic Press, 2008, ch. 19, pp. 469-492.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     au, bu, fu = (_stretch_to_uint8(x, mask) for x in (a, b, f))
     k, base = 3.0, 256.0
 
@@ -169,7 +166,7 @@ def nonlinear_correlation_information_entropy(
 
 # --- FMI -------------------------------------------------------------------------------------
 
-_FMI_CHUNK = 8192  # windows per vectorized chunk (bounds memory to a few tens of MB)
+_FMI_CHUNK = 2048  # windows per vectorized chunk: (9, 9, 2048) float64 arrays stay in cache
 _TINY = 1e-300
 
 
@@ -247,9 +244,15 @@ def _fmi_windows(px: np.ndarray, pf: np.ndarray) -> np.ndarray:
 
 
 def _fmi_source(fx: np.ndarray, ff: np.ndarray) -> np.ndarray:
-    """Per-window FMI of one source against the fused image; ``fx``, ``ff``: (n, Nwin) patches."""
-    out = np.ones(ff.shape[1])
-    todo = np.flatnonzero(~(fx == ff).all(axis=0))  # identical feature patches score 1
+    """Per-window FMI of one source against the fused image; ``fx``, ``ff``: (n, Nwin) patches.
+
+    Identical patches score 1. A flat patch (on either side) has a uniform distribution, hence
+    correlation 0, an independent joint pdf and MI 0: it scores 0 without the joint computation.
+    """
+    identical = (fx == ff).all(axis=0)
+    flat = (fx.max(axis=0) == fx.min(axis=0)) | (ff.max(axis=0) == ff.min(axis=0))
+    out = np.where(identical, 1.0, 0.0)
+    todo = np.flatnonzero(~identical & ~flat)
     for s in range(0, todo.size, _FMI_CHUNK):
         idx = todo[s : s + _FMI_CHUNK]
         out[idx] = _fmi_windows(_window_pdfs(fx[:, idx]), _window_pdfs(ff[:, idx]))
@@ -295,8 +298,7 @@ def feature_mutual_information(
     based on mutual information of image features, Comput. Electr. Eng. 37(5) (2011) 744-756;
     M. Haghighat, M. A. Razian, Fast-FMI: non-reference image fusion metric, IEEE AICT 2014.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     if window < 2 or min(f.shape) < window:
         raise ValueError(f"FMI: window {window} must be >= 2 and fit in the image {f.shape}")
     fa, fb, ff = (_windows(gradient_feature(x), window) for x in (a, b, f))

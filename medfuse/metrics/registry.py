@@ -184,7 +184,8 @@ def compute_metrics(
     :func:`compute_volume_metrics`.
 
     Returns:
-        ``{key: value}`` in :data:`METRICS` order (floats; ``inf``/``nan`` where documented).
+        ``{key: value}`` in the order asked (:data:`METRICS` order for all); floats, ``inf``
+        or ``nan`` only where a metric documents it (PSNR of identical images, MS_SSIM of small ones).
 
     Raises:
         SpaceMismatchError: the three arrays differ in shape.

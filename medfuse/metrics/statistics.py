@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medfuse.metrics._core import as_image, check_mask, masked_values
+from medfuse.metrics._core import as_case, as_image, check_mask, masked_values
 
 __all__ = [
     "standard_deviation",
@@ -24,8 +24,8 @@ PEAK = 255.0
 def standard_deviation(f: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Standard deviation SD of the fused image (population, ``ddof=0``). Higher is better; [0, 127.5].
 
-    ``SD = sqrt(mean((F - mean(F))^2))``; the review's eq. 17 omits the ``1/(MN)``, which tables
-    include.
+    ``SD = sqrt(mean((F - mean(F))^2))`` (contrast). The review's eq. 17 omits the ``1/(MN)``;
+    published tables (and the calibration values) include it.
     """
     f = as_image(f, "fused")
     return float(np.std(masked_values(f, check_mask(mask, f.shape))))
@@ -38,8 +38,7 @@ def _mse(x: np.ndarray, f: np.ndarray, mask: np.ndarray | None) -> float:
 
 def mean_squared_error(a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarray | None = None) -> float:
     """MSE = (MSE(A, F) + MSE(B, F)) / 2 on the 0..255 scale (review eq. 9-10). Lower is better; [0, 65025]."""
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     return 0.5 * (_mse(a, f, mask) + _mse(b, f, mask))
 
 
@@ -50,15 +49,14 @@ def root_mean_squared_error(
 
     The mean of the two root errors, not ``sqrt(MSE)`` (they differ when the two errors differ).
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     return 0.5 * (np.sqrt(_mse(a, f, mask)) + np.sqrt(_mse(b, f, mask)))
 
 
 def peak_signal_to_noise_ratio(
     a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarray | None = None
 ) -> float:
-    """PSNR = 10 log10(255^2 / MSE) in dB, with MSE from :func:`mean_squared_error`. Higher is better.
+    """PSNR = 10 log10(255^2 / MSE) in dB, with MSE from :func:`mean_squared_error`. Higher is better; [0, inf].
 
     The peak ``r`` is the 8-bit range 255 (review eq. 24; the same ``data_range=255`` as
     ``skimage.metrics.peak_signal_noise_ratio``, which this equals when ``A == B``). ``inf`` when F
@@ -88,7 +86,6 @@ def sum_of_correlations_of_differences(
     Reference: V. Aslantas, E. Bendes, A new image quality metric for image fusion: the sum of the
     correlations of differences, AEU Int. J. Electron. Commun. 69(12) (2015) 1890-1896.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
-    mask = check_mask(mask, f.shape)
+    a, b, f, mask = as_case(a, b, f, mask)
     av, bv, fv = (masked_values(x, mask) for x in (a, b, f))
     return _corr(fv - bv, av) + _corr(fv - av, bv)

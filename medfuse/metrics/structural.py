@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from medfuse.metrics._core import as_image, check_mask
+from medfuse.metrics._core import as_case, as_image, check_mask
 
 __all__ = [
     "ssim",
@@ -70,7 +70,7 @@ def structural_similarity(
     Reference: Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, Image quality assessment: from
     error visibility to structural similarity, IEEE Trans. Image Process. 13(4) (2004) 600-612.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
+    a, b, f, mask = as_case(a, b, f, mask)
     return ssim(a, f, mask) + ssim(b, f, mask)
 
 
@@ -161,7 +161,7 @@ def multiscale_structural_similarity(
     Reference: Z. Wang, E. P. Simoncelli, A. C. Bovik, Multiscale structural similarity for image
     quality assessment, 37th Asilomar Conference on Signals, Systems and Computers (2003).
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
+    a, b, f, mask = as_case(a, b, f, mask)
     return ms_ssim(a, f, mask) + ms_ssim(b, f, mask)
 
 
@@ -289,5 +289,5 @@ def visual_information_fidelity(
     ``borders="reflect"`` (scipy Gaussian filtering), which this reproduces exactly; the two
     differ by -5.3% to +2.8% on the six calibration cases.
     """
-    a, b, f = as_image(a, "A"), as_image(b, "B"), as_image(f, "fused")
+    a, b, f, mask = as_case(a, b, f, mask)
     return vif(a, f, mask, borders=borders) + vif(b, f, mask, borders=borders)

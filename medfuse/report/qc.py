@@ -100,8 +100,11 @@ def qc_figure(result) -> "Image.Image":
         for view in views:
             (r, asp), (m, _), (f, _) = view
             r8 = _to_u8(r)
-            alpha = np.clip((m - 0.15) / 0.35, 0, 0.7)[..., None]
-            over = (1 - alpha) * np.repeat(r8[..., None], 3, axis=-1) + alpha * hot_colormap(m)
+            # functional signal above its median inside the head, fading in, as PET/MR viewers show it
+            floor = float(np.median(m[m > 0.05])) if np.any(m > 0.05) else 0.5
+            level = np.clip((m - floor) / max(1.0 - floor, 1e-3), 0, 1)
+            alpha = (0.6 * np.clip(level / 0.5, 0, 1))[..., None]
+            over = (1 - alpha) * np.repeat(r8[..., None], 3, axis=-1) + alpha * hot_colormap(0.35 + 0.65 * level)
             rows.append([_panel(r8, asp), _panel(_to_u8(m), asp), _panel(_to_u8(f), asp),
                          _panel(over.astype(np.uint8), asp)])
     col_w = [max(row[c].width for row in rows) for c in range(len(rows[0]))]

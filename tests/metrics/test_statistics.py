@@ -68,3 +68,11 @@ def test_masked_statistics_equal_the_cropped_image(images):
     for fn in (mean_squared_error, root_mean_squared_error, peak_signal_to_noise_ratio,
                sum_of_correlations_of_differences):
         assert fn(a, b, f, mask) == pytest.approx(fn(a[crop], b[crop], f[crop]))
+
+
+def test_mismatched_shapes_raise_instead_of_broadcasting(images):
+    from medfuse.errors import SpaceMismatchError
+
+    a, b = images
+    with pytest.raises(SpaceMismatchError, match="register/resample"):
+        mean_squared_error(a, b, a[:1])  # (1, W) would broadcast silently
