@@ -1,13 +1,13 @@
 """Classical fusion baselines: mean, max, Laplacian pyramid, wavelet and guided-filter fusion.
 
-Every method takes two registered images normalized to [0, 1] (float, same shape: 2D
+:func:`fuse_classical` takes two registered images normalized to [0, 1] (float, same shape: 2D
 ``(H, W)`` or 3D ``(X, Y, Z)``) and returns float32 in [0, 1] of that shape. 3D volumes are fused
-**slice by slice along the last axis**: every filter and subsampling acts on axes 0 and 1 only,
-vectorized over the slices (``mean`` and ``max`` are voxelwise, so natively 3D). The anatomical
-image is passed first; on exact ties the multi-scale rules keep its coefficient.
+**slice by slice along the last axis** (``mean`` and ``max`` are voxelwise, so natively 3D); a
+loop over contiguous slices is faster here than filtering the whole volume in-plane. The
+anatomical image is passed first; on exact ties the multi-scale rules keep its coefficient.
 
-Use :func:`fuse_classical` (checks inputs, dispatches, clips); :data:`CLASSICAL_METHODS` maps
-each name to its function ``f(a, b, **options) -> ndarray`` (unchecked, unclipped).
+:data:`CLASSICAL_METHODS` maps each name to its function ``f(a, b, **options) -> ndarray``:
+2D ``(H, W)`` inputs (any shape for ``mean``/``max``), unchecked, unclipped float64.
 
 ``wavelet`` needs PyWavelets, an optional extra: ``pip install "medfuse[classical]"``.
 """
@@ -49,11 +49,6 @@ def fuse_max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(a, b)
 
 
-def _in_plane(x: np.ndarray, value: Any, neutral: Any) -> tuple:
-    """A per-axis parameter acting on axes 0 and 1 only: ``(value, value[, neutral])`` for 2D/3D ``x``."""
-    return (value, value) + (neutral,) * (x.ndim - 2)
-
-
 def _burt_blur(x: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
@@ -81,10 +76,10 @@ def _fit_levels(shape: tuple[int, ...], levels: int, minimum: int = 4) -> int:
 
 
 def laplacian_pyramid(x: np.ndarray, levels: int = 4) -> list[np.ndarray]:
-    """Laplacian pyramid of a 2D image or of each slice of a 3D volume (Burt & Adelson 1983).
+    """Laplacian pyramid of a 2D image (Burt & Adelson 1983), 5-tap binomial kernel, 'reflect' borders.
 
     Args:
-        x: float ``(H, W)`` or ``(X, Y, Z)``; axes 0 and 1 are decomposed.
+        x: float ``(H, W)``.
         levels: number of detail (band-pass) levels; fewer when the image is too small for
             ``levels`` halvings (the coarsest level keeps at least 4 pixels per side).
 
@@ -118,7 +113,7 @@ def fuse_laplacian(a: np.ndarray, b: np.ndarray, *, levels: int = 4) -> np.ndarr
     """Laplacian-pyramid fusion: per band-pass coefficient the larger magnitude, mean base.
 
     Args:
-        a, b: images in [0, 1], same shape.
+        a, b: 2D images ``(H, W)`` in [0, 1].
         levels: detail levels of the pyramid (default 4: a 256x256 slice keeps a 16x16 base).
     """
     pa, pb = laplacian_pyramid(a, levels), laplacian_pyramid(b, levels)
@@ -140,11 +135,11 @@ def _pywt():
 def fuse_wavelet(a: np.ndarray, b: np.ndarray, *, wavelet: str = "db2", levels: int = 3) -> np.ndarray:
     """Discrete-wavelet fusion: mean approximation, per detail coefficient the larger magnitude.
 
-    A ``levels``-level 2D DWT (PyWavelets ``wavedec2`` on axes 0 and 1, ``'symmetric'``
-    extension), fewer levels when the image is too small (``pywt.dwt_max_level``).
+    A ``levels``-level 2D DWT (PyWavelets ``wavedec2``, ``'symmetric'`` extension), fewer levels
+    when the image is too small (``pywt.dwt_max_level``).
 
     Args:
-        a, b: images in [0, 1], same shape.
+        a, b: 2D images ``(H, W)`` in [0, 1].
         wavelet: a PyWavelets discrete wavelet name (default Daubechies-2).
         levels: decomposition levels (default 3).
 
@@ -159,29 +154,29 @@ def fuse_wavelet(a: np.ndarray, b: np.ndarray, *, wavelet: str = "db2", levels: 
         log.debug("image %s too small for %d wavelet levels; using %d", a.shape[:2], levels, n)
     if n < 1:
         return fuse_mean(a, b)
-    ca = pywt.wavedec2(a, wavelet, mode="symmetric", level=n, axes=(0, 1))
-    cb = pywt.wavedec2(b, wavelet, mode="symmetric", level=n, axes=(0, 1))
+    ca = pywt.wavedec2(a, wavelet, mode="symmetric", level=n)
+    cb = pywt.wavedec2(b, wavelet, mode="symmetric", level=n)
     fused = [0.5 * (ca[0] + cb[0])]
     for da, db in zip(ca[1:], cb[1:]):
         fused.append(tuple(_max_abs(x, y) for x, y in zip(da, db)))
-    out = pywt.waverec2(fused, wavelet, mode="symmetric", axes=(0, 1))
+    out = pywt.waverec2(fused, wavelet, mode="symmetric")
     return out[: a.shape[0], : a.shape[1]]
 
 
 def _box(x: np.ndarray, radius: int) -> np.ndarray:
     from scipy import ndimage
 
-    return ndimage.uniform_filter(x, size=_in_plane(x, 2 * radius + 1, 1), mode="reflect")
+    return ndimage.uniform_filter(x, size=2 * radius + 1, mode="reflect")
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Guided filter (He, Sun & Tang 2013) with box means, in-plane on each slice.
+    """Guided filter (He, Sun & Tang 2013) with box means.
 
     ``q = mean(a) * I + mean(b)`` with ``a = cov(I, p) / (var(I) + eps)``, ``b = mean(p) - a mean(I)``
     over ``(2 radius + 1)^2`` windows (``scipy.ndimage.uniform_filter``, ``'reflect'`` borders).
 
     Args:
-        guide: guidance image ``I`` (float, 2D or 3D).
+        guide: guidance image ``I`` (float, 2D; a 3D array is filtered in 3D windows).
         src: image to filter ``p``, same shape.
         radius: window radius in pixels.
         eps: regularization (in squared intensity units of ``guide``).
@@ -218,7 +213,7 @@ def fuse_guided(
     4. ``F = sum W_B B + sum W_D D``.
 
     Args:
-        a, b: images in [0, 1] (the eps values assume this scale), same shape.
+        a, b: 2D images ``(H, W)`` in [0, 1] (the eps values assume this scale).
         base_size: mean-filter size of the two-scale decomposition.
         saliency_radius, saliency_sigma: Gaussian smoothing of the Laplacian magnitude.
         r1, eps1: guided filter for the base weights (large, smooth).
@@ -230,14 +225,13 @@ def fuse_guided(
     from scipy import ndimage
 
     srcs = [np.asarray(x, dtype=np.float64) for x in (a, b)]
-    size = _in_plane(srcs[0], base_size, 1)
-    bases = [ndimage.uniform_filter(x, size=size, mode="reflect") for x in srcs]
+    bases = [ndimage.uniform_filter(x, size=base_size, mode="reflect") for x in srcs]
     details = [x - base for x, base in zip(srcs, bases)]
-    lap = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).reshape((3, 3) + (1,) * (srcs[0].ndim - 2))
-    sigma = _in_plane(srcs[0], float(saliency_sigma), 0.0)
+    lap = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
     trunc = saliency_radius / saliency_sigma
     sal = [
-        ndimage.gaussian_filter(np.abs(ndimage.correlate(x, lap, mode="reflect")), sigma, mode="reflect", truncate=trunc)
+        ndimage.gaussian_filter(np.abs(ndimage.correlate(x, lap, mode="reflect")), saliency_sigma,
+                                mode="reflect", truncate=trunc)
         for x in srcs
     ]
     smax = np.maximum(sal[0], sal[1])
@@ -254,7 +248,7 @@ def fuse_guided(
     return wb[0] * bases[0] + wb[1] * bases[1] + wd[0] * details[0] + wd[1] * details[1]
 
 
-#: method name -> function ``f(a, b, **options)`` (inputs in [0, 1]; output unclipped float64)
+#: method name -> function ``f(a, b, **options)`` (2D inputs in [0, 1]; output unclipped float64)
 CLASSICAL_METHODS: dict[str, Callable[..., np.ndarray]] = {
     "mean": fuse_mean,
     "max": fuse_max,
@@ -262,6 +256,9 @@ CLASSICAL_METHODS: dict[str, Callable[..., np.ndarray]] = {
     "wavelet": fuse_wavelet,
     "guided": fuse_guided,
 }
+
+
+_VOXELWISE = (fuse_mean, fuse_max)
 
 
 def _check_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,5 +314,12 @@ def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options
 
     fn = look_up_option(method, CLASSICAL_METHODS)
     a, b = _check_inputs(a, b)
-    fused = fn(np.clip(a, 0.0, 1.0), np.clip(b, 0.0, 1.0), **options)
+    a, b = np.clip(a, 0.0, 1.0), np.clip(b, 0.0, 1.0)
+    if a.ndim == 2 or fn in _VOXELWISE:
+        fused = fn(a, b, **options)
+    else:
+        fused = np.stack(
+            [fn(np.ascontiguousarray(a[..., k]), np.ascontiguousarray(b[..., k]), **options) for k in range(a.shape[-1])],
+            axis=-1,
+        )
     return np.clip(fused, 0.0, 1.0).astype(np.float32)

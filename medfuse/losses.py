@@ -67,19 +67,21 @@ def _gaussian_1d(win_size: int, sigma: float, dtype: torch.dtype, device: torch.
 
 
 def _window_mean(x: torch.Tensor, win_size: int, kernel_type: str, sigma: float) -> torch.Tensor:
-    """Weighted mean over every valid ``win_size`` window (uniform: box; gaussian: separable)."""
+    """Weighted mean over every valid ``win_size`` window: a separable box (uniform) or Gaussian filter."""
     dims = x.dim() - 2
     if kernel_type == "uniform":
-        return (F.avg_pool2d if dims == 2 else F.avg_pool3d)(x, win_size, stride=1)
-    if kernel_type != "gaussian":
+        g = torch.full((win_size,), 1.0 / win_size, dtype=x.dtype, device=x.device)
+    elif kernel_type == "gaussian":
+        g = _gaussian_1d(win_size, sigma, x.dtype, x.device)
+    else:
         raise ValueError(f"kernel_type must be 'gaussian' or 'uniform'; got {kernel_type!r}")
     channels = x.shape[1]
-    g = _gaussian_1d(win_size, sigma, x.dtype, x.device)
     conv = F.conv2d if dims == 2 else F.conv3d
     for axis in range(dims):
-        shape = [channels, 1] + [1] * dims
+        shape = [1, 1] + [1] * dims
         shape[2 + axis] = win_size
-        x = conv(x, g.reshape(shape), groups=channels)
+        kernel = g.reshape(shape).expand([channels, 1] + shape[2:])
+        x = conv(x, kernel, groups=channels)
     return x
 
 
@@ -111,10 +113,14 @@ def ssim_map(
     """
     _check_same(x, y)
     _check_window(x, win_size)
-    c1 = (0.01 * data_range) ** 2
-    c2 = (0.03 * data_range) ** 2
     stats = _window_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1), win_size, kernel_type, kernel_sigma)
     mu_x, mu_y, m_xx, m_yy, m_xy = stats.chunk(5, dim=1)
+    return _ssim_from_moments(mu_x, mu_y, m_xx, m_yy, m_xy, data_range)
+
+
+def _ssim_from_moments(mu_x, mu_y, m_xx, m_yy, m_xy, data_range: float) -> torch.Tensor:
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
     var_x = m_xx - mu_x * mu_x
     var_y = m_yy - mu_y * mu_y
     cov = m_xy - mu_x * mu_y
@@ -169,11 +175,19 @@ def var_ssim_loss(
     ``kernel_type="uniform"`` (default) computes SSIM over the same plain window as the variance,
     as the paper's "patches" suggest; ``"gaussian"`` uses the usual SSIM weighting.
     """
-    kw = dict(win_size=win_size, kernel_type=kernel_type, data_range=data_range)
-    sa = ssim_map(fused, a, **kw)
-    sb = ssim_map(fused, b, **kw)
-    pick_a = local_variance(a, win_size) > local_variance(b, win_size)
-    return 1.0 - torch.where(pick_a, sa, sb).mean()
+    _check_same(fused, a, b)
+    _check_window(fused, win_size)
+    # one filtering pass for every local moment both SSIMs need
+    m = _window_mean(torch.cat([fused, a, b, fused * fused, a * a, b * b, fused * a, fused * b], dim=1),
+                     win_size, kernel_type, 1.5)
+    mu_f, mu_a, mu_b, m_ff, m_aa, m_bb, m_fa, m_fb = m.chunk(8, dim=1)
+    sa = _ssim_from_moments(mu_f, mu_a, m_ff, m_aa, m_fa, data_range)
+    sb = _ssim_from_moments(mu_f, mu_b, m_ff, m_bb, m_fb, data_range)
+    if kernel_type == "uniform":  # the variances of the same plain windows
+        var_a, var_b = m_aa - mu_a * mu_a, m_bb - mu_b * mu_b
+    else:
+        var_a, var_b = local_variance(a, win_size), local_variance(b, win_size)
+    return 1.0 - torch.where(var_a > var_b, sa, sb).mean()
 
 
 def _sobel_kernels(dims: int, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
