@@ -262,7 +262,7 @@ _VOXELWISE = (fuse_mean, fuse_max)
 
 
 def _check_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from medfuse.errors import NonFiniteError, SpaceMismatchError
+    from medfuse.errors import NonFiniteError, SpaceMismatchError, UnsupportedInputError
 
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -272,13 +272,13 @@ def _check_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             "register/resample the second onto the reference first"
         )
     if a.ndim not in (2, 3) or min(a.shape[:2]) < 2:
-        raise ValueError(f"classical fusion takes 2D (H, W) or 3D (X, Y, Z) images; got shape {a.shape}")
+        raise UnsupportedInputError(f"classical fusion takes 2D (H, W) or 3D (X, Y, Z) images; got shape {a.shape}")
     for name, x in (("first image", a), ("second image", b)):
         if not np.isfinite(x).all():
             raise NonFiniteError(f"{name}: {int((~np.isfinite(x)).sum())} NaN/inf values; replace them before fusing")
         lo, hi = float(x.min()), float(x.max())
         if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
-            raise ValueError(
+            raise UnsupportedInputError(
                 f"{name}: values must be normalized to [0, 1], found [{lo:g}, {hi:g}]; "
                 "normalize first (medfuse.intensity.normalize)"
             )
@@ -299,7 +299,8 @@ def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options
         last axis).
 
     Raises:
-        ValueError: unknown method (with the closest name), inputs outside [0, 1] or not 2D/3D.
+        ValueError: unknown method (MONAI's ``look_up_option`` names the closest one).
+        UnsupportedInputError: inputs outside [0, 1] or not 2D/3D.
         SpaceMismatchError: the shapes differ.
         NonFiniteError: NaN/inf values.
         ImportError: ``wavelet`` without PyWavelets.

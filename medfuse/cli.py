@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_info(sub)
     _add_evaluate(sub)
+    _add_train(sub)
     return parser
 
 
@@ -213,6 +214,43 @@ def _run_evaluate_dir(args) -> int:
     from medfuse.metrics.report import run_evaluate_dir
 
     return run_evaluate_dir(args)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a fusion network for one modality pair",
+                       description="Unsupervised training on random patches of 2D slice pairs of a Harvard AANLIB-layout "
+                                   "folder, split by whole case into training and validation (stored in the "
+                                   "checkpoint). Seeded and resumable; the checkpoint is written atomically every "
+                                   "checkpoint_every iterations and loads with torch.load(weights_only=True).")
+    p.add_argument("--pair", required=True, choices=["ct_mri", "pet_mri", "spect_mri"], help="modality pair")
+    p.add_argument("--method", required=True, help="network: fmmf, mdgan, msra, light")
+    p.add_argument("--config", default=None, help="JSON file overriding the method's config "
+                                                  "(medfuse/training/configs/<method>.json)")
+    p.add_argument("--data", default=None, help="Harvard-layout folder (default $MEDFUSE_HARVARD)")
+    p.add_argument("--iterations", type=int, default=None, help="total iterations (default: the config's)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
+    p.add_argument("--resume", action="store_true", help="continue training the checkpoint --out if it exists")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out and start again")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from medfuse.training import train
+
+    summary = train(args.pair, args.method, args.out, config=args.config, data_dir=args.data,
+                    iterations=args.iterations, device=args.device, seed=args.seed, resume=args.resume,
+                    force=args.force, progress=not args.no_progress)
+    final = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
+    val = ", ".join(f"{k} {v:.4f}" for k, v in summary["validation"].items() if k != "iteration")
+    print(f"{summary['out']}: iteration {summary['iteration']}, {summary['seconds_per_iteration']:.3f} s/iteration")
+    if final:
+        print(f"last training losses: {final}")
+    if val:
+        print(f"validation losses: {val}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -246,12 +246,10 @@ def fuse_with_network(
         SpaceMismatchError: ``a`` and ``b`` differ in shape.
         FileNotFoundError, CorruptFileError: bad checkpoint.
     """
-    from monai.utils import look_up_option
-
-    from medfuse.networks import NETWORKS
+    from medfuse.networks import network_name
 
     if method is not None:
-        method = look_up_option(method, tuple(NETWORKS))
+        method = network_name(method)
     if weights is None:
         if method is None:
             raise UnsupportedInputError("fuse_with_network needs a method name or a weights checkpoint")

@@ -117,19 +117,27 @@ def _expand(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) 
     return mask[tuple(slice(0, s) for s in shape)]
 
 
-def _fill(mask: np.ndarray) -> np.ndarray:
+def _fill(mask: np.ndarray, plane_axis: int | None = None) -> np.ndarray:
     """Fill the holes of ``mask``: background components that do not touch the array border.
 
     Same result as ``scipy.ndimage.binary_fill_holes`` (face connectivity) by one labelling pass,
-    much faster on large masks than its iterated dilation.
+    much faster on large masks than its iterated dilation. With ``plane_axis``, every slice across
+    that axis is filled on its own (2D holes), still in one pass.
     """
     from scipy import ndimage
 
-    labels, n = ndimage.label(~mask)
+    structure = ndimage.generate_binary_structure(mask.ndim, 1)
+    if plane_axis is not None:
+        structure = np.moveaxis(structure, plane_axis, 0).copy()
+        structure[0] = structure[2] = False
+        structure = np.moveaxis(structure, 0, plane_axis)
+    labels, n = ndimage.label(~mask, structure=structure)
     if n == 0:
         return mask.copy()
     border = np.zeros(n + 1, dtype=bool)
     for axis in range(mask.ndim):
+        if axis == plane_axis:
+            continue
         for index in (0, -1):
             border[np.unique(np.take(labels, index, axis=axis))] = True
     border[0] = True
@@ -137,14 +145,12 @@ def _fill(mask: np.ndarray) -> np.ndarray:
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill holes in 3D and in every slice across each axis (2D: the plane)."""
-    out = _fill(mask)
-    if mask.ndim == 3:
-        for axis in range(3):
-            moved = np.moveaxis(out, axis, 0)
-            for k in range(moved.shape[0]):
-                if moved[k].any() and not moved[k].all():
-                    moved[k] = _fill(moved[k])
+    """Fill holes in every slice across each axis (which fills 3D cavities too); 2D: the plane."""
+    if mask.ndim != 3:
+        return _fill(mask)
+    out = mask
+    for axis in range(3):
+        out = _fill(out, plane_axis=axis)
     return out
 
 
@@ -214,5 +220,5 @@ def head_mask(volume: Volume, modality: str | None = None, *, threshold: float |
     pad = radius + 1
     mp = ndimage.binary_closing(np.pad(m, pad), structure=ball, iterations=radius)
     m = mp[tuple(slice(pad, pad + s) for s in m.shape)] | m
-    m = _fill_holes(m)
+    m = _fill(m)
     return _expand(m, factors, full_shape)

@@ -14,6 +14,9 @@
   averaged over the slices (unweighted). A slice counts when the mask covers at least
   ``min_mask_fraction`` (default 10%) of it. No metric has a native 3D definition here: the
   literature defines all of them on 2D images, and per-slice values stay comparable with 2D tables.
+  Windowed metrics (SSIM, MS_SSIM, VIF, FMI) filter the whole slice and average their local maps
+  over the window centres inside the mask. MS_SSIM needs slices of at least 176 pixels per side
+  (NaN otherwise, e.g. 1.5 mm brain volumes); VIF at least 41.
 """
 
 from __future__ import annotations
@@ -295,10 +298,15 @@ def compute_volume_metrics(
     log.info("scoring %d of %d slices (mask coverage >= %.0f%%)", slices.size, f.shape[-1], 100 * min_mask_fraction)
     from tqdm.auto import tqdm
 
+    per_slice = list(names)
+    if "MS_SSIM" in names and min(f.shape[:2]) < _t.MS_SSIM_MIN_SIZE:
+        log.warning("MS_SSIM needs slices of at least %d pixels per side, got %s: reported as NaN",
+                    _t.MS_SSIM_MIN_SIZE, f.shape[:2])
+        per_slice.remove("MS_SSIM")
     values = {k: [] for k in names}
     for k in tqdm(slices, desc="slices", unit="slice", disable=not progress, leave=False):
         m = mask[..., k]
-        for key in names:
+        for key in per_slice:
             values[key].append(METRICS[key](a[..., k], b[..., k], f[..., k], m))
     out = {}
     for key, vals in values.items():

@@ -19,12 +19,16 @@ __all__ = [
     "multiscale_structural_similarity",
     "vif",
     "visual_information_fidelity",
+    "MS_SSIM_MIN_SIZE",
+    "VIF_MIN_SIZE",
 ]
 
 log = logging.getLogger(__name__)
 
 DATA_RANGE = 255.0
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: smallest side for MS-SSIM: the 11-pixel window must fit the coarsest of the 5 scales
+MS_SSIM_MIN_SIZE = 11 * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 #: smallest side for which every scale of pixel-domain VIF has a non-empty 'valid' map
 VIF_MIN_SIZE = 41
 
@@ -119,9 +123,9 @@ def ms_ssim(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> flo
     x, y = as_image(x, "X"), as_image(y, "Y")
     mask = check_mask(mask, x.shape)
     n_scales, size = len(MS_SSIM_WEIGHTS), 11
-    need = size * 2 ** (n_scales - 1)
-    if min(x.shape) < need:
-        log.warning("MS_SSIM needs images of at least %d pixels per side, got %s: returning NaN", need, x.shape)
+    if min(x.shape) < MS_SSIM_MIN_SIZE:
+        log.warning("MS_SSIM needs images of at least %d pixels per side, got %s: returning NaN",
+                    MS_SSIM_MIN_SIZE, x.shape)
         return float("nan")
     g = _gaussian_window_1d(size, 1.5)
     c1 = (0.01 * DATA_RANGE) ** 2

@@ -36,6 +36,7 @@ from medfuse.networks.msra import MSRANet
 
 __all__ = [
     "NETWORKS",
+    "network_name",
     "build_network",
     "count_parameters",
     "count_flops",
@@ -55,6 +56,22 @@ NETWORKS: dict[str, type[nn.Module]] = {
 }
 
 
+def network_name(name: str) -> str:
+    """The registered name for ``name`` (case-insensitive).
+
+    Raises:
+        UnsupportedInputError (a ``ValueError``): unknown name, with a "did you mean" hint.
+    """
+    from monai.utils import look_up_option
+
+    from medfuse.errors import UnsupportedInputError
+
+    try:
+        return look_up_option(str(name).lower(), tuple(NETWORKS))
+    except ValueError as err:
+        raise UnsupportedInputError(f"unknown network {name!r}: {err}") from None
+
+
 def build_network(name: str, spatial_dims: int = 2, **kwargs: Any) -> nn.Module:
     """Build a fusion network by its ``--method`` name.
 
@@ -70,9 +87,7 @@ def build_network(name: str, spatial_dims: int = 2, **kwargs: Any) -> nn.Module:
     Raises:
         ValueError: unknown name or invalid arguments.
     """
-    from monai.utils import look_up_option
-
-    cls = look_up_option(name, NETWORKS)
+    cls = NETWORKS[network_name(name)]
     try:
         return cls(spatial_dims=spatial_dims, **kwargs)
     except TypeError as err:  # an unknown keyword

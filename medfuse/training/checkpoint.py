@@ -58,9 +58,37 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path
     from medfuse.io.atomic import atomic_output
 
     path = Path(path)
+    plain = _plain(checkpoint, "checkpoint")
     with atomic_output(path, force=True) as tmp:
-        torch.save(checkpoint, tmp)
+        torch.save(plain, tmp)
     return path
+
+
+def _plain(obj: Any, where: str) -> Any:
+    """``obj`` with only tensors and primitive containers (what ``weights_only=True`` can load).
+
+    ``str``/``int``/``float`` subclasses (``torch.__version__``, numpy scalars) become the plain
+    type; anything else raises ``TypeError`` naming where it was found.
+    """
+    import numpy as np
+    import torch
+
+    if obj is None or type(obj) in (bool, int, float, str) or isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, dict):
+        return {_plain(k, where): _plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    raise TypeError(f"{where}: {type(obj).__name__} cannot be stored in a weights_only checkpoint")
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:

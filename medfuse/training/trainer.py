@@ -110,11 +110,9 @@ def load_config(method: str, config: str | os.PathLike | Mapping | None = None) 
         UnsupportedInputError: unknown keys or invalid values.
         FileNotFoundError, CorruptFileError: a missing or malformed config file.
     """
-    from monai.utils import look_up_option
+    from medfuse.networks import network_name
 
-    from medfuse.networks import NETWORKS
-
-    method = look_up_option(method, tuple(NETWORKS))
+    method = network_name(method)
     cfg = _merge(DEFAULT_CONFIG, _read_json(CONFIG_DIR / f"{method}.json"), f"configs/{method}.json")
     if config is not None:
         if isinstance(config, Mapping):
@@ -251,13 +249,12 @@ def train(
         FileNotFoundError, NotADirectoryError: missing data.
     """
     import torch
-    from monai.utils import look_up_option
     from tqdm.auto import tqdm
 
     from medfuse.fusion import PAIRS
     from medfuse.inference import _device
     from medfuse.losses import FusionLoss, adversarial_loss
-    from medfuse.networks import NETWORKS, SourceDiscriminators, build_network, count_parameters
+    from medfuse.networks import SourceDiscriminators, build_network, count_parameters, network_name
     from medfuse.training.checkpoint import (
         CHECKPOINT_FORMAT,
         CHECKPOINT_VERSION,
@@ -275,7 +272,7 @@ def train(
 
     if pair not in PAIRS:
         raise UnsupportedInputError(f"pair must be one of {', '.join(PAIRS)}; got {pair!r}")
-    method = look_up_option(method, tuple(NETWORKS))
+    method = network_name(method)
     out = Path(out)
     dev = _device(device)
     ckpt = None

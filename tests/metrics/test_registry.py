@@ -116,6 +116,8 @@ def test_volume_without_enough_mask_raises():
 
 
 def test_volume_with_small_slices_gives_nan_ms_ssim(caplog):
+    """MS_SSIM needs 176 px per side: one warning for the volume, not one per slice."""
     a = _volume(1)
     out = compute_volume_metrics((a, a), a, ["MS_SSIM", "EN"], a > 0)
     assert np.isnan(out["MS_SSIM"]) and np.isfinite(out["EN"])
+    assert caplog.text.count("MS_SSIM needs") == 1

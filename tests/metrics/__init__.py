@@ -1,0 +1,1 @@
+"""Tests of medfuse.metrics (a package so that module names like test_report stay unique)."""
