@@ -14,6 +14,24 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API = {
     "Volume": "medfuse.volume",
+    "load_volume": "medfuse.io",
+    "save_volume": "medfuse.io",
+    "list_series": "medfuse.io.dicom",
+    "read_dicom_series": "medfuse.io.dicom",
+    "fuse_volumes": "medfuse.pipeline",
+    "fuse_files": "medfuse.pipeline",
+    "FusionResult": "medfuse.pipeline",
+    "fuse_arrays": "medfuse.fusion",
+    "available_methods": "medfuse.fusion",
+    "register": "medfuse.registration",
+    "resample_to_reference": "medfuse.registration",
+    "normalize": "medfuse.intensity",
+    "compute_metrics": "medfuse.metrics",
+    "fuse_classical": "medfuse.classical",
+    "build_network": "medfuse.networks",
+    "fuse_with_network": "medfuse.inference",
+    "make_case": "medfuse.phantom",
+    "PhantomCase": "medfuse.phantom",
 }
 
 __all__ = ["__version__", *_API]

@@ -9,7 +9,7 @@ anatomical image is passed first; on exact ties the multi-scale rules keep its c
 :data:`CLASSICAL_METHODS` maps each name to its function ``f(a, b, **options) -> ndarray``:
 2D ``(H, W)`` inputs (any shape for ``mean``/``max``), unchecked, unclipped float64.
 
-``wavelet`` needs PyWavelets, an optional extra: ``pip install "medfuse[classical]"``.
+``wavelet`` uses PyWavelets (a core dependency).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def _pywt():
         import pywt
     except ImportError as err:
         raise ImportError(
-            'wavelet fusion needs PyWavelets, an optional dependency: pip install "medfuse[classical]"'
+            'wavelet fusion needs PyWavelets, a medfuse dependency that is missing: pip install PyWavelets'
         ) from err
     return pywt
 

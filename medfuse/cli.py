@@ -61,8 +61,8 @@ def _add_fuse(sub) -> None:
     _add_common_fusion(p)
     p.add_argument("--no-register", action="store_true",
                    help="inputs are already aligned: only resample through scanner coordinates")
-    p.add_argument("--registration", default="affine", choices=["rigid", "affine", "bspline"],
-                   help="registration model for 3D inputs (default affine)")
+    p.add_argument("--registration", default="rigid", choices=["rigid", "affine", "bspline"],
+                   help="registration model for 3D inputs (default rigid)")
     p.add_argument("--transform", default=None, help="also write the registration transform here (.tfm)")
     p.add_argument("--window", default=None, help="CT window preset (brain, subdural, bone, soft_tissue) or LEVEL,WIDTH")
     p.add_argument("--reference-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")

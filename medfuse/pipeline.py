@@ -20,7 +20,7 @@ import numpy as np
 from medfuse.errors import SpaceMismatchError
 from medfuse.volume import Volume
 
-__all__ = ["FusionResult", "fuse_volumes", "fuse_files", "prepare_pair", "default_method"]
+__all__ = ["FusionResult", "fuse_volumes", "fuse_files", "prepare_pair", "normalize_volume", "default_method"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def default_method(moving: Volume) -> str:
     return default_network(pair_for_modality(moving.modality)) or "mean"
 
 
-def _normalize(volume: Volume, window=None) -> Volume:
+def normalize_volume(volume: Volume, window=None) -> Volume:
     """[0, 1] intensities: display-encoded slices by their bit depth, scans by modality."""
     if volume.ndim == 2 and "value_max" in volume.meta:
         return volume.with_array(np.clip(volume.array / float(volume.meta["value_max"]), 0, 1), rgb=volume.rgb)
@@ -70,7 +70,7 @@ def prepare_pair(
     moving: Volume,
     *,
     register: bool | None = None,
-    registration_type: str = "affine",
+    registration_type: str = "rigid",
     window=None,
 ) -> tuple[Volume, Volume, object | None, dict[str, float]]:
     """Register (or resample) ``moving`` onto ``reference`` and normalize both to [0, 1].
@@ -79,7 +79,8 @@ def prepare_pair(
         register: True: register; False: only resample through the scanner coordinates (inputs
             already aligned); None (default): register 3D pairs unless both come from one DICOM
             frame of reference; never for 2D slices.
-        registration_type: ``rigid``, ``affine`` or ``bspline``.
+        registration_type: ``rigid`` (default: scans of one head differ by a rigid motion), ``affine``
+            or ``bspline``.
         window: CT window preset name or ``(level, width)``.
 
     Returns:
@@ -98,19 +99,15 @@ def prepare_pair(
     else:
         from medfuse import registration as reg
 
-        if register is None:
-            register = not reg.same_frame_of_reference(reference, moving)
-            if not register:
-                log.info("both scans share one DICOM frame of reference: registration skipped")
-        if register:
+        if register is False:
+            aligned = reg.resample_to_reference(moving, reference)
+        else:  # register() itself skips scans that share one DICOM frame of reference (hybrid PET/CT)
             result = reg.register(reference, moving, transform=registration_type)
             aligned = result.resampled
-        else:
-            aligned = reg.resample_to_reference(moving, reference)
     timings["register"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref_n = _normalize(reference)
-    mov_n = _normalize(aligned, window=window)
+    ref_n = normalize_volume(reference)
+    mov_n = normalize_volume(aligned, window=window)
     timings["normalize"] = time.perf_counter() - t0
     return ref_n, mov_n, result, timings
 
@@ -121,7 +118,7 @@ def fuse_volumes(
     method: str | None = None,
     *,
     register: bool | None = None,
-    registration_type: str = "affine",
+    registration_type: str = "rigid",
     weights: str | os.PathLike | None = None,
     window=None,
     device: str = "cpu",
@@ -174,7 +171,7 @@ def fuse_files(
     force: bool = False,
     qc: str | os.PathLike | None | bool = True,
     register: bool | None = None,
-    registration_type: str = "affine",
+    registration_type: str = "rigid",
     transform_out: str | os.PathLike | None = None,
     weights: str | os.PathLike | None = None,
     window=None,

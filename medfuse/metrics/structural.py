@@ -38,7 +38,7 @@ def _skimage_ssim():
         from skimage.metrics import structural_similarity as sk_ssim
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            'SSIM needs scikit-image; install it with: pip install "medfuse[metrics]"'
+            'SSIM needs scikit-image, a medfuse dependency that is missing: pip install scikit-image'
         ) from err
     return sk_ssim
 

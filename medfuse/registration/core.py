@@ -13,8 +13,9 @@ L-BFGS-B for the B-spline stage). medfuse adds what makes it fast and safe:
    of view in header (world) coordinates.
 3. **Initialization.** Three rigid starts are compared by the metric on 8 mm copies: the headers
    as they are, the geometric centres aligned, and the head-mask centroids aligned (moments,
-   ``CenteredTransformInitializer``). Then rigid (``VersorRigid3DTransform``), then affine
-   (``AffineTransform``), then optionally B-spline.
+   ``CenteredTransformInitializer``). Then rigid (``VersorRigid3DTransform``, the default result);
+   ``transform="affine"`` adds an affine stage (``AffineTransform``) and ``"bspline"`` a B-spline
+   deformation after it.
 4. **Orientation check.** The 23 other axis-aligned 90/180 degree rotations are scored too; if one
    fits clearly better than the header orientation (also after a short rigid refinement of both),
    a header orientation error is reported instead of a locally optimal wrong answer.
@@ -70,7 +71,8 @@ class RegistrationSettings:
             copy, Gaussian sigma in mm per level).
         rigid_iterations, affine_iterations, bspline_iterations: iterations per level.
         affine_shrink, affine_smoothing_mm: pyramid of the affine stage.
-        learning_rate_mm: largest optimizer step (about mm of motion at the head surface).
+        learning_rate_mm: largest optimizer step of the rigid stage (about mm of motion at the
+            head surface); ``affine_learning_rate_mm`` that of the affine stage, which starts close.
         bspline_grid_mm: B-spline control point spacing.
         check_orientation: score the 23 other axis-aligned orientations (see the module docstring).
         min_overlap: least fraction of the reference head inside the moving field of view.
@@ -90,6 +92,7 @@ class RegistrationSettings:
     affine_smoothing_mm: tuple[float, ...] = (2.0, 0.0)
     affine_iterations: int = 100
     learning_rate_mm: float = 2.0
+    affine_learning_rate_mm: float = 0.5
     bspline_grid_mm: float = 50.0
     bspline_iterations: int = 50
     check_orientation: bool = True
@@ -271,7 +274,9 @@ class _Problem:
         r = sitk.ImageRegistrationMethod()
         r.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(self.s.histogram_bins))
         r.SetInterpolator(sitk.sitkLinear)
+        # gradients at the sampled points only: no gradient image of the whole scan per level/evaluation
         r.MetricUseFixedImageGradientFilterOff()
+        r.MetricUseMovingImageGradientFilterOff()
         return r
 
     def metric(self, tx, coarse: bool = False) -> float:
@@ -287,7 +292,8 @@ class _Problem:
         except RuntimeError:
             return float("inf")
 
-    def optimize(self, tx, shrink, smoothing, iterations, sampling, moving_initial=None, optimizer="rsgd"):
+    def optimize(self, tx, shrink, smoothing, iterations, sampling, moving_initial=None, optimizer="rsgd",
+                 learning_rate=None):
         """Run one multi-resolution stage in place on ``tx``; returns the optimizer's stop condition."""
         r = self._method()
         r.SetMetricSamplingStrategy(r.RANDOM)
@@ -304,7 +310,7 @@ class _Problem:
             )
         else:
             r.SetOptimizerAsRegularStepGradientDescent(
-                learningRate=float(self.s.learning_rate_mm),
+                learningRate=float(self.s.learning_rate_mm if learning_rate is None else learning_rate),
                 minStep=1e-3,
                 numberOfIterations=int(iterations),
                 relaxationFactor=0.5,
@@ -328,7 +334,7 @@ def register(
     reference: Volume,
     moving: Volume,
     *,
-    transform: str = "affine",
+    transform: str = "rigid",
     label_map: bool = False,
     settings: RegistrationSettings | None = None,
     skip_same_frame: bool = True,
@@ -339,8 +345,12 @@ def register(
     Args:
         reference: the fixed 3D scan; the output keeps its grid and affine.
         moving: the 3D scan to align (any voxel size and field of view).
-        transform: ``"rigid"``, ``"affine"`` (rigid, then affine; default) or ``"bspline"``
-            (rigid, affine, then a B-spline deformation).
+        transform: ``"rigid"`` (default), ``"affine"`` (rigid, then affine) or ``"bspline"`` (rigid,
+            affine, then a B-spline deformation). Rigid is the default because scans of one head
+            differ by a rigid motion, and mutual information biases the extra affine degrees of
+            freedom: on the phantom benchmark, affine CT->MRI has a mean TRE of about 0.9 mm
+            against 0.1 mm for rigid (it scales the CT by about 1%). Use ``"affine"`` for scanners
+            with a known scaling error.
         label_map: ``moving`` is a label map: resample it with nearest neighbour (else linear).
         settings: tuning (:class:`RegistrationSettings`); the defaults meet the benchmark goals.
         skip_same_frame: when both scans share a DICOM frame of reference (hybrid PET/CT, PET/MR),
@@ -445,7 +455,8 @@ def register(
             affine.SetCenter(rigid.GetCenter())
             affine.SetMatrix(rigid.GetMatrix())
             affine.SetTranslation(rigid.GetTranslation())
-            stop = p.optimize(affine, s.affine_shrink, s.affine_smoothing_mm, s.affine_iterations, s.sampling_percentage)
+            stop = p.optimize(affine, s.affine_shrink, s.affine_smoothing_mm, s.affine_iterations, s.sampling_percentage,
+                              learning_rate=s.affine_learning_rate_mm)
             messages.append(f"affine: {stop}")
             final = affine
         linear = final
@@ -518,16 +529,22 @@ def _check_orientation(p: _Problem, center, c_mov_ras, best_score, start_tx, nam
     margin = 0.05 * abs(best_score)
     if not scores[k] < best_score - margin:
         return
-    # a rotated start scores better: refine both briefly before concluding
+    # a rotated start scores better: refine both briefly before concluding. The rotated start is a
+    # fixed moving-initial transform with a rigid refinement near identity after it (a versor
+    # cannot be optimized starting at 180 degrees)
+    import SimpleITK as sitk
+
     s = p.s
     shrink, smooth = s.rigid_shrink[:-1] or s.rigid_shrink, s.rigid_smoothing_mm[:-1] or s.rigid_smoothing_mm
     header = _rigid(center, None, start_tx.GetTranslation())
-    rotated = _rigid(center, rotations[k], translation)
-    for tx in (header, rotated):
+    turn = _rigid(center, rotations[k], translation)
+    refine = _rigid(center)
+    for tx, initial in ((header, None), (refine, turn)):
         try:
-            p.optimize(tx, shrink, smooth, 60, s.sampling_percentage)
+            p.optimize(tx, shrink, smooth, 60, s.sampling_percentage, moving_initial=initial)
         except RuntimeError:
             pass
+    rotated = sitk.CompositeTransform([turn, refine])
     m_header, m_rotated = p.metric(header), p.metric(rotated)
     messages.append(f"orientation check: header orientation MI {m_header:.4f}, best axis rotation MI {m_rotated:.4f}")
     if m_rotated < m_header - 0.02 * abs(m_header):

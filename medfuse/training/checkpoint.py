@@ -34,6 +34,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "TRAINING_STATE_KEYS",
+    "make_checkpoint",
     "save_checkpoint",
     "read_checkpoint",
     "network_from_checkpoint",
@@ -46,6 +47,29 @@ CHECKPOINT_FORMAT = "medfuse-fusion-network"
 CHECKPOINT_VERSION = 1
 #: keys only needed to resume training
 TRAINING_STATE_KEYS = ("optimizer", "discriminators", "optimizer_d", "rng")
+
+
+def make_checkpoint(model, name: str, kwargs: dict[str, Any] | None = None, *, pair: str | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    """The checkpoint dictionary of ``model`` (a network built by ``build_network(name, **kwargs)``).
+
+    Args:
+        model: the network; its ``spatial_dims`` attribute and ``state_dict`` (copied to CPU) are stored.
+        name: its registered name (``light``...).
+        kwargs: the constructor arguments other than ``spatial_dims`` (JSON-compatible).
+        pair: the modality pair it was trained for.
+        extra: more keys (``iteration``, ``config``, ``split``, ``history``, ``optimizer``...).
+    """
+    ckpt: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "network": {"name": name, "spatial_dims": int(model.spatial_dims), "kwargs": dict(kwargs or {})},
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "pair": pair,
+        "method": name,
+    }
+    ckpt.update(extra)
+    return ckpt
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -23,6 +23,7 @@ The same code runs on a GPU (``device="cuda"``).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -160,6 +161,7 @@ def _lr_at(cfg: dict, iteration: int) -> float:
     return float(cfg["lr_min"] + 0.5 * (cfg["lr"] - cfg["lr_min"]) * (1.0 + math.cos(math.pi * t)))
 
 
+@functools.lru_cache(maxsize=1)
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
@@ -256,8 +258,7 @@ def train(
     from medfuse.losses import FusionLoss, adversarial_loss
     from medfuse.networks import SourceDiscriminators, build_network, count_parameters, network_name
     from medfuse.training.checkpoint import (
-        CHECKPOINT_FORMAT,
-        CHECKPOINT_VERSION,
+        make_checkpoint,
         network_from_checkpoint,
         read_checkpoint,
         save_checkpoint,
@@ -369,23 +370,20 @@ def train(
     val_tensors = _group_by_size(val_pairs, dev)
 
     def checkpoint(iteration: int) -> None:
-        from medfuse import __version__
         import monai
 
-        state = {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "network": net_cfg, "pair": pair,
-            "method": method, "iteration": iteration, "config": cfg, "split": split,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(), "history": history, "validation": validation,
-            "rng": {"torch": torch.get_rng_state(), "sampler": generator.get_state()},
-            "provenance": {
-                "medfuse": __version__, "torch": torch.__version__, "monai": monai.__version__,
-                "device": str(dev), "threads": torch.get_num_threads(), "git_commit": _git_commit(),
-                "train_seconds": train_seconds,
-                "seconds_per_iteration": train_seconds / max(iteration, 1),
-                "parameters": count_parameters(model),
-                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
+        from medfuse import __version__
+
+        state = make_checkpoint(
+            model, method, net_cfg["kwargs"], pair=pair, iteration=iteration, config=cfg, split=split,
+            optimizer=opt.state_dict(), history=history, validation=validation,
+            rng={"torch": torch.get_rng_state(), "sampler": generator.get_state()},
+        )
+        state["provenance"] = {
+            "medfuse": __version__, "torch": str(torch.__version__), "monai": str(monai.__version__),
+            "device": str(dev), "threads": torch.get_num_threads(), "git_commit": _git_commit(),
+            "train_seconds": train_seconds, "seconds_per_iteration": train_seconds / max(iteration, 1),
+            "parameters": count_parameters(model), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if discs is not None:
             state["discriminators"] = {k: v.detach().cpu() for k, v in discs.state_dict().items()}
@@ -437,8 +435,8 @@ def train(
                 loss_d.backward()
                 opt_d.step()
                 terms["adv_d"] = float(loss_d.detach())
-            if not math.isfinite(float(loss)):
-                raise FloatingPointError(f"training diverged at iteration {iteration + 1} (loss {float(loss)}); "
+            if not math.isfinite(float(loss.detach())):
+                raise FloatingPointError(f"training diverged at iteration {iteration + 1} (loss {float(loss.detach())}); "
                                          "lower lr in the config")
             iteration += 1
             run_iters += 1

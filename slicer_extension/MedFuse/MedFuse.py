@@ -82,7 +82,7 @@ class MedFuseWidget(ScriptedLoadableModuleWidget):
         self.registerCheck.checked = True
         self.registrationCombo = qt.QComboBox()
         self.registrationCombo.addItems(list(REGISTRATION_TYPES))
-        self.registrationCombo.currentText = "affine"
+        self.registrationCombo.currentText = "rigid"
         form.addRow("Reference:", self.referenceSelector)
         form.addRow("Moving:", self.movingSelector)
         form.addRow("Moving modality:", self.modalityCombo)

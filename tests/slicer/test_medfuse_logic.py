@@ -30,7 +30,7 @@ def test_build_command(tmp_path):
     assert cmd[:4] == ["py", "-m", "medfuse.cli", "fuse"]
     assert "--no-register" in cmd and cmd[cmd.index("--method") + 1] == "max"
     cmd = build_command(MedFuseParameters(), tmp_path / "r.nrrd", tmp_path / "m.nrrd", tmp_path / "o.nrrd")
-    assert "--method" not in cmd and cmd[cmd.index("--registration") + 1] == "affine"
+    assert "--method" not in cmd and cmd[cmd.index("--registration") + 1] == "rigid"
     with pytest.raises(ValueError, match="unknown method"):
         build_command(MedFuseParameters(method="nope"), "r", "m", "o")
 

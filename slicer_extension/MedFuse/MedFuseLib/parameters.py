@@ -27,7 +27,7 @@ class MedFuseParameters:
     moving_modality: str = "PT"
     method: str = "default"
     register: bool = True
-    registration_type: str = "affine"
+    registration_type: str = "rigid"
     device: str = "cpu"
 
     def isValid(self) -> tuple[bool, str]:

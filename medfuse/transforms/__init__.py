@@ -1,0 +1,46 @@
+"""MONAI transforms for medfuse (array versions in :mod:`.array`, dictionary versions in :mod:`.dictionary`).
+
+Importing this package imports MONAI and torch; ``import medfuse`` does not.
+"""
+
+from medfuse.transforms.array import (
+    FuseImages,
+    LoadVolume,
+    MergeLuminance,
+    NormalizeModality,
+    RegisterToReference,
+    SplitLuminance,
+    to_metatensor,
+    to_volume,
+)
+from medfuse.transforms.dictionary import (
+    FuseImagesd,
+    FuseImagesD,
+    FuseImagesDict,
+    LoadVolumed,
+    LoadVolumeD,
+    LoadVolumeDict,
+    MergeLuminanced,
+    MergeLuminanceD,
+    MergeLuminanceDict,
+    NormalizeModalityd,
+    NormalizeModalityD,
+    NormalizeModalityDict,
+    RegisterToReferenced,
+    RegisterToReferenceD,
+    RegisterToReferenceDict,
+    SplitLuminanced,
+    SplitLuminanceD,
+    SplitLuminanceDict,
+)
+
+__all__ = [
+    "to_volume", "to_metatensor",
+    "LoadVolume", "RegisterToReference", "NormalizeModality", "SplitLuminance", "MergeLuminance", "FuseImages",
+    "LoadVolumed", "LoadVolumeD", "LoadVolumeDict",
+    "RegisterToReferenced", "RegisterToReferenceD", "RegisterToReferenceDict",
+    "NormalizeModalityd", "NormalizeModalityD", "NormalizeModalityDict",
+    "SplitLuminanced", "SplitLuminanceD", "SplitLuminanceDict",
+    "MergeLuminanced", "MergeLuminanceD", "MergeLuminanceDict",
+    "FuseImagesd", "FuseImagesD", "FuseImagesDict",
+]

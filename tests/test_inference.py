@@ -1,0 +1,128 @@
+"""Running trained networks over 2D images and 3D volumes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from medfuse.errors import CorruptFileError, NonFiniteError, SpaceMismatchError, UnsupportedInputError
+from medfuse.inference import fuse_with_network, load_model, predict
+from medfuse.networks import build_network
+from medfuse.training.checkpoint import make_checkpoint, save_checkpoint
+
+KWARGS = {"light": {"features": [4, 8, 8]}, "fmmf": {"features": [4, 8, 8]}}
+
+
+def _checkpoint(path, name="light", spatial_dims=2, crop=16):
+    torch.manual_seed(0)
+    model = build_network(name, spatial_dims=spatial_dims, **KWARGS[name])
+    save_checkpoint(make_checkpoint(model, name, KWARGS[name], pair="ct_mri", iteration=1, config={"crop": crop}),
+                    path)
+    return model.eval()
+
+
+@pytest.fixture
+def light_ckpt(tmp_path):
+    path = tmp_path / "light.pt"
+    return path, _checkpoint(path)
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def test_2d_any_size(light_ckpt):
+    path, model = light_ckpt
+    a, b = _rand(37, 50), _rand(37, 50, seed=1)
+    fused = fuse_with_network(a, b, "light", path)
+    assert fused.shape == (37, 50) and fused.dtype == np.float32
+    assert 0.0 <= fused.min() and fused.max() <= 1.0
+    # the padded region does not leak: equal to running the model on an edge-padded 40x56 input
+    x = torch.nn.functional.pad(torch.from_numpy(np.stack([a, b]))[None], [0, 6, 0, 3], mode="replicate")
+    with torch.no_grad():
+        ref = model(x)[0, 0, :37, :50].numpy()
+    assert np.allclose(fused, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_2d_network_runs_slice_by_slice(light_ckpt, axis):
+    path, _ = light_ckpt
+    a, b = _rand(9, 16, 12), _rand(9, 16, 12, seed=1)
+    fused = fuse_with_network(a, b, "light", path, axis=axis, batch_size=4)
+    assert fused.shape == a.shape
+    k = a.shape[axis] // 2
+    one = fuse_with_network(np.take(a, k, axis=axis), np.take(b, k, axis=axis), "light", path)
+    assert np.allclose(np.take(fused, k, axis=axis), one, atol=1e-6)
+
+
+def test_3d_network_native_and_sliding_window(tmp_path):
+    path = tmp_path / "fmmf3d.pt"
+    model = _checkpoint(path, "fmmf", spatial_dims=3, crop=8)
+    small_a, small_b = _rand(8, 8, 6), _rand(8, 8, 6, seed=1)
+    fused = fuse_with_network(small_a, small_b, "fmmf", path)
+    assert fused.shape == (8, 8, 6)
+    x = torch.nn.functional.pad(torch.from_numpy(np.stack([small_a, small_b]))[None], [0, 2, 0, 0, 0, 0], mode="replicate")
+    with torch.no_grad():
+        assert np.allclose(fused, model(x)[0, 0, :, :, :6].numpy(), atol=1e-5)
+    big = fuse_with_network(_rand(20, 12, 10), _rand(20, 12, 10, seed=1), "fmmf", path)  # windows of 8^3
+    assert big.shape == (20, 12, 10) and 0.0 <= big.min() and big.max() <= 1.0
+    with pytest.raises(UnsupportedInputError, match="3D network"):
+        fuse_with_network(_rand(8, 8), _rand(8, 8), "fmmf", path)
+
+
+def test_load_model(light_ckpt):
+    path, _ = light_ckpt
+    model, info = load_model(path)
+    assert not model.training and info["network"]["name"] == "light" and info["pair"] == "ct_mri"
+    assert info["spatial_dims"] == 2 and info["size_divisor"] == 8 and "model" not in info
+    assert load_model(path)[0] is model  # cached
+    out = predict(model, torch.rand(3, 2, 10, 10), batch_size=2)
+    assert out.shape == (3, 1, 10, 10)
+
+
+def test_input_errors(light_ckpt):
+    path, _ = light_ckpt
+    a = _rand(16, 16)
+    with pytest.raises(SpaceMismatchError):
+        fuse_with_network(a, _rand(16, 15), "light", path)
+    bad = a.copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(NonFiniteError):
+        fuse_with_network(a, bad, "light", path)
+    with pytest.raises(UnsupportedInputError, match=r"normalized to \[0, 1\]"):
+        fuse_with_network(a * 255, a, "light", path)
+    with pytest.raises(UnsupportedInputError, match="2D"):
+        fuse_with_network(_rand(2, 2, 2, 2), _rand(2, 2, 2, 2), "light", path)
+    with pytest.raises(UnsupportedInputError, match="holds a 'light' network"):
+        fuse_with_network(a, a, "msra", path)
+    assert fuse_with_network(a, a, None, path).shape == a.shape  # method from the checkpoint
+
+
+def test_no_shipped_weights_says_how_to_train():
+    a = _rand(16, 16)
+    with pytest.raises(UnsupportedInputError, match="medfuse train --pair pet_mri --method msra"):
+        fuse_with_network(a, a, "msra", pair="pet_mri")
+    with pytest.raises(UnsupportedInputError, match="pair"):
+        fuse_with_network(a, a, "msra")
+
+
+def test_unsafe_or_broken_checkpoints_are_refused(tmp_path):
+    a = _rand(16, 16)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CorruptFileError):
+        fuse_with_network(a, a, "light", junk)
+
+    evil = tmp_path / "evil.pt"  # a pickled global (a code-execution vector): weights_only refuses it
+    torch.save({"format": "medfuse-fusion-network", "payload": os.system}, evil)
+    with pytest.raises(CorruptFileError, match="weights_only"):
+        fuse_with_network(a, a, "light", evil)
+    other = tmp_path / "other.pt"
+    torch.save({"state": torch.zeros(1)}, other)
+    with pytest.raises(CorruptFileError, match="not a medfuse"):
+        fuse_with_network(a, a, "light", other)
+    with pytest.raises(FileNotFoundError):
+        fuse_with_network(a, a, "light", tmp_path / "missing.pt")
