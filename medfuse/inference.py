@@ -30,7 +30,7 @@ import numpy as np
 from medfuse.errors import NonFiniteError, UnsupportedInputError
 from medfuse.fusion import PAIRS
 
-__all__ = ["load_model", "fuse_with_network", "shipped_weights_path", "predict"]
+__all__ = ["load_model", "fuse_with_network", "shipped_weights_path", "predict", "torch_device"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,14 @@ log = logging.getLogger(__name__)
 _RANGE_TOLERANCE = 1e-3
 
 
-def _device(device: str):
+def torch_device(device: str):
+    """``torch.device(device)``; raises :class:`UnsupportedInputError` for CUDA on a machine without it."""
     import torch
 
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise UnsupportedInputError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UnsupportedInputError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
     return dev
@@ -53,7 +57,7 @@ def _load_cached(path: str, mtime_ns: int, size: int, device: str):
 
     ckpt = read_checkpoint(path)
     model = network_from_checkpoint(ckpt, path)
-    model.eval().to(_device(device))
+    model.eval().to(torch_device(device))
     for p in model.parameters():
         p.requires_grad_(False)
     info = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "discriminators", "optimizer_d", "rng")}
@@ -255,7 +259,7 @@ def fuse_with_network(
             raise UnsupportedInputError("fuse_with_network needs a method name or a weights checkpoint")
         weights = shipped_weights_path(method, pair)
     a, b = _check_inputs(a, b)
-    dev = _device(device)
+    dev = torch_device(device)
     model, info = load_model(weights, str(dev))
     stored = info["network"]["name"]
     if method is not None and stored != method:

@@ -13,7 +13,7 @@ from medfuse.inference import fuse_with_network, load_model, predict
 from medfuse.networks import build_network
 from medfuse.training.checkpoint import make_checkpoint, save_checkpoint
 
-KWARGS = {"light": {"features": [4, 8, 8]}, "fmmf": {"features": [4, 8, 8]}}
+KWARGS = {"light": {"features": [4, 8]}, "fmmf": {"features": [4, 8, 8]}}
 
 
 def _checkpoint(path, name="light", spatial_dims=2, crop=16):
@@ -99,6 +99,8 @@ def test_input_errors(light_ckpt):
     with pytest.raises(UnsupportedInputError, match="holds a 'light' network"):
         fuse_with_network(a, a, "msra", path)
     assert fuse_with_network(a, a, None, path).shape == a.shape  # method from the checkpoint
+    with pytest.raises(UnsupportedInputError, match="device"):
+        fuse_with_network(a, a, "light", path, device="gpu")
 
 
 def test_no_shipped_weights_says_how_to_train():

@@ -59,7 +59,8 @@ DEFAULT_PERCENTILES = (0.5, 99.5)
 
 
 class CTWindow(str, enum.Enum):
-    """CT window presets (level, width in HU), looked up with MONAI's ``look_up_option``."""
+    """CT window presets (level, width in HU); names are checked with :func:`medfuse.errors.look_up`
+    (MONAI's ``look_up_option``), so a typo gets "did you mean"."""
 
     BRAIN = "brain"
     SUBDURAL = "subdural"
@@ -88,9 +89,9 @@ def canonical_modality(modality: str | None) -> str | None:
     code = _ALIASES.get(code, code)
     if code in MODALITIES:  # fast path: importing MONAI only for the "did you mean" message
         return code
-    from monai.utils import look_up_option
+    from medfuse.errors import look_up
 
-    return look_up_option(code, MODALITIES)
+    return look_up(code, MODALITIES, "modality")
 
 
 def _as_window(window: Any) -> tuple[float, float]:
@@ -101,7 +102,8 @@ def _as_window(window: Any) -> tuple[float, float]:
         level, width = (float(v) for v in window)
     except (TypeError, ValueError) as err:
         raise ValueError(
-            f"CT window must be a preset ({', '.join(w.value for w in CTWindow)}) or (level, width) in HU, got {window!r}"
+            f"CT window must be a preset ({', '.join(w.value for w in CTWindow)}) or (level, width) in HU, "
+            f"got {window!r}"
         ) from err
     if not width > 0:
         raise ValueError(f"CT window width must be > 0 HU, got {width:g}")
@@ -289,9 +291,9 @@ def _preset(window: str | CTWindow) -> CTWindow:
     try:
         return CTWindow(name)
     except ValueError:
-        from monai.utils import look_up_option
+        from medfuse.errors import look_up
 
-        return look_up_option(name, CTWindow)
+        return CTWindow(look_up(name, [w.value for w in CTWindow], "CT window preset"))
 
 
 def _preset_name(window: Any) -> str:

@@ -18,18 +18,24 @@ key                                  DICOM source, format
 ``patient_weight_kg``                Patient's Weight (0010,1030), kg (float)
 ==================================== ============================================================
 
+Optional vendor extras (used when present): ``ge_private_scan_datetime`` (GE (0009,100D), ISO),
+``philips_activity_concentration_factor`` (Philips (7053,1009)).
+
 The voxel values of such a volume are activity concentrations in Bq/mL (per-slice rescale
 already applied by the reader). ``SUVbw = value * suv_factor(meta)`` with
 ``suv_factor = weight_g / decayed_dose_Bq`` (QIBA vendor-neutral pseudo-code, see
 ``shared/reference/bad-inputs.md`` section 3):
 
-- Units must be ``BQML`` (``GML`` is SUV already: factor 1). ``CNTS``, ``PROPCNTS`` and others
-  give :class:`~medfuse.errors.SUVUnavailableError` (the Philips private scale factors are not read).
+- Units must be ``BQML`` (``GML`` is SUV already: factor 1). ``CNTS`` with the Philips activity
+  concentration factor (7053,1009) is converted to Bq/mL by it (the reader has applied the
+  rescale slope, so ``value * factor`` is ``stored * slope * factor``, QIBA's rule). Other units
+  (``CNTS`` without it, ``PROPCNTS``, ...) give :class:`~medfuse.errors.SUVUnavailableError`.
 - Corrected Image, when recorded, must contain ``ATTN`` and ``DECY``.
 - Decay Correction ``START``: the dose is decayed from injection to the scan start; ``ADMIN``: the
   images are already corrected to the injection time, the dose is not decayed; ``NONE``: refused.
 - Scan start = Series date/time unless it is after the Acquisition date/time (series times are
-  reset by post-processing), then the Acquisition date/time.
+  reset by post-processing), then the GE private scan date/time when recorded, else the
+  Acquisition date/time.
 - Injection = Radiopharmaceutical Start DateTime, else Start Time on the scan date; a start time
   after the scan start means the scan crossed midnight (one day is subtracted).
 - Missing weight or dose: :class:`~medfuse.errors.SUVUnavailableError`, never SUV 0 or inf.
@@ -159,11 +165,12 @@ def _scan_start(meta: dict) -> datetime:
     if series is None:
         return acquisition
     if acquisition is not None and series > acquisition:
+        ge = _parse_iso(meta.get("ge_private_scan_datetime"), "ge_private_scan_datetime")
         log.info(
             "PET series time is after the acquisition time (series re-created by post-processing); using the "
-            "acquisition time as the scan start for SUV"
+            "%s as the scan start for SUV", "GE private scan time" if ge is not None else "acquisition time"
         )
-        return acquisition
+        return ge if ge is not None else acquisition
     return series
 
 
@@ -190,8 +197,8 @@ def suv_factor(pet_meta: dict) -> float:
         pet_meta: the ``volume.meta["pet"]`` dict described in this module's docstring.
 
     Returns:
-        ``weight_g / decayed_dose_Bq`` (``1.0`` for ``Units == "GML"``, already SUV). Multiply the
-        Bq/mL voxel values by it.
+        ``weight_g / decayed_dose_Bq`` (``1.0`` for ``Units == "GML"``, already SUV; times the
+        Philips activity concentration factor for ``CNTS``). Multiply the voxel values by it.
 
     Raises:
         SUVUnavailableError: units are not BQML/GML, decay correction NONE or unknown, attenuation
@@ -212,6 +219,11 @@ def suv_factor(pet_meta: dict) -> float:
     units = str(pet_meta.get("units") or "").strip().upper()
     if units == "GML":
         return 1.0
+    to_bqml = 1.0
+    philips = pet_meta.get("philips_activity_concentration_factor")
+    if units == "CNTS" and philips is not None and math.isfinite(float(philips)) and float(philips) > 0:
+        to_bqml = float(philips)
+        units = "BQML"
     if units != "BQML":
         raise SUVUnavailableError(
             f"PET Units is {units or 'missing'!r}, expected 'BQML' (activity concentration); counts or already "
@@ -264,7 +276,7 @@ def suv_factor(pet_meta: dict) -> float:
                 "injection and series/acquisition times (time zone or date shifts give this)"
             )
         decayed = dose * 2.0 ** (-dt / half_life)
-    return weight * 1000.0 / decayed
+    return to_bqml * weight * 1000.0 / decayed
 
 
 def to_suv(volume: Volume) -> Volume:

@@ -17,6 +17,7 @@ from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
 __all__ = [
+    "FusionNetwork",
     "LayerSpec",
     "check_spatial_dims",
     "check_positive",
@@ -63,6 +64,24 @@ def check_features(features: Sequence[int], length: int, name: str = "features")
     if len(feats) != length or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in feats):
         raise ValueError(f"{name} must be a sequence of {length} positive integers; got {features!r}")
     return feats
+
+
+class FusionNetwork(nn.Module):
+    """Base of the fusion networks: checks and stores the arguments every one of them takes.
+
+    Attributes:
+        spatial_dims: 2 or 3.
+        in_channels: channels per modality; the input has ``2 * in_channels``.
+        out_channels: channels of the fused output.
+        size_divisor: spatial sizes of the input must be multiples of it.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, size_divisor: int) -> None:
+        super().__init__()
+        self.spatial_dims = check_spatial_dims(spatial_dims)
+        self.in_channels = check_positive(in_channels, "in_channels")
+        self.out_channels = check_positive(out_channels, "out_channels")
+        self.size_divisor = int(size_divisor)
 
 
 def _layer_spec(spec: LayerSpec) -> Any:
@@ -181,7 +200,14 @@ class ChannelShuffle(nn.Module):
         if self.groups == 1:
             return x
         n, c = x.shape[0], x.shape[1]
-        return x.reshape(n, self.groups, c // self.groups, -1).transpose(1, 2).reshape(x.shape)
+        g = self.groups
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            # channels are the fastest axis in memory: shuffle them in place of layout, one copy,
+            # and the result stays channels-last (no reorder before the next convolution)
+            h, w = x.shape[2], x.shape[3]
+            y = x.permute(0, 2, 3, 1).reshape(n, h, w, g, c // g).transpose(3, 4).reshape(n, h, w, c)
+            return y.permute(0, 3, 1, 2)
+        return x.reshape(n, g, c // g, -1).transpose(1, 2).reshape(x.shape)
 
 
 class SpaceToDepth(nn.Module):

@@ -41,12 +41,12 @@ from monai.networks.layers.factories import Pool
 from torch import nn
 
 from medfuse.networks.blocks import (
+    FusionNetwork,
     LayerSpec,
     ResidualBlock,
     check_features,
     check_input,
     check_positive,
-    check_spatial_dims,
     conv_norm_act,
     linear_mode,
     resize_like,
@@ -139,7 +139,7 @@ class _ShallowMapping(nn.Module):
         return maps[0] * f_x + maps[1] * f_y, logits
 
 
-class FMMF(nn.Module):
+class FMMF(FusionNetwork):
     """Encoder-decoder fusion network with feature mutual mapping (Rao et al., FMMF).
 
     Args:
@@ -178,13 +178,9 @@ class FMMF(nn.Module):
         norm: LayerSpec = None,
         kv_stride: int = 2,
     ) -> None:
-        super().__init__()
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.in_channels = check_positive(in_channels, "in_channels")
-        self.out_channels = check_positive(out_channels, "out_channels")
+        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=4)
         feats = check_features(features, 3)
         kv_stride = check_positive(kv_stride, "kv_stride")
-        self.size_divisor = 4
         d = self.spatial_dims
         f0, f1, f2 = feats
         self.mode = linear_mode(d)

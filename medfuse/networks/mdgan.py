@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from medfuse.networks.blocks import (
+    FusionNetwork,
     DenseBlock,
     LayerSpec,
     check_features,
@@ -45,7 +46,7 @@ __all__ = ["MDGANGenerator", "SourceDiscriminators"]
 _DEFAULT_ACT = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
 
 
-class MDGANGenerator(nn.Module):
+class MDGANGenerator(FusionNetwork):
     """DenseNet encoder-decoder generator of the multi-discriminator fusion GAN (DDcGAN / MGMDcGAN style).
 
     Args:
@@ -86,14 +87,10 @@ class MDGANGenerator(nn.Module):
         act: LayerSpec = _DEFAULT_ACT,
         norm: LayerSpec = None,
     ) -> None:
-        super().__init__()
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.in_channels = check_positive(in_channels, "in_channels")
-        self.out_channels = check_positive(out_channels, "out_channels")
+        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=2)
         f0, f1 = check_features(features, 2)
         growth = check_positive(growth, "growth")
         dense_layers = check_positive(dense_layers, "dense_layers")
-        self.size_divisor = 2
         d = self.spatial_dims
         self.mode = linear_mode(d)
         self.stem = conv_norm_act(d, 2 * self.in_channels, f0, 3, act=act, norm=norm)

@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from medfuse.networks.blocks import (
+    FusionNetwork,
     ChannelAttention,
     LayerSpec,
     SpatialAttention,
     check_features,
     check_input,
     check_positive,
-    check_spatial_dims,
     conv_norm_act,
     linear_mode,
     resize_like,
@@ -97,7 +97,7 @@ class MultiscaleResidualAttentionBlock(nn.Module):
         return x + self.spatial_attention(self.channel_attention(y))
 
 
-class MSRANet(nn.Module):
+class MSRANet(FusionNetwork):
     """Multiscale double-branch residual attention fusion network (MSRPAN-style).
 
     Args:
@@ -142,14 +142,10 @@ class MSRANet(nn.Module):
         norm: LayerSpec = None,
         reduction: int = 4,
     ) -> None:
-        super().__init__()
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.in_channels = check_positive(in_channels, "in_channels")
-        self.out_channels = check_positive(out_channels, "out_channels")
+        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=2)
         f0, f1 = check_features(features, 2)
         num_blocks = check_positive(num_blocks, "num_blocks")
         reduction = check_positive(reduction, "reduction")
-        self.size_divisor = 2
         d = self.spatial_dims
         self.mode = linear_mode(d)
         block = lambda c: MultiscaleResidualAttentionBlock(d, c, dilations, kernel_sizes, act, norm, reduction)  # noqa: E731

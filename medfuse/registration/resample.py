@@ -107,9 +107,10 @@ def resample_to_reference(
     try:
         interp = Interpolation(str(interpolation).strip().lower())
     except ValueError:
-        from monai.utils import look_up_option
+        from medfuse.errors import look_up
 
-        interp = look_up_option(interpolation, Interpolation)  # raises with "did you mean ..."
+        # raises with "did you mean ..."
+        interp = Interpolation(look_up(interpolation, [i.value for i in Interpolation], "interpolation"))
     if transform is None:
         if moving.same_grid(reference, atol=1e-6):
             log.debug("%s is already on the reference grid: copied", moving.name)

@@ -15,7 +15,9 @@ key            content
 ``method``     the network name again (what users type)
 ``iteration``  iterations done
 ``config``     the full training config (dict)
-``split``      train/validation cases and pairs, and the training split's sha256
+``split``      ``train_cases``/``val_cases`` (whole cases), ``train_pairs``/``val_pairs`` (all
+               pair keys), ``val_loss_pairs`` (the subset scored during training),
+               ``train_sha256`` (the training data's fingerprint), ``val_fraction``, ``split_seed``
 ``history``    ``[{iteration, loss terms, lr}, ...]`` and ``validation``: ``[{iteration, ...}]``
 ``optimizer``, ``discriminators``, ``optimizer_d``, ``rng``: training state (for ``--resume``);
                :func:`strip_training_state` removes them for shipping

@@ -188,7 +188,6 @@ class PatchSampler:
     def __init__(self, pairs: Sequence[SlicePair], crop: int, *, flip: bool = True, rot90: bool = True,
                  min_foreground: float = 0.1, generator=None) -> None:
         import torch
-        import torch.nn.functional as F
 
         if not pairs:
             raise ValueError("PatchSampler needs at least one training pair")
@@ -198,41 +197,43 @@ class PatchSampler:
         self.flip, self.rot90 = bool(flip), bool(rot90)
         self.min_foreground = float(min_foreground)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        # numpy for the per-patch work: tiny tensor operations would each go through torch's
+        # thread pool, which costs more than the work itself (20x on a busy 2-core machine)
         self.images = []
         for p in pairs:
-            t = torch.from_numpy(np.stack([p.a, p.b]).astype(np.float32))  # (2, H, W)
-            ph, pw = max(self.crop - t.shape[1], 0), max(self.crop - t.shape[2], 0)
+            img = np.stack([p.a, p.b]).astype(np.float32)  # (2, H, W)
+            ph, pw = max(self.crop - img.shape[1], 0), max(self.crop - img.shape[2], 0)
             if ph or pw:
-                t = F.pad(t, [0, pw, 0, ph])
-            self.images.append(t)
+                img = np.pad(img, ((0, 0), (0, ph), (0, pw)))
+            self.images.append(img)
 
     def _randint(self, high: int) -> int:
         import torch
 
         return int(torch.randint(high, (1,), generator=self.generator))
 
-    def _one(self):
+    def _one(self) -> np.ndarray:
         img = self.images[self._randint(len(self.images))]
         _, h, w = img.shape
         for _ in range(10):
             y, x = self._randint(h - self.crop + 1), self._randint(w - self.crop + 1)
             patch = img[:, y : y + self.crop, x : x + self.crop]
-            if float((patch.amax(dim=0) > 0.1).float().mean()) >= self.min_foreground:
+            if float((patch.max(axis=0) > 0.1).mean()) >= self.min_foreground:
                 break
         if self.flip:
             if self._randint(2):
-                patch = patch.flip(-1)
+                patch = patch[:, :, ::-1]
             if self._randint(2):
-                patch = patch.flip(-2)
+                patch = patch[:, ::-1, :]
         if self.rot90:
             k = self._randint(4)
             if k:
-                patch = patch.rot90(k, dims=(-2, -1))
+                patch = np.rot90(patch, k, axes=(1, 2))
         return patch
 
     def sample(self, batch: int):
         """``(a, b)``: two ``(batch, 1, crop, crop)`` float32 tensors."""
         import torch
 
-        stack = torch.stack([self._one() for _ in range(batch)])  # (B, 2, crop, crop)
+        stack = torch.from_numpy(np.ascontiguousarray(np.stack([self._one() for _ in range(batch)])))
         return stack[:, :1].contiguous(), stack[:, 1:].contiguous()

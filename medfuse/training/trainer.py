@@ -18,6 +18,11 @@ least-squares adversarial loss of one discriminator per source. It is:
   output is never overwritten without ``force`` (or ``resume``).
 
 The same code runs on a GPU (``device="cuda"``).
+
+CPU time per iteration (method configs: ``light`` batch 16, the others batch 8; 128x128 crops;
+one thread, torch 2.13; measured on a shared 2-core machine): ``light`` 0.16 s, ``msra`` 1.6 s,
+``mdgan`` 2.3 s (with its two discriminators), ``fmmf`` 2.5 s. With two threads on a busy
+machine expect 1-3x these: a 300-iteration ``light`` run took 2 minutes (0.39 s/iteration).
 """
 
 from __future__ import annotations
@@ -254,7 +259,7 @@ def train(
     from tqdm.auto import tqdm
 
     from medfuse.fusion import PAIRS
-    from medfuse.inference import _device
+    from medfuse.inference import torch_device
     from medfuse.losses import FusionLoss, adversarial_loss
     from medfuse.networks import SourceDiscriminators, build_network, count_parameters, network_name
     from medfuse.training.checkpoint import (
@@ -275,7 +280,7 @@ def train(
         raise UnsupportedInputError(f"pair must be one of {', '.join(PAIRS)}; got {pair!r}")
     method = network_name(method)
     out = Path(out)
-    dev = _device(device)
+    dev = torch_device(device)
     ckpt = None
     if out.exists() and not force:
         if not resume:
@@ -290,8 +295,8 @@ def train(
 
     if ckpt is not None:
         cfg = ckpt["config"]
-        if config is not None:
-            log.warning("resuming %s: its stored config is used; --config is ignored", out)
+        if config is not None or seed is not None:
+            log.warning("resuming %s: its stored config and seed are used; --config/--seed are ignored", out)
     else:
         cfg = load_config(method, config)
         if seed is not None:
@@ -322,17 +327,19 @@ def train(
     digest = split_digest(train_pairs)
     if ckpt is not None and ckpt["split"].get("train_sha256") != digest:
         log.warning("the training data differ from those %s was trained on (split sha256 changed)", out)
-    if len(val_pairs) > cfg["val_max_pairs"]:  # an evenly spaced, deterministic subset
+    loss_pairs = val_pairs  # the validation loss uses an evenly spaced, deterministic subset
+    if len(val_pairs) > cfg["val_max_pairs"]:
         step = len(val_pairs) / cfg["val_max_pairs"]
-        val_pairs = [val_pairs[int(i * step)] for i in range(cfg["val_max_pairs"])]
+        loss_pairs = [val_pairs[int(i * step)] for i in range(cfg["val_max_pairs"])]
     split = {
         "train_cases": train_cases, "val_cases": val_cases,
         "train_pairs": sorted(p.key for p in train_pairs), "val_pairs": sorted(p.key for p in val_pairs),
+        "val_loss_pairs": sorted(p.key for p in loss_pairs),
         "train_sha256": digest, "val_fraction": cfg["val_fraction"], "split_seed": cfg["split_seed"],
         "data_dir_name": Path(data_dir).name,
     }
-    log.info("%s/%s: %d training pairs (%d cases), %d validation pairs (%d cases)", method, pair, len(train_pairs),
-             len(train_cases), len(val_pairs), len(val_cases))
+    log.info("%s/%s: %d training pairs (%d cases), %d validation pairs (%d cases; %d used for the validation loss)",
+             method, pair, len(train_pairs), len(train_cases), len(val_pairs), len(val_cases), len(loss_pairs))
 
     # ----- model, optimizers, RNG
     torch.manual_seed(int(cfg["seed"]))
@@ -367,7 +374,7 @@ def train(
         train_seconds = float(ckpt.get("provenance", {}).get("train_seconds", 0.0))
     loss_fn = FusionLoss(cfg["loss"]["weights"], win_size=cfg["loss"]["win_size"],
                          intensity_mode=cfg["loss"]["intensity_mode"], saliency_window=cfg["loss"]["saliency_window"])
-    val_tensors = _group_by_size(val_pairs, dev)
+    val_tensors = _group_by_size(loss_pairs, dev)
 
     def checkpoint(iteration: int) -> None:
         import monai

@@ -5,18 +5,22 @@ Inputs and outputs are channel-first ``(C, H, W[, D])`` images: MONAI ``MetaTens
 torch tensors or numpy arrays (identity affine). Outputs are ``MetaTensor``; each class states
 which affine its output carries.
 
-The helpers :func:`metatensor_to_volume` and :func:`volume_to_metatensor` convert one channel to
-and from :class:`~medfuse.volume.Volume`, the container of the plain functions; every transform
-here uses them, so geometry is converted in one place.
+:func:`to_volume` and :func:`to_metatensor` convert between a channel of a ``MetaTensor`` and a
+:class:`~medfuse.volume.Volume` (the container of the plain functions); every transform here uses
+them, so geometry is converted in one place.
 
+- :class:`LoadVolume`: :func:`medfuse.io.load_volume` (a path to a ``MetaTensor``).
 - :class:`RegisterToReference`: :func:`medfuse.registration.register` (output on the reference grid).
 - :class:`NormalizeModality`: :func:`medfuse.intensity.normalize` (same grid, values in [0, 1]).
+- :class:`SplitLuminance` / :class:`MergeLuminance`: :mod:`medfuse.color` (pseudo-colour slices).
+- :class:`FuseImages`: :func:`medfuse.fusion.fuse_arrays` (inputs on one grid).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping, Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,20 +28,26 @@ import numpy as np
 from medfuse.volume import LPS_RAS_FLIP, Volume
 
 __all__ = [
-    "metatensor_to_volume",
-    "volume_to_metatensor",
+    "to_volume",
+    "to_metatensor",
+    "CHROMA_META_KEY",
+    "LoadVolume",
     "RegisterToReference",
     "NormalizeModality",
+    "SplitLuminance",
+    "MergeLuminance",
+    "FuseImages",
 ]
 
 log = logging.getLogger(__name__)
 
-try:  # MONAI is a dependency; the import is here so that this module stays importable for docs
-    from monai.transforms import Transform
-    from monai.utils import TransformBackends
-except ImportError:  # pragma: no cover
-    Transform = object  # type: ignore[assignment,misc]
-    TransformBackends = None  # type: ignore[assignment]
+from monai.transforms import Transform  # noqa: E402  (MONAI and torch: importing this package needs them)
+from monai.utils import TransformBackends  # noqa: E402
+
+#: meta key where :class:`SplitLuminance` keeps the chroma planes ``(2, H, W)`` (Cb, Cr on 0..255)
+CHROMA_META_KEY = "medfuse_chroma"
+#: Volume meta entries carried through MetaTensor meta (non-identifying; used by the plain functions)
+_CARRIED_META = ("pet", "frame_of_reference", "units", "value_max", "suv_factor")
 
 
 def _is_lps(meta: Mapping) -> bool:
@@ -48,7 +58,7 @@ def _affine_4x4(affine: np.ndarray) -> np.ndarray:
     a = np.asarray(affine, dtype=np.float64)
     if a.shape == (4, 4):
         return a
-    if a.shape == (3, 3):  # a 2D affine (row, col, 1) -> embed into 3D
+    if a.shape == (3, 3):  # a 2D affine acting on (row, col, 1): embed into 3D
         out = np.eye(4)
         out[:2, :2] = a[:2, :2]
         out[:2, 3] = a[:2, 2]
@@ -65,7 +75,13 @@ def _modality_from_meta(meta: Mapping) -> str | None:
     return str(value) if value else None
 
 
-def metatensor_to_volume(img: Any, channel: int = 0, modality: str | None = None) -> Volume:
+def _has_meta(img: Any) -> bool:
+    from monai.data import MetaTensor
+
+    return isinstance(img, MetaTensor)
+
+
+def to_volume(img: Any, channel: int = 0, modality: str | None = None) -> Volume:
     """One channel of a channel-first image as a :class:`~medfuse.volume.Volume` (RAS affine).
 
     Args:
@@ -74,100 +90,142 @@ def metatensor_to_volume(img: Any, channel: int = 0, modality: str | None = None
         modality: the modality code; default ``meta["modality"]`` (or the DICOM Modality tag).
 
     Returns:
-        A Volume with ``array`` float32 ``(H, W[, D])``, the image's affine in RAS, and
-        ``meta`` holding the non-geometric entries of the MetaTensor meta that medfuse uses
-        (``pet``, ``frame_of_reference``, ``units``, ``value_max``).
+        A Volume with ``array`` float32 ``(H, W[, D])``, the image's affine in RAS (converted from
+        LPS when ``meta["space"]`` says so; identity without meta), and the medfuse entries of the
+        meta (``pet``, ``frame_of_reference``, ``units``, ``value_max``).
     """
-    from monai.data import MetaTensor
     from monai.utils import convert_data_type
 
-    meta: Mapping = img.meta if isinstance(img, MetaTensor) else {}
-    array = convert_data_type(img, np.ndarray)[0]
+    meta: Mapping = img.meta if _has_meta(img) else {}
+    array = np.asarray(convert_data_type(img, np.ndarray)[0])
     if array.ndim not in (3, 4):
         raise ValueError(f"expected a channel-first (C, H, W[, D]) image, got shape {array.shape}")
     affine = np.eye(4)
-    if isinstance(img, MetaTensor):
+    if _has_meta(img):
         affine = _affine_4x4(convert_data_type(img.affine, np.ndarray)[0])
         if _is_lps(meta):
             affine = LPS_RAS_FLIP @ affine
-    kept = {k: meta[k] for k in ("pet", "frame_of_reference", "units", "value_max") if k in meta}
+    kept = {k: meta[k] for k in _CARRIED_META if k in meta}
+    source = meta.get("filename_or_obj", "")
     return Volume(
         np.asarray(array[channel], dtype=np.float32),
         affine,
         modality=modality or _modality_from_meta(meta),
         meta=kept,
-        source=str(meta.get("filename_or_obj", "") or ""),
+        source=str(source) if isinstance(source, (str, os.PathLike)) else "",
     )
 
 
-def volume_to_metatensor(volumes: Volume | Sequence[Volume], like: Any = None, extra_meta: Mapping | None = None):
+def to_metatensor(volumes: Volume | Sequence[Volume], like: Any = None, extra_meta: Mapping | None = None):
     """Stack Volumes (one per channel, same grid) into a channel-first ``MetaTensor``.
 
     Args:
         volumes: one Volume or a sequence of Volumes on one grid.
-        like: an input ``MetaTensor`` whose meta is copied (affine and spatial shape replaced by
-            the volumes'; its ``space`` is kept, the affine converted back to LPS if it says LPS).
+        like: an input ``MetaTensor`` whose meta and applied operations are copied (affine and
+            spatial shape replaced by the volumes'; its ``space`` is kept: the affine is written
+            in LPS if it says LPS).
         extra_meta: entries added to the output meta.
 
     Returns:
-        A float32 ``MetaTensor`` ``(C, H, W[, D])`` with the volumes' affine.
+        A float32 ``MetaTensor`` ``(C, H, W[, D])`` with the volumes' affine, ``meta["modality"]``
+        and the medfuse meta entries of the first volume.
     """
     import torch
     from monai.data import MetaTensor
 
     vols = [volumes] if isinstance(volumes, Volume) else list(volumes)
     data = torch.as_tensor(np.stack([v.array for v in vols]).astype(np.float32, copy=False))
-    meta = dict(like.meta) if isinstance(like, MetaTensor) else {}
+    meta = dict(like.meta) if _has_meta(like) else {}
+    meta.pop("affine", None)
     affine = vols[0].affine
     if _is_lps(meta):
         affine = LPS_RAS_FLIP @ affine
     meta["spatial_shape"] = np.asarray(vols[0].shape)
-    meta.pop("affine", None)
+    if vols[0].modality is not None:
+        meta["modality"] = vols[0].modality
+    for key in _CARRIED_META:
+        if key in vols[0].meta:
+            meta[key] = vols[0].meta[key]
+    if vols[0].source and "filename_or_obj" not in meta:
+        meta["filename_or_obj"] = vols[0].source
     if extra_meta:
         meta.update(extra_meta)
     out = MetaTensor(data, affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
-    if isinstance(like, MetaTensor):
+    if _has_meta(like):
         out.applied_operations = list(like.applied_operations)
     return out
+
+
+class LoadVolume(Transform):
+    """Load a scan or slice with :func:`medfuse.io.load_volume` as a channel-first ``MetaTensor``.
+
+    Args:
+        modality: force the modality code (default: from DICOM or the file name).
+        keep_color: colour slices become 3 RGB channels (0..255) instead of their luminance Y.
+
+    Returns (``__call__(path)``):
+        ``(1, *spatial)`` float32 (``(3, H, W)`` for colour with ``keep_color``), the file's RAS
+        affine, ``meta["modality"]`` and ``meta["filename_or_obj"]``.
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(self, modality: str | None = None, keep_color: bool = False) -> None:
+        self.modality = modality
+        self.keep_color = bool(keep_color)
+
+    def __call__(self, path: str | os.PathLike):  # type: ignore[override]
+        from medfuse.io import load_volume
+
+        volume = load_volume(path, modality=self.modality)
+        if self.keep_color and volume.rgb is not None:
+            channels = [volume.with_array(volume.rgb[..., c], rgb=None) for c in range(3)]
+            return to_metatensor(channels, extra_meta={"filename_or_obj": str(path)})
+        return to_metatensor(volume, extra_meta={"filename_or_obj": str(path)})
 
 
 class RegisterToReference(Transform):
     """Register a moving image onto a reference image and resample it onto the reference grid.
 
-    Wraps :func:`medfuse.registration.register` (3D only; SimpleITK does the work, so torch inputs
+    Wraps :func:`medfuse.registration.register` (3D; SimpleITK does the work, so torch inputs
     are converted to numpy and back). Channel 0 of both images drives the registration; every
-    channel of the moving image is resampled with the transform found.
+    channel of the moving image is resampled with the transform found. With ``register=False``
+    the moving image is only resampled through world coordinates
+    (:func:`medfuse.registration.resample_to_reference`, 2D or 3D; for pre-aligned data).
 
     Args:
         transform: ``"rigid"`` (default), ``"affine"`` or ``"bspline"``.
         label_map: the moving image is a label map (nearest-neighbour resampling).
+        register: False: resample only (no registration).
         modality: the moving image's modality (``"CT"``, ``"PT"``, ...); default from its meta.
         reference_modality: the reference's modality; default from its meta, else ``"MR"``.
         settings: keyword arguments of :class:`~medfuse.registration.RegistrationSettings`
             (JSON-serializable, for bundle configs).
         skip_same_frame: skip registration for scans sharing a DICOM frame of reference.
 
-    Returns (``__call__``):
+    Returns (``__call__(img, reference)``):
         A ``MetaTensor`` ``(C, *reference_spatial_shape)`` with the **reference's affine**, the
-        moving image's other meta, and ``meta["registration"]`` (a JSON-safe summary with the 4x4
-        ``reference_to_moving_ras`` matrix). Not invertible through MONAI's ``Invertd``.
+        moving image's other meta and, when registered, ``meta["registration"]`` (a JSON-safe
+        summary with the 4x4 ``reference_to_moving_ras`` matrix). Not invertible through
+        MONAI's ``Invertd``.
 
     Raises:
         RegistrationError: as :func:`~medfuse.registration.register`.
 
     Example:
         >>> reg = RegisterToReference(transform="rigid", modality="PT")  # doctest: +SKIP
-        >>> pet_on_mri = reg(pet, reference=mri)  # doctest: +SKIP
+        >>> pet_on_mri = reg(pet, mri)  # doctest: +SKIP
         >>> torch.allclose(pet_on_mri.affine, mri.affine)  # doctest: +SKIP
         True
     """
 
-    backend = [TransformBackends.NUMPY] if TransformBackends is not None else []
+    backend = [TransformBackends.NUMPY]
 
     def __init__(
         self,
         transform: str = "rigid",
         label_map: bool = False,
+        register: bool = True,
         modality: str | None = None,
         reference_modality: str | None = None,
         settings: Mapping[str, Any] | None = None,
@@ -178,11 +236,12 @@ class RegisterToReference(Transform):
         try:
             TransformType(str(transform).strip().lower())
         except ValueError:
-            from monai.utils import look_up_option
+            from medfuse.errors import look_up
 
-            look_up_option(transform, TransformType)
+            look_up(transform, [t.value for t in TransformType], "registration transform")  # "did you mean ..."
         self.transform = str(transform).strip().lower()
         self.label_map = bool(label_map)
+        self.register = bool(register)
         self.modality = modality
         self.reference_modality = reference_modality
         self.settings = RegistrationSettings(
@@ -195,27 +254,25 @@ class RegisterToReference(Transform):
         from medfuse.registration import register, resample_to_reference
 
         label = self.label_map if label_map is None else bool(label_map)
-        ref = metatensor_to_volume(reference, 0, self.reference_modality)
+        interpolation = "nearest" if label else "linear"
+        ref = to_volume(reference, 0, self.reference_modality)
         if ref.modality is None:
             ref.modality = "MR"
-        moving = metatensor_to_volume(img, 0, self.modality)
-        result = register(ref, moving, transform=self.transform, label_map=label, settings=self.settings,
-                          skip_same_frame=self.skip_same_frame)
-        out = [result.resampled]
-        n_channels = int(img.shape[0])
-        for c in range(1, n_channels):
-            out.append(resample_to_reference(metatensor_to_volume(img, c, moving.modality), ref, result.transform,
-                                             "nearest" if label else "linear"))
-        return volume_to_metatensor(out, like=img if _has_meta(img) else reference,
-                                    extra_meta={"registration": result.summary(),
-                                                **({"space": reference.meta.get("space")} if _has_meta(reference) and
-                                                   "space" in reference.meta else {})})
-
-
-def _has_meta(img: Any) -> bool:
-    from monai.data import MetaTensor
-
-    return isinstance(img, MetaTensor)
+        moving = to_volume(img, 0, self.modality)
+        extra: dict[str, Any] = {}
+        if self.register:
+            result = register(ref, moving, transform=self.transform, label_map=label, settings=self.settings,
+                              skip_same_frame=self.skip_same_frame)
+            out, tx = [result.resampled], result.transform
+            extra["registration"] = result.summary()
+        else:
+            out, tx = [resample_to_reference(moving, ref, None, interpolation)], None
+        for c in range(1, int(img.shape[0])):
+            out.append(resample_to_reference(to_volume(img, c, moving.modality), ref, tx, interpolation))
+        like = img if _has_meta(img) else None
+        if _has_meta(reference) and "space" in reference.meta:
+            extra["space"] = reference.meta["space"]
+        return to_metatensor(out, like=like, extra_meta=extra)
 
 
 class NormalizeModality(Transform):
@@ -231,12 +288,12 @@ class NormalizeModality(Transform):
             ``(level, width)`` HU; PET ``(lo, hi)`` SUV.
         percentiles: ``(lo, hi)`` of the percentile rule.
 
-    Returns (``__call__``):
-        A float32 ``MetaTensor`` of the same shape and **the same affine** and meta, values in
-        [0, 1], with ``meta["normalization"]`` (one record per channel).
+    Returns (``__call__(img, mask=None)``):
+        A float32 ``MetaTensor`` of the same shape with **the same affine** and meta, values in
+        [0, 1], and ``meta["normalization"]`` (one record, or a list with one per channel).
     """
 
-    backend = [TransformBackends.NUMPY] if TransformBackends is not None else []
+    backend = [TransformBackends.NUMPY]
 
     def __init__(
         self,
@@ -251,7 +308,7 @@ class NormalizeModality(Transform):
         self.percentiles = tuple(float(p) for p in percentiles)
 
     def __call__(self, img: Any, mask: Any = None):  # type: ignore[override]
-        """Normalize ``img``; ``mask`` (same spatial shape, optional channel axis) fixes where statistics come from."""
+        """Normalize ``img``; ``mask`` (spatial shape, or with a channel axis) fixes where statistics come from."""
         from monai.utils import convert_data_type
 
         from medfuse.intensity import normalize
@@ -259,16 +316,118 @@ class NormalizeModality(Transform):
         m = None
         if mask is not None:
             m = np.asarray(convert_data_type(mask, np.ndarray)[0]).astype(bool)
-            if m.ndim == np.ndim(img):
+            if m.ndim == len(img.shape):
                 m = m[0]
         out, records = [], []
         for c in range(int(img.shape[0])):
-            vol = metatensor_to_volume(img, c, self.modality)
+            vol = to_volume(img, c, self.modality)
             result = normalize(vol, vol.modality, window=self.window, mask=m, percentiles=self.percentiles)
             out.append(result)
             records.append(result.meta["normalization"])
-        return volume_to_metatensor(out, like=img, extra_meta={"normalization": records[0] if len(records) == 1
-                                                               else records})
+        return to_metatensor(out, like=img if _has_meta(img) else None,
+                             extra_meta={"normalization": records[0] if len(records) == 1 else records})
 
 
-_ = (Hashable,)  # typing names kept for subclasses of these transforms
+class SplitLuminance(Transform):
+    """RGB pseudo-colour ``(3, H, W)`` (0..255) to its luminance Y ``(1, H, W)`` (0..255).
+
+    The chroma planes (Cb, Cr; :func:`medfuse.color.split_luminance`) go to
+    ``meta[CHROMA_META_KEY]`` as a ``(2, H, W)`` float32 array so :class:`MergeLuminance` can put
+    the colour back after fusion. One-channel images pass through unchanged. Same affine.
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __call__(self, img: Any):  # type: ignore[override]
+        from monai.utils import convert_data_type
+
+        from medfuse.color import split_luminance
+
+        if int(img.shape[0]) == 1:
+            return img
+        if int(img.shape[0]) != 3 or len(img.shape) != 3:
+            raise ValueError(f"SplitLuminance expects (3, H, W) RGB or (1, H, W), got shape {tuple(img.shape)}")
+        rgb = np.moveaxis(np.asarray(convert_data_type(img, np.ndarray)[0]), 0, -1)
+        y, cb, cr = split_luminance(rgb)
+        vol = to_volume(img, 0).with_array(y)
+        return to_metatensor(vol, like=img if _has_meta(img) else None,
+                             extra_meta={CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)})
+
+
+class MergeLuminance(Transform):
+    """Put colour back: a (fused) luminance ``(1, H, W)`` plus chroma to RGB ``(3, H, W)`` (0..255).
+
+    Args:
+        scale: multiplies the luminance before merging (255 for images in [0, 1]).
+
+    ``__call__(img, chroma=None)``: ``chroma`` ``(2, H, W)`` defaults to ``img.meta[CHROMA_META_KEY]``;
+    without chroma the image is returned unchanged. The output keeps ``img``'s affine.
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = float(scale)
+
+    def __call__(self, img: Any, chroma: Any = None):  # type: ignore[override]
+        from monai.utils import convert_data_type
+
+        from medfuse.color import merge_luminance
+
+        if chroma is None and _has_meta(img):
+            chroma = img.meta.get(CHROMA_META_KEY)
+        if chroma is None:
+            return img
+        chroma = np.asarray(convert_data_type(chroma, np.ndarray)[0], dtype=np.float32)
+        y = np.asarray(convert_data_type(img, np.ndarray)[0][0], dtype=np.float32) * self.scale
+        rgb = merge_luminance(y, chroma[0], chroma[1]).astype(np.float32)
+        base = to_volume(img, 0)
+        channels = [base.with_array(rgb[..., c]) for c in range(3)]
+        out = to_metatensor(channels, like=img if _has_meta(img) else None)
+        out.meta.pop(CHROMA_META_KEY, None)
+        return out
+
+
+class FuseImages(Transform):
+    """Fuse a reference and a moving image that share one grid (:func:`medfuse.fusion.fuse_arrays`).
+
+    Args:
+        method: a classical method (``mean``, ``max``, ``laplacian``, ``wavelet``, ``guided``) or a
+            network (``fmmf``, ``mdgan``, ``msra``, ``light``).
+        weights: network checkpoint; default the shipped weights for ``pair``.
+        pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``; default from the moving image's modality.
+        device: torch device for networks.
+        axis: slice axis along which 2D networks run over volumes.
+
+    Returns (``__call__(reference, moving)``):
+        ``(1, *spatial)`` float32 in [0, 1] with **the reference's affine** and meta.
+
+    Raises:
+        SpaceMismatchError: the inputs' shapes or affines differ (register them first).
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(self, method: str = "mean", weights: str | None = None, pair: str | None = None,
+                 device: str = "cpu", axis: int = -1) -> None:
+        self.method = method
+        self.weights = weights
+        self.pair = pair
+        self.device = device
+        self.axis = int(axis)
+
+    def __call__(self, reference: Any, moving: Any):  # type: ignore[override]
+        from medfuse.errors import SpaceMismatchError
+        from medfuse.fusion import fuse_arrays, pair_for_modality
+
+        ref = to_volume(reference, 0)
+        mov = to_volume(moving, 0)
+        if not ref.same_grid(mov):
+            raise SpaceMismatchError(
+                f"cannot fuse images on different grids (shapes {ref.shape} and {mov.shape}, affines differ by up to "
+                f"{float(np.abs(ref.affine - mov.affine).max()):.3g} mm); put the moving image on the reference grid "
+                "first with RegisterToReference (register=False for pre-aligned scans)"
+            )
+        fused = fuse_arrays(ref.array, mov.array, self.method, weights=self.weights,
+                            pair=self.pair or pair_for_modality(mov.modality), device=self.device, axis=self.axis)
+        return to_metatensor(ref.with_array(fused), like=reference if _has_meta(reference) else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ SMALL = {
     "fmmf": {"features": (4, 8, 8)},
     "mdgan": {"features": (4, 8), "growth": 4, "dense_layers": 2},
     "msra": {"features": (4, 8), "num_blocks": 1},
-    "light": {"features": (4, 8, 8)},
+    "light": {"features": (4, 8)},
 }
 
 
@@ -51,6 +53,11 @@ def test_torchscript_export(name, tmp_path):
     loaded = torch.jit.load(str(path))
     with torch.no_grad():
         assert torch.allclose(loaded(x), net(x), atol=1e-6)
+        with warnings.catch_warnings():  # the input-size check is not traced (script keeps it)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(net, x, check_trace=False)
+        other = torch.rand(2, 2, 40, 16)
+        assert torch.allclose(traced(other), net(other), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
@@ -79,7 +86,7 @@ def test_bad_arguments(name):
 
 def test_json_style_arguments():
     """Config files give lists where the constructors document tuples."""
-    net = build_network("light", features=[4, 8, 8], act=["leakyrelu", {"negative_slope": 0.2}], norm=["batch", {}])
+    net = build_network("light", features=[4, 8], act=["leakyrelu", {"negative_slope": 0.2}], norm=["batch", {}])
     assert net(torch.rand(2, 2, 16, 16)).shape == (2, 1, 16, 16)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
 

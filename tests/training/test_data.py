@@ -9,7 +9,7 @@ from PIL import Image
 
 from medfuse.training.data import PatchSampler, SlicePair, load_harvard_slices, split_by_case, split_digest
 
-from conftest import make_harvard
+from harvard_fixture import make_harvard
 
 
 def test_load_harvard_gray_and_colour(harvard_tiny):
@@ -83,3 +83,16 @@ def test_patch_sampler_prefers_foreground():
     hits = float((a.flatten(1).mean(1) >= 0.05).float().mean())
     # one uniform crop overlaps the corner enough with p ~ 0.09; up to 10 tries give p ~ 0.6
     assert hits > 0.35
+
+
+@pytest.mark.slow
+def test_phantom_slices_are_aligned_and_normalized():
+    from medfuse.training.data import load_phantom_slices
+
+    slices = load_phantom_slices("ct_mri", cases=1, slices_per_case=2, seed=0)
+    assert len(slices) == 2 and all(s.case == "phantom-0-0" for s in slices)
+    for s in slices:
+        assert s.a.shape == s.b.shape and s.a.dtype == np.float32
+        assert 0.0 <= s.a.min() and s.a.max() <= 1.0 and 0.0 <= s.b.min() and s.b.max() <= 1.0
+        head = (s.a > 0.1) | (s.b > 0.1)
+        assert head.mean() > 0.2  # a head, not background

@@ -12,7 +12,7 @@ from medfuse.errors import OutputExistsError, UnsupportedInputError
 from medfuse.training import load_config, read_checkpoint, train
 from medfuse.training.checkpoint import strip_training_state
 
-from conftest import TINY
+from harvard_fixture import TINY
 
 
 def test_load_config_layers(tmp_path):
@@ -52,6 +52,8 @@ def test_short_run_writes_a_safe_checkpoint(harvard_tiny, tmp_path):
     assert not set(split["train_cases"]) & set(split["val_cases"]) and len(split["val_cases"]) == 1
     val_ids = {f"xg-{c.split('-')[1]}" for c in split["val_cases"]}
     assert not any(k.split("/")[1][:-3] in val_ids for k in split["train_pairs"])  # no slice of a val case
+    assert set(split["val_loss_pairs"]) <= set(split["val_pairs"]) and len(split["val_loss_pairs"]) == 2
+    assert len(split["val_pairs"]) == 2 * len(split["val_cases"])  # every pair of the validation cases
     assert len(split["train_sha256"]) == 64
     assert [h["iteration"] for h in raw["history"]] == [1, 2, 3]
     assert raw["validation"] and raw["provenance"]["seconds_per_iteration"] > 0

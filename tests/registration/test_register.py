@@ -1,0 +1,147 @@
+"""register(): accuracy on a phantom, geometry of the output, and every self-check's error."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from medfuse.errors import RegistrationError, UnsupportedInputError
+from medfuse.phantom import HEAD_CENTER_MM, rigid_matrix
+from medfuse.registration import RegistrationSettings, matrix_ras, register
+from medfuse.volume import Volume
+
+
+def _moved(volume: Volume, matrix: np.ndarray, name: str = "moved") -> Volume:
+    """The same pixels with the header moved by ``matrix`` (world -> world, RAS)."""
+    return Volume(volume.array, matrix @ volume.affine, volume.modality, dict(volume.meta), name)
+
+
+def test_rigid_ct_recovers_known_motion_and_keeps_reference_geometry(ct_case, fast):
+    result = register(ct_case.mri, ct_case.moving, settings=fast)
+    tre = ct_case.tre(result.reference_to_moving_ras)
+    assert tre.mean() < 1.0 and tre.max() < 2.0
+    out = result.resampled
+    assert out.shape == ct_case.mri.shape
+    np.testing.assert_array_equal(out.affine, ct_case.mri.affine)
+    assert out.array.dtype == np.float32 and out.modality == "CT"
+    assert result.transform_type == "rigid" and result.dice > 0.9
+    assert result.metric_after < result.metric_before
+    # the SimpleITK transform and the RAS matrix describe the same mapping
+    np.testing.assert_allclose(matrix_ras(result.transform), result.reference_to_moving_ras, atol=1e-9)
+    points = ct_case.target_points(5)
+    expected = points @ result.reference_to_moving_ras[:3, :3].T + result.reference_to_moving_ras[:3, 3]
+    np.testing.assert_allclose(result.transform_points(points), expected, atol=1e-6)
+    assert out.meta["registration"]["transform_type"] == "rigid"
+
+
+def test_affine_pet(pet_case, fast):
+    result = register(pet_case.mri, pet_case.moving, transform="affine", settings=fast)
+    assert result.transform_type == "affine"
+    assert pet_case.tre(result.reference_to_moving_ras).mean() < 2.0
+    assert 0.9 <= result.scales[0] <= result.scales[1] <= 1.1
+    np.testing.assert_array_equal(result.resampled.affine, pet_case.mri.affine)
+
+
+def test_label_map_is_resampled_with_nearest_neighbour(aligned_ct_case, fast):
+    hu = aligned_ct_case.moving.array
+    labels = aligned_ct_case.moving.with_array(np.where(hu > 500, 2.0, np.where(hu > -500, 1.0, 0.0)), modality=None)
+    result = register(aligned_ct_case.mri, labels, label_map=True, settings=fast)
+    assert set(np.unique(result.resampled.array)) <= {0.0, 1.0, 2.0}
+
+
+def test_blank_moving_scan_raises_registration_error(ct_case, fast):
+    blank = ct_case.moving.with_array(np.zeros(ct_case.moving.shape, np.float32))
+    with pytest.raises(RegistrationError, match="moving scan is blank"):
+        register(ct_case.mri, blank, settings=fast)
+
+
+def test_non_overlapping_moving_scan_raises_before_registering(ct_case, fast):
+    far = _moved(ct_case.moving, rigid_matrix((0, 0, 0), (0, 0, 400.0)), "far.nii.gz")
+    expected = r"far.nii.gz -> .*only 0% of the reference head lies inside the moving scan's field"
+    with pytest.raises(RegistrationError, match=expected):
+        register(ct_case.mri, far, settings=fast)
+
+
+@pytest.mark.parametrize("rotation", [(90, 0, 0), (0, 0, 90), (0, 0, 180)])
+def test_header_off_by_a_large_rotation_registers_within_goal_or_raises(aligned_ct_case, rotation, fast):
+    wrong = rigid_matrix(rotation, (0, 0, 0), HEAD_CENTER_MM)
+    bad = _moved(aligned_ct_case.moving, wrong, "rotated-header")
+    try:
+        result = register(aligned_ct_case.mri, bad, settings=fast)
+    except RegistrationError as err:
+        assert "rotation" in str(err) and "rotated-header" in str(err)
+    else:  # registered: must then be within the CT goal of the truth (which includes the header error)
+        truth = wrong @ aligned_ct_case.reference_to_moving
+        est = result.reference_to_moving_ras
+        pts = aligned_ct_case.target_points(100)
+        err = np.linalg.norm(pts @ (est - truth)[:3, :3].T + (est - truth)[:3, 3], axis=1)
+        assert err.mean() <= 1.0
+
+
+def test_implausible_rotation_raises(ct_case):
+    strict = RegistrationSettings(working_spacing_mm=3.0, max_rotation_deg=5.0)  # the case is rotated ~14 degrees
+    with pytest.raises(RegistrationError, match=r"implausible result: rotation of \d+\.\d degrees \(limit 5\)"):
+        register(ct_case.mri, ct_case.moving, settings=strict)
+
+
+def test_low_head_dice_raises_and_checks_off_only_warns(aligned_ct_case, caplog):
+    # a Dice threshold no real registration reaches (the 3 mm masks overlap about 0.98)
+    strict = RegistrationSettings(working_spacing_mm=3.0, min_dice=0.999)
+    with pytest.raises(RegistrationError, match=r"head masks overlap poorly after registration \(Dice 0\.9\d+"):
+        register(aligned_ct_case.mri, aligned_ct_case.moving, settings=strict)
+    with caplog.at_level(logging.WARNING, logger="medfuse"):
+        result = register(aligned_ct_case.mri, aligned_ct_case.moving, settings=strict, checks=False)
+    assert any(m.startswith("CHECK FAILED") for m in result.messages)
+    assert "head masks overlap poorly" in caplog.text
+    assert aligned_ct_case.tre(result.reference_to_moving_ras).mean() < 1.0
+
+
+def test_slab_moving_scan_is_stopped(aligned_ct_case, fast):
+    # a CT cropped to a 24 mm slab can slide along the head: some check must stop it
+    cropped = aligned_ct_case.moving.array.copy()
+    k = cropped.shape[2]
+    cropped[:, :, : k // 2 - 3] = -1000.0
+    cropped[:, :, k // 2 + 3:] = -1000.0
+    with pytest.raises(RegistrationError):
+        register(aligned_ct_case.mri, aligned_ct_case.moving.with_array(cropped), settings=fast)
+
+
+def test_same_frame_of_reference_skips_registration(aligned_ct_case, caplog):
+    mri = Volume(aligned_ct_case.mri.array, aligned_ct_case.mri.affine, "MR", {"frame_of_reference": "f0a1"})
+    ct = Volume(aligned_ct_case.moving.array, aligned_ct_case.moving.affine, "CT", {"frame_of_reference": "f0a1"})
+    with caplog.at_level(logging.INFO, logger="medfuse"):
+        result = register(mri, ct)
+    assert result.skipped and result.transform_type == "identity"
+    np.testing.assert_array_equal(result.reference_to_moving_ras, np.eye(4))
+    np.testing.assert_array_equal(result.resampled.affine, mri.affine)
+    assert "registration skipped" in caplog.text
+
+
+def test_2d_inputs_are_refused_with_the_alternative():
+    a = Volume(np.random.default_rng(0).random((32, 32)).astype(np.float32))
+    with pytest.raises(UnsupportedInputError, match="resample_to_reference"):
+        register(a, a)
+
+
+def test_unknown_transform_name_suggests(ct_case):
+    with pytest.raises(ValueError, match="rigid"):
+        register(ct_case.mri, ct_case.moving, transform="rigdi")
+
+
+@pytest.mark.slow
+def test_bspline_stays_close_and_round_trips_through_a_file(ct_case, fast, tmp_path):
+    from medfuse.registration import load_transform, save_transform
+
+    result = register(ct_case.mri, ct_case.moving, transform="bspline", settings=fast)
+    assert result.transform_type == "bspline" and not result.transform.IsLinear()
+    points = ct_case.target_points(100)
+    truth = points @ ct_case.reference_to_moving[:3, :3].T + ct_case.reference_to_moving[:3, 3]
+    assert np.linalg.norm(result.transform_points(points) - truth, axis=1).mean() < 2.0
+    np.testing.assert_array_equal(result.resampled.affine, ct_case.mri.affine)
+    path = save_transform(result.transform, tmp_path / "bspline.h5")
+    again = load_transform(path)
+    lps = points * [-1.0, -1.0, 1.0]
+    np.testing.assert_allclose([again.TransformPoint(tuple(p)) for p in lps],
+                               [result.transform.TransformPoint(tuple(p)) for p in lps], atol=1e-6)
