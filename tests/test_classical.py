@@ -143,5 +143,5 @@ def test_missing_pywavelets_says_how_to_install(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     a = _image(13)
-    with pytest.raises(ImportError, match=r'pip install "medfuse\[classical\]"'):
+    with pytest.raises(ImportError, match=r"pip install PyWavelets"):
         fuse_classical(a, a, "wavelet")

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+__all__ = ["make_harvard", "TINY"]
+
 
 def _blob(rng: np.random.Generator, size: int) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
