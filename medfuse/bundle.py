@@ -29,6 +29,7 @@ __all__ = [
     "bundle_dir",
     "sync_bundle_weights",
     "check_bundle_weights",
+    "write_bundle",
 ]
 
 log = logging.getLogger(__name__)
@@ -186,3 +187,157 @@ def check_bundle_weights(pair: str, root: str | os.PathLike | None = None) -> di
     given = {k: v for k, v in net.items() if not k.startswith("_")}
     assert given == json.loads(json.dumps(expected)), f"{folder}: network_def arguments {given} != {expected}"
     return {"network": name, "kwargs": expected}
+
+
+_PAIR_TEXT = {
+    "ct_mri": ("CT", "CT-MRI", "CT (bone, calcification) fused into the MRI's soft-tissue anatomy"),
+    "pet_mri": ("PET", "MRI-PET", "FDG-PET uptake fused into the MRI's anatomy"),
+    "spect_mri": ("SPECT", "MRI-SPECT", "SPECT perfusion fused into the MRI's anatomy"),
+}
+
+
+def _metadata(pair: str, ckpt: dict, version: str) -> dict:
+    import monai
+    import numpy
+    import torch
+
+    name, title, what = _PAIR_TEXT[pair]
+    val = (ckpt.get("provenance") or {}).get("benchmark", {})
+    return {
+        "schema": "bundles/schema/meta_schema.json",
+        "version": version,
+        "changelog": {version: f"{ckpt['network']['name']} network trained with medfuse for {pair} (medfuse weights)"},
+        "monai_version": monai.__version__.split("+")[0],
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": numpy.__version__,
+        "optional_packages_version": {"medfuse": _medfuse_version(), "nibabel": _version("nibabel"),
+                                      "SimpleITK": _version("SimpleITK"), "pydicom": _version("pydicom")},
+        "name": f"{title} fusion",
+        "task": f"{title} image fusion: {what}",
+        "description": (f"Registers the {name} scan onto the MRI (mutual information, rigid), normalizes each modality, "
+                        f"and fuses them slice by slice with the trained '{ckpt['network']['name']}' network; "
+                        "the fused image keeps the MRI's grid and affine."),
+        "authors": "medfuse developers",
+        "copyright": "Copyright (c) medfuse developers",
+        "data_source": "Harvard Whole Brain Atlas (AANLIB) co-registered slice pairs, (c) K. A. Johnson and J. A. Becker",
+        "data_type": "nifti, nrrd, dicom, png",
+        "image_classes": f"2 channels: channel 0 the MRI, channel 1 the {name} (luminance for colour slices), each normalized to [0, 1]",
+        "pred_classes": "1 channel: the fused image in [0, 1]",
+        "eval_metrics": val,
+        "intended_use": "research only; not for clinical diagnosis",
+        "network_data_format": {
+            "inputs": {
+                "image": {
+                    "type": "image",
+                    "format": "magnitude",
+                    "modality": f"MR+{MODALITY_OF_PAIR[pair]}",
+                    "num_channels": 2,
+                    "spatial_shape": ["8*n", "8*n"],
+                    "dtype": "float32",
+                    "value_range": [0, 1],
+                    "is_patch_data": False,
+                    "channel_def": {"0": "MRI", "1": name},
+                }
+            },
+            "outputs": {
+                "pred": {
+                    "type": "image",
+                    "format": "magnitude",
+                    "num_channels": 1,
+                    "spatial_shape": ["8*n", "8*n"],
+                    "dtype": "float32",
+                    "value_range": [0, 1],
+                    "is_patch_data": False,
+                    "channel_def": {"0": "fused"},
+                }
+            },
+        },
+    }
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import version
+
+    return version(module)
+
+
+def _medfuse_version() -> str:
+    from medfuse import __version__
+
+    return __version__
+
+
+def _inference_config(pair: str, ckpt: dict) -> dict:
+    from medfuse.networks import NETWORKS
+
+    cls = NETWORKS[ckpt["network"]["name"]]
+    return {
+        "bundle_root": ".",
+        "device": "cpu",
+        "reference": "",
+        "moving": "",
+        "output_dir": "eval",
+        "force": False,
+        "moving_modality": MODALITY_OF_PAIR[pair],
+        "registration": "rigid",
+        "preprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {"_target_": "medfuse.transforms.LoadVolumed", "keys": ["reference", "moving"],
+                 "modality": ["MR", "@moving_modality"], "keep_color": True},
+                {"_target_": "medfuse.transforms.SplitLuminanced", "keys": ["moving"]},
+                {"_target_": "medfuse.transforms.RegisterToReferenced", "keys": ["moving"], "ref_key": "reference",
+                 "transform": "@registration"},
+                {"_target_": "medfuse.transforms.NormalizeModalityd", "keys": ["reference", "moving"]},
+                {"_target_": "ConcatItemsd", "keys": ["reference", "moving"], "name": "image", "dim": 0},
+            ],
+        },
+        "network_def": {"_target_": f"{cls.__module__}.{cls.__name__}",
+                        "spatial_dims": ckpt["network"]["spatial_dims"], **ckpt["network"]["kwargs"]},
+        "inferer": {"_target_": "medfuse.bundle.SliceFusionInferer", "axis": -1, "batch_size": 16},
+        "run": {"_target_": "medfuse.bundle.run_fusion", "reference": "@reference", "moving": "@moving",
+                "output_dir": "@output_dir", "preprocessing": "@preprocessing", "network": "@network_def",
+                "inferer": "@inferer", "bundle_root": "@bundle_root", "device": "@device", "force": "@force"},
+    }
+
+
+def _train_config(pair: str, ckpt: dict) -> dict:
+    return {
+        "bundle_root": ".",
+        "device": "cpu",
+        "dataset_dir": "",
+        "pair": pair,
+        "method": ckpt["network"]["name"],
+        "iterations": int(ckpt.get("iteration", 0)) or None,
+        "seed": int((ckpt.get("config") or {}).get("seed", 0)),
+        "output": "trained.pt",
+        "force": False,
+        "run": {"_target_": "medfuse.training.train", "pair": "@pair", "method": "@method", "out": "@output",
+                "data_dir": "@dataset_dir", "iterations": "@iterations", "device": "@device", "seed": "@seed",
+                "force": "@force"},
+    }
+
+
+def write_bundle(pair: str, root: str | os.PathLike | None = None, version: str = "0.1.0") -> Path:
+    """(Re)write a bundle's configs and ``models/model.pt`` from the shipped default weights of ``pair``.
+
+    The prose files (``docs/README.md``, ``LICENSE``, ``docs/data_license.txt``) are written by hand
+    and left alone.
+    """
+    from medfuse.io.atomic import atomic_output
+    from medfuse.training.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(_default_weights(pair))
+    folder = bundle_dir(pair, root)
+    for name, content in (("metadata.json", _metadata(pair, ckpt, version)),
+                          ("inference.json", _inference_config(pair, ckpt)),
+                          ("train.json", _train_config(pair, ckpt))):
+        with atomic_output(folder / "configs" / name, force=True) as tmp:
+            tmp.write_text(json.dumps(content, indent=2) + "\n")
+    sync_bundle_weights(pair, root)
+    return folder
+
+
+if __name__ == "__main__":  # python -m medfuse.bundle: rebuild every bundle from the shipped weights
+    for _pair in BUNDLE_OF_PAIR:
+        print(write_bundle(_pair))

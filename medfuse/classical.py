@@ -34,7 +34,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_RANGE_TOL = 1e-3
 # Burt & Adelson's 5-tap binomial generating kernel
 _BURT_KERNEL = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
@@ -261,30 +260,6 @@ CLASSICAL_METHODS: dict[str, Callable[..., np.ndarray]] = {
 _VOXELWISE = (fuse_mean, fuse_max)
 
 
-def _check_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from medfuse.errors import NonFiniteError, SpaceMismatchError, UnsupportedInputError
-
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise SpaceMismatchError(
-            f"classical fusion needs two images on one grid; got shapes {a.shape} and {b.shape}: "
-            "register/resample the second onto the reference first"
-        )
-    if a.ndim not in (2, 3) or min(a.shape[:2]) < 2:
-        raise UnsupportedInputError(f"classical fusion takes 2D (H, W) or 3D (X, Y, Z) images; got shape {a.shape}")
-    for name, x in (("first image", a), ("second image", b)):
-        if not np.isfinite(x).all():
-            raise NonFiniteError(f"{name}: {int((~np.isfinite(x)).sum())} NaN/inf values; replace them before fusing")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
-            raise UnsupportedInputError(
-                f"{name}: values must be normalized to [0, 1], found [{lo:g}, {hi:g}]; "
-                "normalize first (medfuse.intensity.normalize)"
-            )
-    return a, b
-
-
 def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options: Any) -> np.ndarray:
     """Fuse two registered, normalized images with a classical method.
 
@@ -299,7 +274,7 @@ def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options
         last axis).
 
     Raises:
-        ValueError: unknown method (MONAI's ``look_up_option`` names the closest one).
+        OptionError (a ``ValueError``): unknown method (the message names the closest one).
         UnsupportedInputError: inputs outside [0, 1] or not 2D/3D.
         SpaceMismatchError: the shapes differ.
         NonFiniteError: NaN/inf values.
@@ -311,11 +286,12 @@ def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options
         >>> fuse_classical(a, b, "laplacian").shape
         (64, 64)
     """
-    from monai.utils import look_up_option
+    from medfuse.errors import look_up
+    from medfuse.fusion import check_fusion_inputs
 
-    fn = look_up_option(method, CLASSICAL_METHODS)
-    a, b = _check_inputs(a, b)
-    a, b = np.clip(a, 0.0, 1.0), np.clip(b, 0.0, 1.0)
+    fn = look_up(method, CLASSICAL_METHODS, "classical fusion method")
+    # float64 (the pyramid and filter arithmetic); in-plane sizes of at least 2 (pyramids, gradients)
+    a, b = check_fusion_inputs(a, b, "classical fusion", dtype=np.float64, min_size=2)
     if a.ndim == 2 or fn in _VOXELWISE:
         fused = fn(a, b, **options)
     else:

@@ -94,14 +94,46 @@ class OptionError(MedfuseError, ValueError):
     """An option value (method, window preset, ...) is not one of the supported names."""
 
 
-def look_up(value, supported, what: str):
-    """``supported[value]`` (or ``value`` when ``supported`` is a set/sequence), else :class:`OptionError`
-    with a one-line "did you mean" message (MONAI's ``look_up_option`` does the matching)."""
-    from monai.utils import look_up_option
+def look_up(value, supported, what: str, *, ignore_case: bool = False, error: type[MedfuseError] = OptionError):
+    """Check an option name; on a typo raise :class:`OptionError` with a one-line "did you mean".
 
-    try:
-        return look_up_option(value, supported)
-    except ValueError as err:
-        first = str(err).splitlines()[0]
-        names = ", ".join(sorted(map(str, supported)))
-        raise OptionError(f"unknown {what} {value!r}. {first} Choose one of: {names}") from None
+    Import-light (:mod:`difflib`, not MONAI's ``look_up_option``), so that modules imported by
+    ``import medfuse`` can use it.
+
+    Args:
+        value: the name given; a string is stripped of surrounding white space first.
+        supported: a mapping (name -> what to return) or a collection of names.
+        what: what the name selects (``"fusion method"``), named in the message.
+        ignore_case: match case-insensitively.
+        error: the class raised (a caller that documents :class:`UnsupportedInputError` passes it).
+
+    Returns:
+        ``supported[name]`` for a mapping, else the name as ``supported`` spells it.
+
+    Raises:
+        OptionError (or ``error``): ``value`` is not a supported name. The message names the closest supported
+            name when there is one (``unknown modality 'pett'; did you mean 'pet'? Choose one of: ...``)
+            and lists them all.
+    """
+    import difflib
+    from collections.abc import Mapping
+
+    key = value.strip() if isinstance(value, str) else value
+    names = list(supported)
+
+    def fold(name):
+        return str(name).lower() if ignore_case else str(name)
+
+    if ignore_case and isinstance(key, str):
+        found = [n for n in names if isinstance(n, str) and n.lower() == key.lower()][:1]
+    else:
+        try:
+            found = [key] if key in supported else []
+        except TypeError:  # unhashable
+            found = []
+    if found:
+        return supported[found[0]] if isinstance(supported, Mapping) else found[0]
+    folded = {fold(n): n for n in names}
+    close = difflib.get_close_matches(fold(key), list(folded), n=1)
+    hint = f"; did you mean {folded[close[0]]!r}?" if close else "."
+    raise error(f"unknown {what} {value!r}{hint} Choose one of: {', '.join(sorted(map(str, names)))}")

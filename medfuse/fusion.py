@@ -10,12 +10,72 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fuse_arrays", "available_methods", "pair_for_modality", "PAIRS"]
+__all__ = ["fuse_arrays", "available_methods", "pair_for_modality", "check_fusion_inputs", "PAIRS"]
 
 #: modality-pair names used by the trained weights, the trainer and the Harvard layout
 PAIRS = ("ct_mri", "pet_mri", "spect_mri")
 
 _PAIR_OF_MODALITY = {"CT": "ct_mri", "PT": "pet_mri", "NM": "spect_mri"}
+
+#: inputs may exceed [0, 1] by this much (rounding); beyond it they were not normalized
+_RANGE_TOLERANCE = 1e-3
+
+
+def _check_same_shape(a: np.ndarray, b: np.ndarray, who: str) -> None:
+    """Raise :class:`~medfuse.errors.SpaceMismatchError` unless ``a`` and ``b`` have one shape."""
+    if a.shape != b.shape:
+        from medfuse.errors import SpaceMismatchError
+
+        raise SpaceMismatchError(
+            f"{who}: the two images must share one grid; got shapes {a.shape} and {b.shape}: "
+            "register/resample the second onto the reference first"
+        )
+
+
+def check_fusion_inputs(
+    a: np.ndarray, b: np.ndarray, who: str, *, dtype: type = np.float32, min_size: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check the two images a fusion method takes and return them clipped to [0, 1].
+
+    Args:
+        a: the anatomical image (MRI), ``(H, W)`` or ``(X, Y, Z)``, normalized to [0, 1].
+        b: the other image on the same grid.
+        who: what is checking (``"classical fusion"``...); every message starts with it.
+        dtype: dtype of the returned arrays.
+        min_size: the least size of the first two (in-plane) axes.
+
+    Returns:
+        ``(a, b)`` as ``dtype`` arrays clipped to [0, 1] (values up to ``1e-3`` outside are rounding).
+
+    Raises:
+        SpaceMismatchError: the shapes differ.
+        UnsupportedInputError: not 2D/3D, empty or smaller than ``min_size`` in plane, or values
+            outside [0, 1] (not normalized).
+        NonFiniteError: NaN/inf values.
+    """
+    from medfuse.errors import NonFiniteError, UnsupportedInputError
+
+    a = np.asarray(a, dtype=dtype)
+    b = np.asarray(b, dtype=dtype)
+    _check_same_shape(a, b, who)
+    if a.ndim not in (2, 3) or a.size == 0 or min(a.shape[:2]) < min_size:
+        raise UnsupportedInputError(
+            f"{who}: expected 2D (H, W) or 3D (X, Y, Z) images of at least {min_size}x{min_size} pixels "
+            f"in plane; got shape {a.shape}"
+        )
+    for name, arr in (("a (the anatomical image)", a), ("b (the second image)", b)):
+        if not np.isfinite(arr).all():
+            raise NonFiniteError(
+                f"{who}: {name} holds {int((~np.isfinite(arr)).sum())} NaN/inf values; "
+                "replace or mask them before fusing"
+            )
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -_RANGE_TOLERANCE or hi > 1.0 + _RANGE_TOLERANCE:
+            raise UnsupportedInputError(
+                f"{who}: {name} has values in [{lo:.4g}, {hi:.4g}]; expected images normalized to [0, 1]: "
+                "normalize first (medfuse.intensity.normalize)"
+            )
+    return np.clip(a, 0.0, 1.0), np.clip(b, 0.0, 1.0)
 
 
 def pair_for_modality(modality: str | None) -> str | None:
@@ -65,10 +125,7 @@ def fuse_arrays(
 
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
-    if a.shape != b.shape:
-        from medfuse.errors import SpaceMismatchError
-
-        raise SpaceMismatchError(f"cannot fuse arrays of shapes {a.shape} and {b.shape}; resample onto one grid first")
+    _check_same_shape(a, b, "fusion")
     kind = look_up(method, available_methods(), "fusion method")
     if kind == "classical":
         from medfuse.classical import fuse_classical

@@ -27,15 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from medfuse.errors import NonFiniteError, UnsupportedInputError
-from medfuse.fusion import PAIRS
+from medfuse.errors import UnsupportedInputError
+from medfuse.fusion import PAIRS, check_fusion_inputs
 
 __all__ = ["load_model", "fuse_with_network", "shipped_weights_path", "predict", "torch_device"]
 
 log = logging.getLogger(__name__)
-
-#: inputs may exceed [0, 1] by this much (rounding); beyond it they were not normalized
-_RANGE_TOLERANCE = 1e-3
 
 
 def torch_device(device: str):
@@ -116,27 +113,6 @@ def shipped_weights_path(method: str, pair: str | None) -> Path:
             "or choose a classical method (mean, max, laplacian, wavelet, guided)"
         )
     return path
-
-
-def _check_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from medfuse.errors import SpaceMismatchError
-
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
-    if a.shape != b.shape:
-        raise SpaceMismatchError(f"cannot fuse arrays of shapes {a.shape} and {b.shape}; resample onto one grid first")
-    if a.ndim not in (2, 3) or a.size == 0:
-        raise UnsupportedInputError(f"expected 2D (H, W) or 3D (X, Y, Z) arrays; got shape {a.shape}")
-    for name, arr in (("a", a), ("b", b)):
-        if not np.isfinite(arr).all():
-            raise NonFiniteError(f"input {name} holds NaN or infinite values; fix or mask them before fusion")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < -_RANGE_TOLERANCE or hi > 1 + _RANGE_TOLERANCE:
-            raise UnsupportedInputError(
-                f"input {name} has values in [{lo:.4g}, {hi:.4g}]; networks expect images normalized to [0, 1] "
-                "(use medfuse.intensity.normalize first)"
-            )
-    return np.clip(a, 0.0, 1.0), np.clip(b, 0.0, 1.0)
 
 
 def _pad_to_multiple(x, divisor: int):
@@ -258,7 +234,7 @@ def fuse_with_network(
         if method is None:
             raise UnsupportedInputError("fuse_with_network needs a method name or a weights checkpoint")
         weights = shipped_weights_path(method, pair)
-    a, b = _check_inputs(a, b)
+    a, b = check_fusion_inputs(a, b, "network fusion")
     dev = torch_device(device)
     model, info = load_model(weights, str(dev))
     stored = info["network"]["name"]

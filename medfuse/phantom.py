@@ -66,16 +66,16 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from medfuse.errors import look_up
 from medfuse.volume import Volume
 
 __all__ = [
@@ -377,7 +377,7 @@ def clear_cache() -> None:
 
 
 def _load_anatomy(anatomy: str) -> _Anatomy:
-    anatomy = _check_option(anatomy, ("auto", "mni152", "analytic"), "anatomy")
+    anatomy = look_up(anatomy, ("auto", "mni152", "analytic"), "anatomy", ignore_case=True)
     if anatomy == "analytic":
         return _anatomy("analytic")
     if template_dir() is None:
@@ -484,15 +484,6 @@ def _resolve_grid(default: _Grid, shape, spacing) -> tuple[tuple, np.ndarray]:
 
 # --------------------------------------------------------------------------------------------------
 # rendering
-
-
-def _check_option(value: str, options: Sequence[str], name: str) -> str:
-    key = str(value).lower()
-    if key not in options:
-        close = difflib.get_close_matches(key, options, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}.{hint}")
-    return key
 
 
 def _model_intensity(anat: _Anatomy, contrast_name: str) -> np.ndarray:
@@ -656,7 +647,7 @@ def make_volume(
         ``"MR"``/``"CT"``/``"PT"``/``"NM"``, ``meta["units"]`` (``"a.u."``, ``"HU"``, ``"BQML"``,
         ``"counts"``) and ``meta["phantom"]`` describing how it was made.
     """
-    name = _check_option(modality, MODALITIES, "modality")
+    name = look_up(modality, MODALITIES, "modality", ignore_case=True)
     contrast = _CONTRASTS[name]
     anat = _load_anatomy(anatomy)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -894,7 +885,7 @@ def make_case(
     Raises:
         ValueError: an unknown modality or anatomy, or a malformed shape/spacing/rotation.
     """
-    name = _check_option(modality, MODALITIES, "modality")
+    name = look_up(modality, MODALITIES, "modality", ignore_case=True)
     seq = np.random.SeedSequence(int(seed))
     geometry_rng, mri_rng, moving_rng = (np.random.default_rng(s) for s in seq.spawn(3))
     rotation = _draw(rotation_deg, max_rotation_deg, geometry_rng, "rotation_deg")

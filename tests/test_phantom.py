@@ -321,9 +321,9 @@ def test_tre_is_zero_for_the_truth_and_exact_for_a_known_error():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(modality="pett"), "Did you mean 'pet'"),
-        (dict(modality="xray"), "modality must be one of"),
-        (dict(anatomy="mni"), "anatomy must be one of"),
+        (dict(modality="pett"), "did you mean 'pet'"),
+        (dict(modality="xray"), "unknown modality 'xray'. Choose one of"),
+        (dict(anatomy="mni"), "unknown anatomy 'mni'"),
         (dict(moving_shape=(64, 0, 10)), "shape must be"),
         (dict(moving_spacing=(1.0, 1.0)), "spacing must be"),
         (dict(rotation_deg=(1.0, np.nan, 0.0)), "rotation_deg must be"),

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from medfuse.errors import EmptyImageError, ImplausibleSUVInputsError, NonFiniteError, SUVUnavailableError
+from medfuse.errors import EmptyImageError, ImplausibleSUVInputsError, SUVUnavailableError
 from medfuse.volume import Volume
 
 __all__ = [
@@ -59,8 +59,8 @@ DEFAULT_PERCENTILES = (0.5, 99.5)
 
 
 class CTWindow(str, enum.Enum):
-    """CT window presets (level, width in HU); names are checked with :func:`medfuse.errors.look_up`
-    (MONAI's ``look_up_option``), so a typo gets "did you mean"."""
+    """CT window presets (level, width in HU); names are checked with :func:`medfuse.errors.look_up`,
+    so a typo gets "did you mean"."""
 
     BRAIN = "brain"
     SUBDURAL = "subdural"
@@ -81,17 +81,14 @@ def canonical_modality(modality: str | None) -> str | None:
     """``"MR"``/``"CT"``/``"PT"``/``"NM"`` from a code or alias (``"mri"``, ``"PET"``, ``"SPECT"``); None stays None.
 
     Raises:
-        ValueError: an unknown name (with MONAI's "did you mean" suggestion).
+        OptionError (a ``ValueError``): an unknown name (with a "did you mean" suggestion).
     """
     if modality is None:
         return None
-    code = str(modality).strip().upper()
-    code = _ALIASES.get(code, code)
-    if code in MODALITIES:  # fast path: importing MONAI only for the "did you mean" message
-        return code
     from medfuse.errors import look_up
 
-    return look_up(code, MODALITIES, "modality")
+    code = str(modality).strip().upper()
+    return look_up(_ALIASES.get(code, code), MODALITIES, "modality")
 
 
 def _as_window(window: Any) -> tuple[float, float]:
@@ -163,22 +160,6 @@ def _scale(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def _check(volume: Volume) -> None:
-    a = volume.array
-    if a.size == 0:
-        raise EmptyImageError(f"{volume.name}: the image is empty (shape {a.shape}); nothing to normalize")
-    finite = np.isfinite(a)
-    if not finite.all():
-        raise NonFiniteError(
-            f"{volume.name}: {a.size - int(np.count_nonzero(finite))} voxels are NaN or infinite; replace them "
-            "before normalizing"
-        )
-    if float(a.max()) == float(a.min()):
-        raise EmptyImageError(
-            f"{volume.name}: the image is blank (constant {float(a.min()):g}); nothing to normalize; check the input"
-        )
-
-
 def normalize(
     volume: Volume,
     modality: str | None = None,
@@ -218,8 +199,9 @@ def normalize(
         True
     """
     from medfuse.intensity.mask import head_mask, looks_like_hu
+    from medfuse.io import check_volume
 
-    _check(volume)
+    check_volume(volume, "normalize")
     code = canonical_modality(modality if modality is not None else volume.modality)
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)

@@ -55,27 +55,31 @@ def guess_modality(path: str | os.PathLike) -> str | None:
     return None
 
 
-def check_volume(volume: Volume) -> Volume:
+def check_volume(volume: Volume, step: str = "register or fuse") -> Volume:
     """Raise if ``volume`` has NaN/Inf voxels or no contrast at all; return it unchanged.
+
+    Args:
+        volume: the volume to check.
+        step: what the caller is about to do (``"normalize"``...), named in the messages.
 
     Raises:
         NonFiniteError: NaN or infinite voxels (the count is given).
-        EmptyImageError: an empty array or a constant image.
+        EmptyImageError: an empty array or a constant (blank) image.
     """
     a = volume.array
     if a.size == 0:
-        raise EmptyImageError(f"{volume.name}: the image is empty (shape {a.shape})")
+        raise EmptyImageError(f"{volume.name}: the image is empty (shape {a.shape}); nothing to {step}")
     finite = np.isfinite(a)
     if not finite.all():
         n_bad = int(a.size - np.count_nonzero(finite))
         raise NonFiniteError(
             f"{volume.name}: {n_bad} of {a.size} voxels are NaN or infinite; replace them (e.g. with 0 or the "
-            "background value) before fusing"
+            f"background value) before you {step}"
         )
     if float(a.max()) == float(a.min()):
         raise EmptyImageError(
-            f"{volume.name}: the image is constant (every voxel is {float(a.min()):g}): nothing to register or "
-            "fuse; check that the right file or series was exported"
+            f"{volume.name}: the image is constant (blank: every voxel is {float(a.min()):g}): nothing to {step}; "
+            "check that the right file or series was exported"
         )
     return volume
 

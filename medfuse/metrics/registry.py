@@ -130,7 +130,7 @@ def resolve_metric_names(metrics: Sequence[str] | str | None) -> list[str]:
     ``None`` or ``"all"`` selects every metric in :data:`METRICS` order.
 
     Raises:
-        ValueError: an unknown name; the message lists the valid names and the closest one.
+        OptionError (a ``ValueError``): an unknown name; the message lists the valid names and the closest one.
     """
     if metrics is None:
         return list(METRICS)
@@ -139,17 +139,13 @@ def resolve_metric_names(metrics: Sequence[str] | str | None) -> list[str]:
     names = [str(m).strip() for m in metrics if str(m).strip()]
     if not names or [n.lower() for n in names] == ["all"]:
         return list(METRICS)
-    lookup = {k.lower(): k for k in METRICS}
-    lookup.update({"ms-ssim": "MS_SSIM", "msssim": "MS_SSIM", "q_ncie": "QNCIE", "qab/f": "Qabf"})
+    from medfuse.errors import look_up
+
+    supported = {k: k for k in METRICS}
+    supported.update({"ms-ssim": "MS_SSIM", "msssim": "MS_SSIM", "q_ncie": "QNCIE", "qab/f": "Qabf"})
     out: list[str] = []
     for n in names:
-        key = lookup.get(n.lower())
-        if key is None:
-            import difflib
-
-            close = difflib.get_close_matches(n.upper(), [k.upper() for k in METRICS], n=1)
-            hint = f" Did you mean {lookup[close[0].lower()]!r}?" if close else ""
-            raise ValueError(f"unknown metric {n!r}; choose from {', '.join(METRICS)}.{hint}")
+        key = look_up(n, supported, "metric", ignore_case=True)
         if key not in out:
             out.append(key)
     return out

@@ -71,14 +71,9 @@ def network_name(name: str) -> str:
     Raises:
         UnsupportedInputError (a ``ValueError``): unknown name, with a "did you mean" hint.
     """
-    from monai.utils import look_up_option
+    from medfuse.errors import UnsupportedInputError, look_up
 
-    from medfuse.errors import UnsupportedInputError
-
-    try:
-        return look_up_option(str(name).lower(), tuple(NETWORKS))
-    except ValueError as err:
-        raise UnsupportedInputError(f"unknown network {name!r}: {err}") from None
+    return look_up(name, tuple(NETWORKS), "network", ignore_case=True, error=UnsupportedInputError)
 
 
 def build_network(name: str, spatial_dims: int = 2, **kwargs: Any) -> nn.Module:

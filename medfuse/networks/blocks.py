@@ -74,6 +74,7 @@ class FusionNetwork(nn.Module):
         in_channels: channels per modality; the input has ``2 * in_channels``.
         out_channels: channels of the fused output.
         size_divisor: spatial sizes of the input must be multiples of it.
+        class_name: the subclass's name, used in input errors.
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, size_divisor: int) -> None:
@@ -82,6 +83,16 @@ class FusionNetwork(nn.Module):
         self.in_channels = check_positive(in_channels, "in_channels")
         self.out_channels = check_positive(out_channels, "out_channels")
         self.size_divisor = int(size_divisor)
+        # a plain attribute (not in the state_dict) so that scripted networks name themselves in errors
+        self.class_name: str = type(self).__name__
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``x`` is ``(N, 2 * in_channels, *S)`` with sizes divisible by ``size_divisor``."""
+        check_input(x, 2 * self.in_channels, self.spatial_dims, self.size_divisor, self.class_name)
+
+    def split_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The anatomical scan ``x[:, :in_channels]`` and the other scan ``x[:, in_channels:]``."""
+        return split_modalities(x, self.in_channels)
 
 
 def _layer_spec(spec: LayerSpec) -> Any:
@@ -210,17 +221,21 @@ class ChannelShuffle(nn.Module):
         return x.reshape(n, g, c // g, -1).transpose(1, 2).reshape(x.shape)
 
 
-class SpaceToDepth(nn.Module):
-    """Lossless downsampling: each ``factor**d`` block of voxels becomes channels (pixel unshuffle).
-
-    Shape: ``(N, C, H, W[, D]) -> (N, C * factor**d, H/factor, W/factor[, D/factor])``; every
-    spatial size must be divisible by ``factor``.
-    """
+class _VoxelShuffle(nn.Module):
+    """Base of :class:`SpaceToDepth` and :class:`DepthToSpace` (no parameters)."""
 
     def __init__(self, spatial_dims: int, factor: int = 2) -> None:
         super().__init__()
         self.spatial_dims = int(spatial_dims)
         self.factor = int(factor)
+
+
+class SpaceToDepth(_VoxelShuffle):
+    """Lossless downsampling: each ``factor**d`` block of voxels becomes channels (pixel unshuffle).
+
+    Shape: ``(N, C, H, W[, D]) -> (N, C * factor**d, H/factor, W/factor[, D/factor])``; every
+    spatial size must be divisible by ``factor``.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.factor
@@ -232,16 +247,11 @@ class SpaceToDepth(nn.Module):
         return x.reshape(n, c * r * r * r, h // r, w // r, d // r)
 
 
-class DepthToSpace(nn.Module):
+class DepthToSpace(_VoxelShuffle):
     """Inverse of :class:`SpaceToDepth` (pixel shuffle).
 
     Shape: ``(N, C * factor**d, H, W[, D]) -> (N, C, H*factor, W*factor[, D*factor])``.
     """
-
-    def __init__(self, spatial_dims: int, factor: int = 2) -> None:
-        super().__init__()
-        self.spatial_dims = int(spatial_dims)
-        self.factor = int(factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.factor
@@ -309,11 +319,9 @@ def pool_layer(spatial_dims: int, kind: str = "max", size: int = 2) -> nn.Module
     return pool_type(kernel_size=size, stride=size)
 
 
-
 def linear_mode(spatial_dims: int) -> str:
     """``"bilinear"`` in 2D, ``"trilinear"`` in 3D (for :func:`resize_like`)."""
     return "bilinear" if spatial_dims == 2 else "trilinear"
-
 
 
 def check_input(x: torch.Tensor, channels: int, spatial_dims: int, divisor: int, name: str) -> None:

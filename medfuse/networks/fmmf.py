@@ -45,7 +45,6 @@ from medfuse.networks.blocks import (
     LayerSpec,
     ResidualBlock,
     check_features,
-    check_input,
     check_positive,
     conv_norm_act,
     linear_mode,
@@ -196,9 +195,10 @@ class FMMF(FusionNetwork):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
-        check_input(x, 2 * self.in_channels, self.spatial_dims, self.size_divisor, "FMMF")
-        fx = self.encoder_x(x[:, : self.in_channels])
-        fy = self.encoder_y(x[:, self.in_channels :])
+        self.check_input(x)
+        mri, other = self.split_input(x)
+        fx = self.encoder_x(mri)
+        fy = self.encoder_y(other)
         fused2, logits2 = self.mapping2(fx[2], fy[2])
         up2 = resize_like(logits2, fx[1], self.mode)
         fused1, logits1 = self.mapping1(fx[1], fy[1], up2)

@@ -46,7 +46,6 @@ from medfuse.networks.blocks import (
     LayerSpec,
     SpaceToDepth,
     check_features,
-    check_input,
     check_positive,
     conv_norm_act,
     pool_layer,
@@ -69,6 +68,12 @@ class LightFusionNet(FusionNetwork):
         act: MONAI activation spec, e.g. ``("relu", {"inplace": True})``.
         norm: MONAI normalization spec or ``None`` (default: none, so the network keeps the
             images' contrast and runs fastest; AE-Netv2 uses batch norm: ``("batch", {})``).
+        output: ``"image"``: the head predicts the fused image (sigmoid). ``"blend"``: the head
+            predicts a per-pixel weight map ``w`` and a detail residual ``r``, and the output is
+            ``clip(w * A + (1 - w) * B + r, 0, 1)``: the sources' own pixels carry the fine detail
+            (nothing is re-synthesized through the bottleneck) and the residual can sharpen edges.
+            Needs ``in_channels = out_channels = 1``. Our choice, measured on the Harvard validation
+            cases (benchmarks/quality.py): the image head blurred fine texture.
 
     Shapes:
         input ``(N, 2 * in_channels, H, W[, D])``: channel(s) ``[:in_channels]`` the anatomical
@@ -97,8 +102,14 @@ class LightFusionNet(FusionNetwork):
         groups: int = 2,
         act: LayerSpec = ("relu", {"inplace": True}),
         norm: LayerSpec = None,
+        output: str = "image",
     ) -> None:
         super().__init__(spatial_dims, in_channels, out_channels, size_divisor=8)
+        if output not in ("image", "blend"):
+            raise ValueError(f"output must be 'image' or 'blend', got {output!r}")
+        if output == "blend" and (self.in_channels != 1 or self.out_channels != 1):
+            raise ValueError("output='blend' needs in_channels=1 and out_channels=1")
+        self.blend = output == "blend"
         f1, f2 = check_features(features, 2)
         groups = check_positive(groups, "groups")
         if f1 % groups or f2 % groups:
@@ -117,12 +128,13 @@ class LightFusionNet(FusionNetwork):
         self.dec2 = nn.Sequential(conv_norm_act(d, f2, f1, 3, groups=groups, act=act, norm=norm),
                                   ChannelShuffle(groups))  # 1/4, input: up(bottom) + enc2
         self.dec1 = conv_norm_act(d, f1, f1, 3, act=act, norm=norm)  # 1/2, input: up(dec2) + enc1
-        self.head = conv_norm_act(d, f1 + stem_channels, self.out_channels * 2**d, 1, act=None, norm=None)
+        head_out = (2 if self.blend else self.out_channels) * 2**d
+        self.head = conv_norm_act(d, f1 + stem_channels, head_out, 1, act=None, norm=None)
         self.unstem = DepthToSpace(d, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
-        check_input(x, 2 * self.in_channels, self.spatial_dims, self.size_divisor, "LightFusionNet")
+        self.check_input(x)
         s = self.stem(x)
         if self.spatial_dims == 2:
             s = s.contiguous(memory_format=torch.channels_last)
@@ -131,5 +143,8 @@ class LightFusionNet(FusionNetwork):
         b = self.bottom(self.pool2(e2))
         d2 = self.dec2(resize_like(b, e2) + e2)
         d1 = self.dec1(resize_like(d2, e1) + e1)
-        y = self.unstem(self.head(torch.cat([d1, s], dim=1)))
-        return torch.sigmoid(y).contiguous()
+        y = self.unstem(self.head(torch.cat([d1, s], dim=1))).contiguous()
+        if self.blend:
+            w, r = torch.sigmoid(y[:, :1]), 0.5 * torch.tanh(y[:, 1:])
+            return (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
+        return torch.sigmoid(y)

@@ -33,7 +33,6 @@ from medfuse.networks.blocks import (
     DenseBlock,
     LayerSpec,
     check_features,
-    check_input,
     check_positive,
     check_spatial_dims,
     conv_norm_act,
@@ -106,7 +105,7 @@ class MDGANGenerator(FusionNetwork):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
-        check_input(x, 2 * self.in_channels, self.spatial_dims, self.size_divisor, "MDGANGenerator")
+        self.check_input(x)
         skip = self.dense0(self.stem(x))
         deep = self.dense1(self.down(skip))
         return torch.sigmoid(self.decoder(torch.cat([skip, resize_like(deep, skip, self.mode)], dim=1)))

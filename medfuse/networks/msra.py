@@ -33,7 +33,6 @@ from medfuse.networks.blocks import (
     LayerSpec,
     SpatialAttention,
     check_features,
-    check_input,
     check_positive,
     conv_norm_act,
     linear_mode,
@@ -161,9 +160,10 @@ class MSRANet(FusionNetwork):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
-        check_input(x, 2 * self.in_channels, self.spatial_dims, self.size_divisor, "MSRANet")
-        fx = self.shallow_x(x[:, : self.in_channels])
-        fy = self.shallow_y(x[:, self.in_channels :])
+        self.check_input(x)
+        mri, other = self.split_input(x)
+        fx = self.shallow_x(mri)
+        fy = self.shallow_y(other)
         s0 = self.block0(self.merge(torch.cat([fx, fy], dim=1)))
         s1 = self.blocks1(self.down(s0))
         y = self.up_merge(torch.cat([s0, resize_like(s1, s0, self.mode)], dim=1))

@@ -59,7 +59,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "betas": [0.9, 0.999],
     "weight_decay": 0.0,
     "grad_clip": 1.0,
-    "loss": {"weights": {"var_ssim": 1.0}, "win_size": 11, "intensity_mode": "max", "saliency_window": 11},
+    "loss": {"weights": {"var_ssim": 1.0}, "win_size": 11, "intensity_mode": "max", "saliency_window": 11,
+             "gradient_gain": 1.0},
     "adversarial": {"weight": 0.0, "lr": 2e-4, "channels": 16, "num_layers": 3},
     "augment": {"flip": True, "rot90": True, "min_foreground": 0.1},
     "val_fraction": 0.2,
@@ -149,14 +150,21 @@ def _validate(cfg: dict) -> None:
     need(cfg["adversarial"]["weight"] >= 0, "adversarial.weight must be >= 0")
     if cfg["adversarial"]["weight"] > 0 and cfg["network"]["name"] != "mdgan":
         need(False, f"adversarial training is for mdgan only; set adversarial.weight to 0 for {cfg['network']['name']}")
-    from medfuse.losses import FusionLoss
 
     try:  # checks the loss weights and options
-        FusionLoss(cfg["loss"]["weights"], win_size=cfg["loss"]["win_size"],
-                   intensity_mode=cfg["loss"]["intensity_mode"], saliency_window=cfg["loss"]["saliency_window"])
+        _loss_fn(cfg)
     except ValueError as err:
         raise UnsupportedInputError(f"training config: loss: {err}") from err
     need(cfg["crop"] >= cfg["loss"]["win_size"], f"crop {cfg['crop']} is smaller than the SSIM window")
+
+
+def _loss_fn(cfg: dict):
+    """The content loss the config describes."""
+    from medfuse.losses import FusionLoss
+
+    loss = cfg["loss"]
+    return FusionLoss(loss["weights"], win_size=loss["win_size"], intensity_mode=loss["intensity_mode"],
+                      saliency_window=loss["saliency_window"], gradient_gain=loss["gradient_gain"])
 
 
 def _lr_at(cfg: dict, iteration: int) -> float:
@@ -260,7 +268,7 @@ def train(
 
     from medfuse.fusion import PAIRS
     from medfuse.inference import torch_device
-    from medfuse.losses import FusionLoss, adversarial_loss
+    from medfuse.losses import adversarial_loss
     from medfuse.networks import SourceDiscriminators, build_network, count_parameters, network_name
     from medfuse.training.checkpoint import (
         make_checkpoint,
@@ -372,8 +380,7 @@ def train(
         start = int(ckpt["iteration"])
         history, validation = list(ckpt.get("history", [])), list(ckpt.get("validation", []))
         train_seconds = float(ckpt.get("provenance", {}).get("train_seconds", 0.0))
-    loss_fn = FusionLoss(cfg["loss"]["weights"], win_size=cfg["loss"]["win_size"],
-                         intensity_mode=cfg["loss"]["intensity_mode"], saliency_window=cfg["loss"]["saliency_window"])
+    loss_fn = _loss_fn(cfg)
     val_tensors = _group_by_size(loss_pairs, dev)
 
     def checkpoint(iteration: int) -> None:

@@ -154,7 +154,7 @@ def test_blank_and_non_finite_images_raise():
         normalize(Volume(np.zeros((8, 8, 8), np.float32), AFFINE, "MR"))
     arr = _head()
     arr[0, 0, 0] = np.nan
-    with pytest.raises(NonFiniteError, match="1 voxels"):
+    with pytest.raises(NonFiniteError, match=r"1 of \d+ voxels"):
         normalize(Volume(arr, AFFINE, "MR"))
     with pytest.raises(OptionError, match="modality"):
         normalize(Volume(_head(), AFFINE), modality="XR")

@@ -35,7 +35,7 @@ def test_resolve_metric_names():
     assert resolve_metric_names(None) == ISSUE_KEYS
     assert resolve_metric_names("all") == ISSUE_KEYS
     assert resolve_metric_names("en, qabf,ms-ssim,EN") == ["EN", "Qabf", "MS_SSIM"]
-    with pytest.raises(ValueError, match="Did you mean 'QNCIE'"):
+    with pytest.raises(ValueError, match="did you mean 'QNCIE'"):
         resolve_metric_names(["QNCI"])
 
 

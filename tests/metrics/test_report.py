@@ -93,7 +93,7 @@ def test_evaluate_unknown_metric_is_a_usage_error(slice_case, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "--sources", str(pa), str(pb), "--fused", str(pf), "--metrics", "QNCI"])
     assert exc.value.code == 2
-    assert "Did you mean 'QNCIE'" in capsys.readouterr().err
+    assert "did you mean 'QNCIE'" in capsys.readouterr().err
 
 
 # --- evaluate-dir on real Harvard pairs ----------------------------------------------------------
