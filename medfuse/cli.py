@@ -52,6 +52,11 @@ def _add_common_fusion(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
+def _add_modality_options(p: argparse.ArgumentParser) -> None:
+    for role in ("reference", "moving"):
+        p.add_argument(f"--{role}-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
+
+
 def _add_fuse(sub) -> None:
     p = sub.add_parser("fuse", help="fuse two scans (or two 2D slices) into the reference geometry",
                        description="Register MOVING onto REFERENCE, normalize both, fuse, and write the result on "
@@ -66,8 +71,7 @@ def _add_fuse(sub) -> None:
                    help="registration model for 3D inputs (default rigid)")
     p.add_argument("--transform", default=None, help="also write the registration transform here (.tfm)")
     p.add_argument("--window", default=None, help="CT window preset (brain, subdural, bone, soft_tissue) or LEVEL,WIDTH")
-    p.add_argument("--reference-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
-    p.add_argument("--moving-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
+    _add_modality_options(p)
     p.add_argument("--no-qc", action="store_true", help="do not write the QC picture")
     p.set_defaults(func=_run_fuse)
 
@@ -107,8 +111,7 @@ def _add_register(sub) -> None:
     p.add_argument("--type", default="rigid", choices=["rigid", "affine", "bspline"],
                    help="transform model (default rigid: scans of one head differ by a rigid motion)")
     p.add_argument("--label-map", action="store_true", help="MOVING is a label map: nearest-neighbour resampling")
-    p.add_argument("--reference-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
-    p.add_argument("--moving-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
+    _add_modality_options(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=_run_register)
 

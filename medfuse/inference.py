@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from medfuse.errors import UnsupportedInputError
+from medfuse.errors import UnsupportedInputError, look_up
 from medfuse.fusion import PAIRS, check_fusion_inputs
 
 __all__ = ["load_model", "fuse_with_network", "shipped_weights_path", "predict", "torch_device"]
@@ -102,8 +102,7 @@ def shipped_weights_path(method: str, pair: str | None) -> Path:
             f"network {method!r}: no checkpoint given and the modality pair is unknown, so no shipped weights can "
             f"be chosen; pass weights=... (--weights CKPT) or pair= one of {', '.join(PAIRS)}"
         )
-    if pair not in PAIRS:
-        raise UnsupportedInputError(f"pair {pair!r} is not one of {', '.join(PAIRS)}")
+    look_up(pair, PAIRS, "modality pair", error=UnsupportedInputError)
     path = weights_path(pair, method)
     if path is None:
         raise UnsupportedInputError(

@@ -20,7 +20,7 @@ import numpy as np
 from medfuse.errors import SpaceMismatchError
 from medfuse.volume import Volume
 
-__all__ = ["FusionResult", "fuse_volumes", "fuse_files", "prepare_pair", "normalize_volume", "default_method"]
+__all__ = ["FusionResult", "fuse_volumes", "fuse_files", "prepare_pair", "default_method"]
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,6 @@ def default_method(moving: Volume) -> str:
     from medfuse.weights import default_network
 
     return default_network(pair_for_modality(moving.modality)) or "mean"
-
-
-def normalize_volume(volume: Volume, window=None) -> Volume:
-    """[0, 1] intensities: display-encoded slices by their bit depth, scans by modality."""
-    if volume.ndim == 2 and "value_max" in volume.meta:
-        return volume.with_array(np.clip(volume.array / float(volume.meta["value_max"]), 0, 1), rgb=volume.rgb)
-    from medfuse.intensity import normalize
-
-    return normalize(volume, window=window)
 
 
 def prepare_pair(
@@ -106,8 +97,10 @@ def prepare_pair(
             aligned = result.resampled
     timings["register"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref_n = normalize_volume(reference)
-    mov_n = normalize_volume(aligned, window=window)
+    from medfuse.intensity import normalize
+
+    ref_n = normalize(reference)
+    mov_n = normalize(aligned, window=window)
     timings["normalize"] = time.perf_counter() - t0
     return ref_n, mov_n, result, timings
 

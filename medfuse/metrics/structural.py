@@ -10,6 +10,7 @@ import logging
 
 import numpy as np
 
+from medfuse.errors import look_up
 from medfuse.metrics._core import as_case, as_image, check_mask
 
 __all__ = [
@@ -266,8 +267,7 @@ def vif(
     """
     ref, dist = as_image(ref, "reference"), as_image(dist, "distorted")
     mask = check_mask(mask, ref.shape)
-    if borders not in _VIF_BORDERS:
-        raise ValueError(f"VIF borders must be one of {_VIF_BORDERS}, got {borders!r}")
+    borders = look_up(borders, _VIF_BORDERS, "VIF borders")
     if min(ref.shape) < VIF_MIN_SIZE:
         raise ValueError(
             f"VIF needs images of at least {VIF_MIN_SIZE} pixels per side (4 scales), got {ref.shape}"
