@@ -53,12 +53,16 @@ def find_weights(pair: str, method: str, weights_dir: Path | None):
 def score_method(pairs, pair: str, method: str, weights) -> tuple[dict[str, float], float]:
     """Mean metrics over the pairs and the mean fusion time per slice (ms, one slice per call)."""
     from medfuse.color import split_luminance
+    from medfuse.fusion import MODALITY_OF_PAIR
     from medfuse.io import load_volume
     from medfuse.metrics import compute_metrics
     from medfuse.pipeline import fuse_volumes
 
-    modality = {"ct_mri": "CT", "pet_mri": "PT", "spect_mri": "NM"}[pair]
+    modality = MODALITY_OF_PAIR[pair]
     rows, seconds = [], 0.0
+    if pairs:  # warm-up: imports, model loading and kernel selection are not fusion time
+        fuse_volumes(load_volume(pairs[0].mri, modality="MR"), load_volume(pairs[0].other, modality=modality),
+                     method, register=False, weights=weights)
     for p in pairs:
         mri = load_volume(p.mri, modality="MR")
         other = load_volume(p.other, modality=modality)

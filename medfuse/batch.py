@@ -53,6 +53,7 @@ def fuse_directory(
 
     from medfuse.datasets.harvard import find_harvard_pairs
     from medfuse.errors import MedfuseError
+    from medfuse.fusion import MODALITY_OF_PAIR
     from medfuse.io import load_volume, save_volume
     from medfuse.pipeline import fuse_volumes
 
@@ -76,7 +77,7 @@ def fuse_directory(
             t0 = time.perf_counter()
             try:
                 ref = load_volume(pair.mri, modality="MR")
-                mov = load_volume(pair.other, modality={"ct_mri": "CT", "pet_mri": "PT", "spect_mri": "NM"}[pair.task])
+                mov = load_volume(pair.other, modality=MODALITY_OF_PAIR[pair.task])
                 result = fuse_volumes(ref, mov, method, register=False, weights=weights, device=device)
                 save_volume(result.fused, target, force=force)
             except (MedfuseError, OSError, ValueError) as err:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from medfuse.fusion import MODALITY_OF_PAIR
+
 __all__ = [
     "BUNDLE_OF_PAIR",
     "MODALITY_OF_PAIR",
@@ -35,7 +37,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BUNDLE_OF_PAIR = {"ct_mri": "ct_mri_fusion", "pet_mri": "mri_pet_fusion", "spect_mri": "mri_spect_fusion"}
-MODALITY_OF_PAIR = {"ct_mri": "CT", "pet_mri": "PT", "spect_mri": "NM"}
 BUNDLES_ROOT = Path(__file__).resolve().parents[1] / "bundles"
 
 

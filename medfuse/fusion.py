@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fuse_arrays", "available_methods", "pair_for_modality", "check_fusion_inputs", "PAIRS"]
+__all__ = ["fuse_arrays", "available_methods", "pair_for_modality", "check_fusion_inputs", "PAIRS", "MODALITY_OF_PAIR"]
 
 #: modality-pair names used by the trained weights, the trainer and the Harvard layout
 PAIRS = ("ct_mri", "pet_mri", "spect_mri")
 
-_PAIR_OF_MODALITY = {"CT": "ct_mri", "PT": "pet_mri", "NM": "spect_mri"}
+#: pair name -> modality code of its second scan (the first is the MRI)
+MODALITY_OF_PAIR = {"ct_mri": "CT", "pet_mri": "PT", "spect_mri": "NM"}
+_PAIR_OF_MODALITY = {modality: pair for pair, modality in MODALITY_OF_PAIR.items()}
 
 #: inputs may exceed [0, 1] by this much (rounding); beyond it they were not normalized
 _RANGE_TOLERANCE = 1e-3
