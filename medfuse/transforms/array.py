@@ -190,7 +190,7 @@ class RegisterToReference(Transform):
     Wraps :func:`medfuse.registration.register` (3D; SimpleITK does the work, so torch inputs
     are converted to numpy and back). Channel 0 of both images drives the registration; every
     channel of the moving image is resampled with the transform found. With ``register=False``
-    the moving image is only resampled through world coordinates
+    the moving image (and always a 2D slice, which is taken as pre-aligned) is only resampled through world coordinates
     (:func:`medfuse.registration.resample_to_reference`, 2D or 3D; for pre-aligned data).
 
     Args:
@@ -260,7 +260,7 @@ class RegisterToReference(Transform):
             ref.modality = "MR"
         moving = to_volume(img, 0, self.modality)
         extra: dict[str, Any] = {}
-        if self.register:
+        if self.register and ref.ndim == 3:  # 2D slices (AANLIB pairs) are pre-aligned: resample only
             result = register(ref, moving, transform=self.transform, label_map=label, settings=self.settings,
                               skip_same_frame=self.skip_same_frame)
             out, tx = [result.resampled], result.transform

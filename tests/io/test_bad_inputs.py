@@ -233,3 +233,13 @@ def test_16bit_png_keeps_values(tmp_path):  # row 31
     assert v.array[2, 3] == 40000 and v.meta["value_max"] == 65535
     save_volume(v, tmp_path / "deep2.png")
     assert load_volume(tmp_path / "deep2.png").array[2, 3] == 40000
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = save_volume(Volume(_head(), np.eye(4)), tmp_path / "perm.nii.gz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -17,7 +17,8 @@ from harvard_fixture import TINY
 
 def test_load_config_layers(tmp_path):
     cfg = load_config("light")
-    assert cfg["network"]["name"] == "light" and cfg["loss"]["weights"]["var_ssim"] == 1.0
+    assert cfg["network"]["name"] == "light" and cfg["loss"]["weights"]["ssim"] == 1.0
+    assert cfg["loss"]["gradient_gain"] == 1.4 and cfg["network"]["kwargs"]["output"] == "blend"
     user = tmp_path / "c.json"
     user.write_text(json.dumps({"lr": 0.01, "loss": {"weights": {"gradient": 1.0}}}))
     cfg = load_config("light", user)
@@ -45,7 +46,7 @@ def test_config_errors(tmp_path):
 def test_short_run_writes_a_safe_checkpoint(harvard_tiny, tmp_path):
     out = tmp_path / "light.pt"
     summary = train("ct_mri", "light", out, config=TINY, data_dir=harvard_tiny, iterations=3, progress=False)
-    assert summary["iteration"] == 3 and set(summary["final"]) >= {"loss", "var_ssim", "gradient", "intensity"}
+    assert summary["iteration"] == 3 and set(summary["final"]) >= {"loss", "ssim", "gradient", "intensity"}
     raw = torch.load(out, weights_only=True)  # plain tensors and containers only
     assert raw["iteration"] == 3 and raw["network"]["name"] == "light" and raw["pair"] == "ct_mri"
     split = raw["split"]
