@@ -111,7 +111,8 @@ def load_config(method: str, config: str | os.PathLike | Mapping | None = None) 
 
     Args:
         method: network name (its file ``configs/<method>.json`` sets the network and the loss).
-        config: a JSON file or a dict of overrides.
+        config: a JSON file or a dict of overrides; a shipped weights' provenance record
+            (``medfuse/weights/<pair>_<method>.json``) gives its exact training config.
 
     Raises:
         UnsupportedInputError: unknown keys or invalid values.
@@ -128,7 +129,12 @@ def load_config(method: str, config: str | os.PathLike | Mapping | None = None) 
             path = Path(config)
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: training config not found")
-            cfg = _merge(cfg, _read_json(path), str(path))
+            data = _read_json(path)
+            if "reproduce" in data and isinstance(data.get("config"), Mapping):
+                # a shipped weights' provenance record: train with its exact config
+                data = copy.deepcopy(data["config"])
+                data.get("network", {}).pop("name", None)
+            cfg = _merge(cfg, data, str(path))
     cfg["network"]["name"] = method
     _validate(cfg)
     return cfg

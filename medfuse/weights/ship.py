@@ -54,7 +54,7 @@ def ship_checkpoint(checkpoint: str | Path, quality: dict | None = None, default
         "final_validation_losses": validation[-1] if validation else None,
         "provenance": prov,
         "validation_metrics": quality,
-        "reproduce": (f"medfuse train --pair {pair} --method {method} --config medfuse/training/configs/{method}.json "
+        "reproduce": (f"medfuse train --pair {pair} --method {method} --config medfuse/weights/{stem}.json "
                       f"--data ../shared/data/harvard --seed {(ckpt.get('config') or {}).get('seed', 0)} "
                       f"--iterations {int(ckpt['iteration'])} --out {stem}.pt"),
     }

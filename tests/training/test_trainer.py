@@ -126,3 +126,13 @@ def test_real_harvard_split_never_shares_a_case(harvard_dir):
         train_cases, val_cases = split_by_case([s.case for s in slices], 0.2, 0)
         assert train_cases and val_cases and not set(train_cases) & set(val_cases)
         assert {s.case for s in slices} == set(train_cases) | set(val_cases)
+
+
+def test_provenance_record_reproduces_its_config():
+    """`medfuse train --config medfuse/weights/<pair>_<method>.json` trains with the shipped weights' config."""
+    from medfuse.weights import WEIGHTS_DIR, provenance
+
+    record = provenance("pet_mri", "light")
+    cfg = load_config("light", WEIGHTS_DIR / "pet_mri_light.json")
+    assert cfg["loss"] == record["config"]["loss"] and cfg["network"] == record["config"]["network"]
+    assert cfg["iterations"] == record["iterations"] and cfg["seed"] == record["seed"]
