@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
@@ -246,15 +247,43 @@ def _metric_names(text: str) -> list[str]:
 
 
 def _run_evaluate(args) -> int:
-    from medfuse.metrics.report import run_evaluate
+    from medfuse.metrics.report import evaluate_files, format_scores
 
-    return run_evaluate(args)
+    scores = evaluate_files(args.sources, args.fused, args.metrics, args.mask, progress=True)
+    print(format_scores(scores, args.format), end="" if args.format != "json" else "\n")
+    return 0
 
 
 def _run_evaluate_dir(args) -> int:
-    from medfuse.metrics.report import run_evaluate_dir
+    from medfuse.io.atomic import atomic_output, check_output
+    from medfuse.metrics.registry import resolve_metric_names
+    from medfuse.metrics.report import (comparison_figure, evaluate_directory, format_summary, summarize,
+                                        write_rows_csv, write_summary_csv)
 
-    return run_evaluate_dir(args)
+    names = resolve_metric_names(args.metrics)
+    dirs = [Path(d) for d in args.fused_dirs]
+    several = len(dirs) > 1
+    out = Path(args.out) if args.out else (Path("metrics_comparison.csv") if several else dirs[0] / "metrics.csv")
+    summary_path = out.with_name(out.stem + "_summary.csv")
+    figure = Path(args.figure) if args.figure else (out.with_suffix(".png") if several else None)
+    for p in (out, summary_path, figure):  # refuse before spending minutes on the metrics
+        if p is not None:
+            check_output(p, args.force)
+    tasks = args.tasks.split(",") if args.tasks else None
+    methods, results = evaluate_directory(dirs, args.data, names, tasks=tasks, jobs=args.jobs, progress=True)
+    summary = summarize(results)
+    print(format_summary(summary, methods), end="")
+    write_rows_csv(results, names, out, force=args.force)
+    write_summary_csv(summary, summary_path, force=args.force)
+    print(f"per-pair scores: {out}\nsummary: {summary_path}")
+    if figure is not None and summary:
+        with atomic_output(figure, args.force) as tmp:
+            comparison_figure(summary, methods).save(tmp, format="PNG")
+        print(f"figure: {figure}")
+    failed = sum(1 for r in results if r.error)
+    if failed:
+        print(f"{failed} pair(s) could not be scored (see the error column of {out})")
+    return 1 if failed else 0
 
 
 def _add_train(sub) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "local_variance",
     "gradient_magnitude",
     "gradient_loss",
+    "scd_loss",
     "intensity_loss",
     "saliency",
     "adversarial_loss",
@@ -40,7 +41,7 @@ __all__ = [
 _VAR_TIE = 1e-6
 
 #: the content loss terms :class:`FusionLoss` combines (weights keyed by these names)
-LOSS_TERMS = ("var_ssim", "ssim", "intensity", "gradient")
+LOSS_TERMS = ("var_ssim", "ssim", "intensity", "gradient", "scd")
 
 
 def _spatial_dims(x: torch.Tensor) -> int:
@@ -274,6 +275,22 @@ def intensity_loss(
     return F.l1_loss(fused, target)
 
 
+def _correlation(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Pearson correlation of each sample of ``x`` and ``y`` over channels and space: shape ``(N,)``."""
+    x = x.flatten(1) - x.flatten(1).mean(dim=1, keepdim=True)
+    y = y.flatten(1) - y.flatten(1).mean(dim=1, keepdim=True)
+    return (x * y).sum(dim=1) / (x.square().sum(dim=1) * y.square().sum(dim=1) + eps).sqrt()
+
+
+def scd_loss(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``2 - SCD`` with SCD the sum of the correlations of differences (Aslantas & Bendes 2015):
+    ``corr(F - B, A) + corr(F - A, B)``, averaged over the batch. The part of the fused image that
+    is not explained by one source should look like the other source: complementary information of
+    both is kept. 0 when SCD reaches its maximum of 2."""
+    _check_same(fused, a, b)
+    return 2.0 - (_correlation(fused - b, a) + _correlation(fused - a, b)).mean()
+
+
 def adversarial_loss(prediction: torch.Tensor, target_is_real: bool, for_discriminator: bool) -> torch.Tensor:
     """Least-squares GAN loss (Mao et al. 2017) on raw discriminator outputs, via MONAI.
 
@@ -324,6 +341,8 @@ class FusionLoss(nn.Module):
                 terms[name] = ssim_loss(fused, a, b, win_size=self.win_size)
             elif name == "intensity":
                 terms[name] = intensity_loss(fused, a, b, mode=self.intensity_mode, window=self.saliency_window)
+            elif name == "scd":
+                terms[name] = scd_loss(fused, a, b)
             else:
                 terms[name] = gradient_loss(fused, a, b, gain=self.gradient_gain)
         total = sum(self.weights[k] * v for k, v in terms.items())

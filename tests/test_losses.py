@@ -13,6 +13,7 @@ from medfuse.losses import (
     gradient_loss,
     gradient_magnitude,
     intensity_loss,
+    scd_loss,
     local_variance,
     ssim_loss,
     ssim_map,
@@ -159,6 +160,19 @@ def test_fusion_loss_combines_terms():
     assert float(total.detach()) == pytest.approx(expected, rel=1e-5)
     total.backward()
     assert torch.isfinite(f.grad).all() and float(f.grad.abs().sum()) > 0
+
+
+def test_scd_loss_matches_the_scd_metric():
+    from medfuse.metrics import compute_metrics
+
+    g = torch.Generator().manual_seed(7)
+    a, b = torch.rand(2, 1, 32, 32, generator=g), torch.rand(2, 1, 32, 32, generator=g)
+    f = torch.maximum(a, b) + 0.1 * torch.rand(2, 1, 32, 32, generator=g)
+    scd = [compute_metrics((a[i, 0].numpy(), b[i, 0].numpy()), f[i, 0].numpy(), metrics=["SCD"])["SCD"]
+           for i in range(2)]
+    assert float(scd_loss(f, a, b)) == pytest.approx(2.0 - np.mean(scd), rel=1e-5)
+    # F = A + B explains each source exactly by the other's difference: SCD = 2, loss 0
+    assert float(scd_loss(a + b, a, b)) == pytest.approx(0.0, abs=1e-5)
 
 
 def test_errors():

@@ -1,4 +1,6 @@
-"""The bodies of ``medfuse evaluate`` and ``medfuse evaluate-dir``: loading, tables, CSV, comparison figure.
+"""Scoring fused files for ``medfuse evaluate`` and ``evaluate-dir``: loading, tables, CSV, comparison figure.
+
+The commands in :mod:`medfuse.cli` print; the functions here return values and write files.
 
 - :func:`evaluate_files` scores one case from files: 2D slices (PNG/TIFF; colour PET/SPECT and a
   colour fused image are scored on the Y of Pillow's YCbCr, as :func:`medfuse.io.load_volume`
@@ -44,8 +46,6 @@ __all__ = [
     "write_rows_csv",
     "write_summary_csv",
     "comparison_figure",
-    "run_evaluate",
-    "run_evaluate_dir",
     "FORMATS",
 ]
 
@@ -437,45 +437,3 @@ def comparison_figure(summary, methods: Sequence[str], *, panel: tuple[int, int]
             draw.text((gx + (group_w - 10) / 2 - draw.textlength(label, font=small) / 2, bottom + 4), label,
                       fill="black", font=small)
     return img
-
-
-# --- command bodies ----------------------------------------------------------------------------
-
-
-def run_evaluate(args) -> int:
-    """``medfuse evaluate``: print one case's metrics to stdout."""
-    scores = evaluate_files(args.sources, args.fused, args.metrics, args.mask, progress=True)
-    print(format_scores(scores, args.format), end="" if args.format != "json" else "\n")
-    return 0
-
-
-def run_evaluate_dir(args) -> int:
-    """``medfuse evaluate-dir``: score fuse-dir outputs, print per-task tables, write CSVs (and a figure)."""
-    from medfuse.io.atomic import check_output
-
-    names = resolve_metric_names(args.metrics)
-    dirs = [Path(d) for d in args.fused_dirs]
-    several = len(dirs) > 1
-    out = Path(args.out) if args.out else (Path("metrics_comparison.csv") if several else dirs[0] / "metrics.csv")
-    summary_path = out.with_name(out.stem + "_summary.csv")
-    figure = Path(args.figure) if args.figure else (out.with_suffix(".png") if several else None)
-    for p in (out, summary_path, figure):  # refuse before spending minutes on the metrics
-        if p is not None:
-            check_output(p, args.force)
-    tasks = args.tasks.split(",") if args.tasks else None
-    methods, results = evaluate_directory(dirs, args.data, names, tasks=tasks, jobs=args.jobs, progress=True)
-    summary = summarize(results)
-    print(format_summary(summary, methods), end="")
-    write_rows_csv(results, names, out, force=args.force)
-    write_summary_csv(summary, summary_path, force=args.force)
-    print(f"per-pair scores: {out}\nsummary: {summary_path}")
-    if figure is not None and summary:
-        from medfuse.io.atomic import atomic_output
-
-        with atomic_output(figure, args.force) as tmp:
-            comparison_figure(summary, methods).save(tmp, format="PNG")
-        print(f"figure: {figure}")
-    failed = sum(1 for r in results if r.error)
-    if failed:
-        print(f"{failed} pair(s) could not be scored (see the error column of {out})")
-    return 1 if failed else 0
