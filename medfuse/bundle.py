@@ -146,16 +146,11 @@ def _default_weights(pair: str) -> Path:
 
 def sync_bundle_weights(pair: str, root: str | os.PathLike | None = None) -> Path:
     """Write ``bundles/<bundle>/models/model.pt`` from the shipped default weights of ``pair``."""
-    import torch
-
-    from medfuse.io.atomic import atomic_output
-    from medfuse.training.checkpoint import read_checkpoint
+    from medfuse.training.checkpoint import read_checkpoint, save_checkpoint
 
     ckpt = read_checkpoint(_default_weights(pair))
     target = bundle_dir(pair, root) / "models" / "model.pt"
-    with atomic_output(target, force=True) as tmp:
-        torch.save(ckpt["model"], tmp)
-    return target
+    return save_checkpoint(ckpt["model"], target)
 
 
 def check_bundle_weights(pair: str, root: str | os.PathLike | None = None) -> dict[str, Any]:

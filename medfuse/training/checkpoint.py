@@ -77,16 +77,21 @@ def make_checkpoint(model, name: str, kwargs: dict[str, Any] | None = None, *, p
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``checkpoint`` to ``path`` atomically (temporary file beside it, then :func:`os.replace`).
 
-    An existing file at ``path`` is replaced: callers check for accidental overwrites first.
+    An existing file at ``path`` is replaced: callers check for accidental overwrites first. The
+    bytes depend only on the content (serialized in memory: ``torch.save`` to a file name records
+    that name in the archive), so re-shipping unchanged weights leaves the file unchanged in git.
     """
+    import io
+
     import torch
 
     from medfuse.io.atomic import atomic_output
 
     path = Path(path)
-    plain = _plain(checkpoint, "checkpoint")
+    buffer = io.BytesIO()
+    torch.save(_plain(checkpoint, "checkpoint"), buffer)
     with atomic_output(path, force=True) as tmp:
-        torch.save(plain, tmp)
+        Path(tmp).write_bytes(buffer.getvalue())
     return path
 
 

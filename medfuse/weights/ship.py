@@ -24,10 +24,8 @@ __all__ = ["ship_checkpoint"]
 def ship_checkpoint(checkpoint: str | Path, quality: dict | None = None, default: bool = False,
                     out_dir: Path = WEIGHTS_DIR) -> tuple[Path, Path]:
     """Write the stripped checkpoint and its provenance record; return both paths."""
-    import torch
-
     from medfuse.io.atomic import atomic_output
-    from medfuse.training.checkpoint import read_checkpoint, strip_training_state
+    from medfuse.training.checkpoint import read_checkpoint, save_checkpoint, strip_training_state
 
     ckpt = read_checkpoint(checkpoint)
     pair, method = ckpt["pair"], ckpt["network"]["name"]
@@ -59,8 +57,7 @@ def ship_checkpoint(checkpoint: str | Path, quality: dict | None = None, default
                       f"--iterations {int(ckpt['iteration'])} --out {stem}.pt"),
     }
     pt, js = out_dir / f"{stem}.pt", out_dir / f"{stem}.json"
-    with atomic_output(pt, force=True) as tmp:
-        torch.save(shipped, tmp)
+    save_checkpoint(shipped, pt)
     with atomic_output(js, force=True) as tmp:
         tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
     if default:
