@@ -103,7 +103,10 @@ def test_input_errors(light_ckpt):
         fuse_with_network(a, a, "light", path, device="gpu")
 
 
-def test_no_shipped_weights_says_how_to_train():
+def test_no_shipped_weights_says_how_to_train(tmp_path, monkeypatch):
+    import medfuse.weights
+
+    monkeypatch.setattr(medfuse.weights, "WEIGHTS_DIR", tmp_path)  # an install without weights
     a = _rand(16, 16)
     with pytest.raises(UnsupportedInputError, match="medfuse train --pair pet_mri --method msra"):
         fuse_with_network(a, a, "msra", pair="pet_mri")
