@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     print(f"threads {args.threads}, batch {args.batch}, 256x256 slices, torch {torch.__version__}")
     print("| network | params | GFLOP/slice | ms/slice | speed-up vs IFCNN-shape |")
     print("|---|---|---|---|---|")
-    print(f"| IFCNN-shape reference | {count_parameters(ref, trainable_only=False):,} | {count_flops(ref, (1, 2, 256, 256)) / 1e9:.2f} "
+    print(f"| IFCNN-shape reference | {count_parameters(ref):,} | {count_flops(ref, (1, 2, 256, 256)) / 1e9:.2f} "
           f"| {ref_ms:.1f} | 1.0x |")
     defaults = {default_network(p) for p in ("ct_mri", "pet_mri", "spect_mri")} - {None}
     ok = True
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         model.eval()
         ms = ms_per_slice(model, args.batch, args.repeats)
         mark = " (default)" if name in defaults else ""
-        print(f"| {name}{mark} | {count_parameters(model, trainable_only=False):,} | {count_flops(model, (1, 2, 256, 256)) / 1e9:.3f} "
+        print(f"| {name}{mark} | {count_parameters(model):,} | {count_flops(model, (1, 2, 256, 256)) / 1e9:.3f} "
               f"| {ms:.1f} | {ref_ms / ms:.1f}x |")
         if name in defaults:
             ok &= ms <= 10.0

@@ -335,5 +335,6 @@ def write_bundle(pair: str, root: str | os.PathLike | None = None, version: str 
 
 
 if __name__ == "__main__":  # python -m medfuse.bundle: rebuild every bundle from the shipped weights
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     for _pair in BUNDLE_OF_PAIR:
-        print(write_bundle(_pair))
+        log.info("wrote %s", write_bundle(_pair))

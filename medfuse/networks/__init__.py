@@ -98,8 +98,9 @@ def build_network(name: str, spatial_dims: int = 2, **kwargs: Any) -> nn.Module:
         raise ValueError(f"network {name!r}: invalid arguments {sorted(kwargs)}: {err}") from err
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters."""
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (only those with ``requires_grad`` if ``trainable_only``: loaded
+    inference models are frozen, so that count would be 0 for them)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 

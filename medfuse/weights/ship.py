@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -20,10 +21,16 @@ from medfuse.weights import WEIGHTS_DIR
 
 __all__ = ["ship_checkpoint"]
 
+log = logging.getLogger(__name__)
+
 
 def ship_checkpoint(checkpoint: str | Path, quality: dict | None = None, default: bool = False,
                     out_dir: Path = WEIGHTS_DIR) -> tuple[Path, Path]:
-    """Write the stripped checkpoint and its provenance record; return both paths."""
+    """Write the stripped checkpoint and its provenance record; return both paths.
+
+    ``quality``: the ``benchmarks/quality.py --json`` report (keyed by pair); the checkpoint's pair's
+    entry becomes the record's validation metrics.
+    """
     from medfuse.io.atomic import atomic_output
     from medfuse.training.checkpoint import read_checkpoint, save_checkpoint, strip_training_state
 
@@ -51,7 +58,7 @@ def ship_checkpoint(checkpoint: str | Path, quality: dict | None = None, default
         "final_training_losses": history[-1] if history else None,
         "final_validation_losses": validation[-1] if validation else None,
         "provenance": prov,
-        "validation_metrics": quality,
+        "validation_metrics": (quality or {}).get(pair),
         "reproduce": (f"medfuse train --pair {pair} --method {method} --config medfuse/weights/{stem}.json "
                       f"--data ../shared/data/harvard --seed {(ckpt.get('config') or {}).get('seed', 0)} "
                       f"--iterations {int(ckpt['iteration'])} --out {stem}.pt"),
@@ -75,14 +82,10 @@ def main(argv=None) -> int:
     ap.add_argument("--quality", type=Path, default=None, help="benchmarks/quality.py --json output")
     ap.add_argument("--default", action="store_true", help="make it the default network of its pair")
     args = ap.parse_args(argv)
-    quality = None
-    if args.quality:
-        import torch
-
-        pair = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["pair"]
-        quality = json.loads(args.quality.read_text()).get(pair)
-    for path in ship_checkpoint(args.checkpoint, quality, args.default):
-        print(path)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = json.loads(args.quality.read_text()) if args.quality else None
+    for path in ship_checkpoint(args.checkpoint, report, args.default):
+        log.info("wrote %s", path)
     return 0
 
 
