@@ -53,9 +53,37 @@ def _add_common_fusion(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
-def _add_modality_options(p: argparse.ArgumentParser) -> None:
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    """Per-input reading options (what ``load_volume`` accepts), for commands that read two scans."""
     for role in ("reference", "moving"):
-        p.add_argument(f"--{role}-modality", default=None, help="MR, CT, PT, NM (default: from DICOM or the file name)")
+        p.add_argument(f"--{role}-modality", default=None, metavar="MR|CT|PT|NM",
+                       help=f"modality of the {role} scan (also MRI, PET, SPECT); default: from DICOM, the file name, "
+                            "or Hounsfield units for CT, else an error asks for it")
+    for name, metavar, what in (
+        ("series", "ID", "DICOM series id, for a folder holding several (see `medfuse info FOLDER`)"),
+        ("frame", "N", "time frame of a 4D file"),
+        ("xform", "sform|qform", "which NIfTI transform to trust when the two disagree"),
+        ("assume-orientation", "CODES", "axis codes (e.g. RAS, LPS) for a NIfTI file without orientation"),
+    ):
+        kind = int if name == "frame" else str
+        choices = ["sform", "qform"] if name == "xform" else None
+        p.add_argument(f"--{name}", default=None, type=kind, metavar=metavar, choices=choices,
+                       help=f"{what}; applies to both inputs (or give --reference-{name} / --moving-{name})")
+        for role in ("reference", "moving"):
+            p.add_argument(f"--{role}-{name}", default=None, type=kind, metavar=metavar, choices=choices,
+                           help=f"{what}, for the {role} input")
+    p.add_argument("--accept-registration", action="store_true",
+                   help="keep a registration whose self-checks failed (a warning, recorded in the sidecar) instead "
+                        "of stopping: for pre-aligned or unusual data you have checked yourself")
+
+
+def _input_options(args, role: str) -> dict:
+    """``load_volume`` options of one input from the parsed flags (the per-input flag wins)."""
+    options = {}
+    for name in ("series", "frame", "xform", "assume_orientation"):
+        value = getattr(args, f"{role}_{name}")
+        options[name] = value if value is not None else getattr(args, name)
+    return options
 
 
 def _add_fuse(sub) -> None:
@@ -66,13 +94,17 @@ def _add_fuse(sub) -> None:
     p.add_argument("--moving", required=True, help="the other scan: CT, PET, SPECT or MRI")
     p.add_argument("--out", required=True, help="fused output; the extension picks the format (.nii.gz, .nrrd, .png)")
     _add_common_fusion(p)
-    p.add_argument("--no-register", action="store_true",
-                   help="inputs are already aligned: only resample through scanner coordinates")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--no-register", action="store_true",
+                       help="inputs are already aligned: only resample through scanner coordinates")
+    group.add_argument("--register", action="store_true",
+                       help="register even when the inputs share one grid or DICOM frame of reference (by default "
+                            "such inputs are taken as aligned)")
     p.add_argument("--registration", default="rigid", choices=["rigid", "affine", "bspline"],
                    help="registration model for 3D inputs (default rigid)")
     p.add_argument("--transform", default=None, help="also write the registration transform here (.tfm)")
     p.add_argument("--window", default=None, help="CT window preset (brain, subdural, bone, soft_tissue) or LEVEL,WIDTH")
-    _add_modality_options(p)
+    _add_input_options(p)
     p.add_argument("--no-qc", action="store_true", help="do not write the QC picture")
     p.set_defaults(func=_run_fuse)
 
@@ -80,7 +112,12 @@ def _add_fuse(sub) -> None:
 def _parse_window(text: str | None):
     if text is None or "," not in text:
         return text
-    level, width = (float(v) for v in text.split(","))
+    try:
+        level, width = (float(v) for v in text.split(","))
+    except ValueError:
+        from medfuse.errors import OptionError
+
+        raise OptionError(f"--window {text!r}: expected a preset name or LEVEL,WIDTH in HU (e.g. 40,80)") from None
     return (level, width)
 
 
@@ -89,9 +126,11 @@ def _run_fuse(args) -> int:
 
     written = fuse_files(
         args.reference, args.moving, args.out, args.method, force=args.force, qc=not args.no_qc,
-        register=False if args.no_register else None, registration_type=args.registration,
+        register=False if args.no_register else (True if args.register else None), registration_type=args.registration,
         transform_out=args.transform, weights=args.weights, window=_parse_window(args.window), device=args.device,
         reference_modality=args.reference_modality, moving_modality=args.moving_modality,
+        reference_options=_input_options(args, "reference"), moving_options=_input_options(args, "moving"),
+        accept_registration=args.accept_registration,
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -109,27 +148,26 @@ def _add_register(sub) -> None:
     p.add_argument("--moving", required=True, help="3D scan to align: CT, PET, SPECT or MRI")
     p.add_argument("--out", required=True, help="resampled moving scan (.nii.gz, .nii, .nrrd, .mha)")
     p.add_argument("--transform", default=None, help="also write the transform here (.tfm, .txt or .h5)")
-    p.add_argument("--type", default="rigid", choices=["rigid", "affine", "bspline"],
+    p.add_argument("--registration", "--type", dest="registration", default="rigid",
+                   choices=["rigid", "affine", "bspline"],
                    help="transform model (default rigid: scans of one head differ by a rigid motion)")
     p.add_argument("--label-map", action="store_true", help="MOVING is a label map: nearest-neighbour resampling")
-    _add_modality_options(p)
+    _add_input_options(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=_run_register)
 
 
 def _run_register(args) -> int:
-    from medfuse.io import check_output, load_volume, save_volume
-    from medfuse.registration import register, save_transform
+    from medfuse.pipeline import register_files
 
-    for target in (args.out, args.transform):
-        if target is not None:
-            check_output(target, args.force)
-    reference = load_volume(args.reference, modality=args.reference_modality)
-    moving = load_volume(args.moving, modality=args.moving_modality)
-    result = register(reference, moving, transform=args.type, label_map=args.label_map)
-    print(f"resampled: {save_volume(result.resampled, args.out, force=args.force)}")
-    if args.transform is not None:
-        print(f"transform: {save_transform(result.transform, args.transform, force=args.force)}")
+    written, result = register_files(
+        args.reference, args.moving, args.out, transform_out=args.transform, registration_type=args.registration,
+        label_map=args.label_map, force=args.force, reference_modality=args.reference_modality,
+        moving_modality=args.moving_modality, reference_options=_input_options(args, "reference"),
+        moving_options=_input_options(args, "moving"), accept_registration=args.accept_registration,
+    )
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
     print(result.messages[-1])
     return 0
 

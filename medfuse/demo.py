@@ -23,7 +23,7 @@ def run_demo(
     then register, normalize, fuse and write the fused volume, the transform and a QC picture.
 
     Returns:
-        ``{"reference", "moving", "fused", "qc", "transform"}`` -> written paths.
+        ``{"reference", "moving", "fused", "sidecar", "qc", "transform"}`` -> written paths.
     """
     from medfuse.io import check_output, save_volume
     from medfuse.phantom import make_case
@@ -34,6 +34,7 @@ def run_demo(
         "reference": out / "mri.nii.gz",
         "moving": out / f"{modality}.nii.gz",
         "fused": out / "fused.nii.gz",
+        "sidecar": out / "fused.json",
         "qc": out / "fused_qc.png",
         "transform": out / f"{modality}_to_mri.tfm",
     }

@@ -26,6 +26,7 @@ __all__ = [
     "ImplausibleSUVInputsError",
     "OutputExistsError",
     "OptionError",
+    "UnknownModalityError",
     "look_up",
 ]
 
@@ -92,6 +93,10 @@ class OutputExistsError(MedfuseError, FileExistsError):
 
 class OptionError(MedfuseError, ValueError):
     """An option value (method, window preset, ...) is not one of the supported names."""
+
+
+class UnknownModalityError(MedfuseError, ValueError):
+    """Nothing says which modality a scan is (no DICOM tag, no name, not HU): the user must (``--moving-modality``)."""
 
 
 def look_up(value, supported, what: str, *, ignore_case: bool = False, error: type[MedfuseError] = OptionError):

@@ -1,28 +1,51 @@
 """The whole fusion of one case, composed from the steps' own modules.
 
-    load -> register/resample -> normalize -> (colour split) -> fuse -> (colour merge) -> write + QC
+    check options -> load (+ modality) -> register/resample -> normalize -> (colour split) -> fuse
+    -> (colour merge) -> write + sidecar + QC
 
 :func:`fuse_volumes` works on :class:`~medfuse.volume.Volume` objects (the API, Slicer and the
-MONAI transforms call it or its steps); :func:`fuse_files` adds reading, writing and the QC
-picture (the CLI calls it). The fused result always has the reference's grid and affine.
+MONAI transforms call it or its steps); :func:`fuse_files` and :func:`register_files` add checking
+every option and output path before any work, reading, writing, the JSON sidecar and the QC
+picture (the CLI and the demo call them). The fused result always has the reference's grid and
+affine.
+
+Registration is skipped when the inputs already share one grid (same shape and affine within
+1e-4 mm) or one DICOM frame of reference, unless ``register=True``; the sidecar says so.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from medfuse.errors import SpaceMismatchError
+from medfuse.errors import MedfuseError, SpaceMismatchError, UnsupportedInputError
 from medfuse.volume import Volume
 
-__all__ = ["FusionResult", "fuse_volumes", "fuse_files", "prepare_pair", "default_method"]
+__all__ = [
+    "FusionResult",
+    "fuse_volumes",
+    "fuse_files",
+    "register_files",
+    "prepare_pair",
+    "default_method",
+    "check_fusion_options",
+    "load_inputs",
+    "SLICE_SUFFIXES",
+]
 
 log = logging.getLogger(__name__)
+
+#: extensions a fused 2D slice can be written to (3D volumes: ``medfuse.io.VOLUME_SUFFIXES``)
+SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+#: options of :func:`~medfuse.io.load_volume` that the command line offers per input (``--moving-series``...)
+_LOAD_OPTIONS = ("series", "frame", "xform", "assume-orientation", "modality")
 
 
 @dataclass
@@ -37,6 +60,9 @@ class FusionResult:
         method: the fusion method used.
         registration: the registration result, or None when the inputs were taken as aligned.
         timings: seconds per step.
+        alignment: how the moving scan was put on the reference grid, in words and figures (for the
+            sidecar): ``{"registered": bool, "reason": ...}`` plus the registration summary.
+        weights: the network checkpoint used (None for classical methods).
     """
 
     fused: Volume
@@ -45,15 +71,154 @@ class FusionResult:
     method: str
     registration: object | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    alignment: dict[str, Any] = field(default_factory=dict)
+    weights: Path | None = None
 
 
 def default_method(moving: Volume) -> str:
     """The method used when none is given: the shipped network of the pair, else ``mean``."""
     from medfuse.fusion import pair_for_modality
-
     from medfuse.weights import default_network
 
     return default_network(pair_for_modality(moving.modality)) or "mean"
+
+
+# ----------------------------------------------------------------------------------------------
+# checks before any work
+
+
+def check_fusion_options(
+    *,
+    out: str | os.PathLike | None = None,
+    method: str | None = None,
+    weights: str | os.PathLike | None = None,
+    window=None,
+    device: str = "cpu",
+    registration_type: str = "rigid",
+    transform_out: str | os.PathLike | None = None,
+    extra_outputs: tuple = (),
+    force: bool = False,
+) -> dict[str, Any]:
+    """Check every option and output path before anything is loaded or registered.
+
+    Returns:
+        The checked values: ``{"method": canonical name or None, "window": parsed window}``.
+
+    Raises:
+        OptionError: an unknown method, registration type or CT window (with "did you mean").
+        UnsupportedInputError: an output extension medfuse cannot write, a missing weights file, a
+            CUDA device on a machine without one.
+        OutputExistsError: an output exists and ``force`` is false.
+    """
+    from medfuse.errors import look_up
+    from medfuse.io import VOLUME_SUFFIXES, check_output
+    from medfuse.io.atomic import full_suffix
+
+    checked: dict[str, Any] = {"method": None, "window": window}
+    if method is not None:
+        from medfuse.fusion import available_methods
+
+        checked["method"] = look_up(method, list(available_methods()), "fusion method (--method)", ignore_case=True)
+    look_up(registration_type, ("rigid", "affine", "bspline"), "registration (--registration)")
+    if window is not None and not isinstance(window, (tuple, list)):
+        from medfuse.intensity.normalize import CTWindow
+
+        look_up(str(window).strip().lower().replace("-", "_"), [w.value for w in CTWindow], "CT window (--window)")
+    if weights is not None and not Path(weights).is_file():
+        raise UnsupportedInputError(f"{weights}: weights file not found; give an existing checkpoint with --weights")
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UnsupportedInputError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+    if out is not None:
+        suffix = full_suffix(out)
+        if suffix not in (*VOLUME_SUFFIXES, *SLICE_SUFFIXES):
+            raise UnsupportedInputError(
+                f"{out}: cannot write {suffix or 'a file without extension'!r}; give --out a name ending in "
+                f"{', '.join(VOLUME_SUFFIXES)} (volumes) or {', '.join(SLICE_SUFFIXES)} (2D slices)"
+            )
+    if transform_out is not None:
+        from medfuse.registration.transform import TRANSFORM_SUFFIXES
+
+        if full_suffix(transform_out) not in TRANSFORM_SUFFIXES:
+            raise UnsupportedInputError(
+                f"{transform_out}: transforms are written as ITK transform files; give --transform a name ending in "
+                f"{', '.join(TRANSFORM_SUFFIXES)}"
+            )
+    for target in (out, transform_out, *extra_outputs):
+        if target is not None:
+            check_output(target, force)
+    return checked
+
+
+def _check_output_dims(volume: Volume, out: str | os.PathLike) -> None:
+    from medfuse.io.atomic import full_suffix
+
+    if volume.ndim == 3 and full_suffix(out) in SLICE_SUFFIXES:
+        from medfuse.io import VOLUME_SUFFIXES
+
+        raise UnsupportedInputError(
+            f"{out}: a 3D result cannot be written as {full_suffix(out)}; give --out a volume name ending in "
+            f"{', '.join(VOLUME_SUFFIXES)}"
+        )
+
+
+def _role_flags(message: str, role: str) -> str:
+    """Name the per-input flags of the command line (``--series`` -> ``--moving-series``)."""
+    for option in _LOAD_OPTIONS:
+        message = re.sub(rf"--{option}\b", f"--{role}-{option}", message)
+    return message
+
+
+def load_inputs(
+    reference: str | os.PathLike,
+    moving: str | os.PathLike,
+    *,
+    reference_options: dict[str, Any] | None = None,
+    moving_options: dict[str, Any] | None = None,
+) -> tuple[Volume, Volume]:
+    """Read the two inputs and decide their modalities; nothing is registered yet.
+
+    Args:
+        reference, moving: paths (see :func:`medfuse.io.load_volume`).
+        reference_options, moving_options: keyword options of :func:`~medfuse.io.load_volume` for
+            each (``modality``, ``series``, ``frame``, ``xform``, ``assume_orientation``).
+
+    Returns:
+        ``(reference, moving)``, each with a known modality (:mod:`medfuse.modality`).
+
+    Raises:
+        UnknownModalityError: nothing tells an input's modality (the message names
+            ``--reference-modality``/``--moving-modality``); any error of the readers, with the
+            per-input flag names of the command line.
+        SpaceMismatchError: a 2D and a 3D input.
+    """
+    from medfuse.io import load_volume
+    from medfuse.modality import require_modality
+
+    volumes = []
+    for role, path, options in (("reference", reference, reference_options), ("moving", moving, moving_options)):
+        try:
+            volume = load_volume(path, **{k: v for k, v in (options or {}).items() if v is not None})
+            require_modality(volume, f"--{role}-modality")
+        except MedfuseError as err:
+            text = _role_flags(str(err), role)
+            if text == str(err):
+                raise
+            raise type(err)(text) from err
+        volumes.append(volume)
+    ref, mov = volumes
+    if ref.ndim != mov.ndim:
+        raise SpaceMismatchError(
+            f"{moving}: a {mov.ndim}D image cannot be fused with the {ref.ndim}D reference {reference}; give two "
+            "volumes or two slices"
+        )
+    return ref, mov
+
+
+# ----------------------------------------------------------------------------------------------
+# the steps on volumes
 
 
 def prepare_pair(
@@ -63,20 +228,28 @@ def prepare_pair(
     register: bool | None = None,
     registration_type: str = "rigid",
     window=None,
+    accept_registration: bool = False,
 ) -> tuple[Volume, Volume, object | None, dict[str, float]]:
     """Register (or resample) ``moving`` onto ``reference`` and normalize both to [0, 1].
 
     Args:
         register: True: register; False: only resample through the scanner coordinates (inputs
-            already aligned); None (default): register 3D pairs unless both come from one DICOM
-            frame of reference; never for 2D slices.
+            already aligned); None (default): register 3D pairs unless they already share one grid
+            or one DICOM frame of reference; never for 2D slices.
         registration_type: ``rigid`` (default: scans of one head differ by a rigid motion), ``affine``
             or ``bspline``.
         window: CT window preset name or ``(level, width)``.
+        accept_registration: keep a registration whose self-checks failed (a warning, recorded in
+            ``moving.meta["alignment"]``) instead of raising :class:`~medfuse.errors.RegistrationError`.
 
     Returns:
-        ``(reference_normalized, moving_normalized_on_reference_grid, registration_or_None, timings)``.
+        ``(reference_normalized, moving_normalized_on_reference_grid, registration_or_None, timings)``;
+        ``moving_normalized.meta["alignment"]`` says whether and how it was registered.
     """
+    from medfuse.modality import require_modality
+
+    require_modality(reference, "--reference-modality")
+    require_modality(moving, "--moving-modality")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     result = None
@@ -87,20 +260,38 @@ def prepare_pair(
                 f"{reference.shape}; 2D pairs must be pre-aligned slices of one size"
             )
         aligned = moving
+        alignment = {"registered": False, "reason": "2D slices are taken as pre-aligned"}
     else:
         from medfuse import registration as reg
 
-        if register is False:
+        if register is None and reference.same_grid(moving):
+            aligned = moving
+            alignment = {"registered": False, "reason": "the inputs share one grid (shape and affine): taken as "
+                                                        "aligned; pass --register to register them anyway"}
+            log.info("%s and %s share one grid: not registered (--register to register anyway)",
+                     moving.name, reference.name)
+        elif register is False:
             aligned = reg.resample_to_reference(moving, reference)
+            alignment = {"registered": False, "reason": "registration turned off (--no-register): resampled "
+                                                        "through the scanner coordinates"}
         else:  # register() itself skips scans that share one DICOM frame of reference (hybrid PET/CT)
-            result = reg.register(reference, moving, transform=registration_type)
+            result = reg.register(reference, moving, transform=registration_type, checks=not accept_registration)
             aligned = result.resampled
+            summary = result.summary()
+            alignment = {"registered": not result.skipped, **summary}
+            if result.skipped:
+                alignment["reason"] = "the inputs share one DICOM frame of reference: resampled in world coordinates"
+            failures = getattr(result, "check_failures", None) or [
+                m[len("CHECK FAILED: "):] for m in result.messages if m.startswith("CHECK FAILED: ")]
+            if failures:
+                alignment["overridden_check_failures"] = failures
     timings["register"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     from medfuse.intensity import normalize
 
     ref_n = normalize(reference)
     mov_n = normalize(aligned, window=window)
+    mov_n.meta["alignment"] = alignment
     timings["normalize"] = time.perf_counter() - t0
     return ref_n, mov_n, result, timings
 
@@ -115,34 +306,51 @@ def fuse_volumes(
     weights: str | os.PathLike | None = None,
     window=None,
     device: str = "cpu",
+    accept_registration: bool = False,
 ) -> FusionResult:
     """Fuse ``moving`` into ``reference``'s geometry.
 
     Args:
-        reference: the anatomical scan (MRI, or CT) whose grid the output keeps.
+        reference: the anatomical scan (MRI, or CT) whose grid the output keeps; its modality must be
+            known (``reference.modality``, see :mod:`medfuse.modality`).
         moving: CT, PET, SPECT or another MRI (3D), or a pre-aligned 2D slice (gray or colour).
         method: a classical method or a network name; default :func:`default_method`.
-        register, registration_type, window: see :func:`prepare_pair`.
+        register, registration_type, window, accept_registration: see :func:`prepare_pair`.
         weights: network checkpoint (default: the shipped weights of the pair).
         device: torch device for networks.
 
     Returns:
         A :class:`FusionResult`; ``result.fused.affine`` equals ``reference.affine``.
+
+    Raises:
+        UnknownModalityError: an input's modality is unknown.
     """
     from medfuse.color import merge_luminance, split_luminance
-    from medfuse.fusion import fuse_arrays, pair_for_modality
+    from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality
+    from medfuse.modality import require_modality
 
+    require_modality(moving, "--moving-modality")
     method = method or default_method(moving)
     ref_n, mov_n, reg_result, timings = prepare_pair(
-        reference, moving, register=register, registration_type=registration_type, window=window
+        reference, moving, register=register, registration_type=registration_type, window=window,
+        accept_registration=accept_registration,
     )
+    pair = pair_for_modality(moving.modality)
+    weights_used = None
+    if available_methods().get(method) == "network":
+        from medfuse.inference import shipped_weights_path
+
+        weights_used = Path(weights) if weights is not None else shipped_weights_path(method, pair)
     t0 = time.perf_counter()
     fused = fuse_arrays(
         ref_n.array, mov_n.array, method, weights=None if weights is None else str(weights),
-        pair=pair_for_modality(moving.modality), device=device,
+        pair=pair, device=device, affine=reference.affine,
     )
     timings["fuse"] = time.perf_counter() - t0
-    meta = {"fusion_method": method, "format": reference.meta.get("format")}
+    from medfuse import __version__
+
+    meta = {"fusion_method": method, "format": reference.meta.get("format"),
+            "medfuse_description": f"medfuse {__version__} fused {method}"}
     if reference.ndim == 2:
         rgb = None
         if moving.rgb is not None:  # fused luminance with the functional image's chroma
@@ -152,7 +360,30 @@ def fuse_volumes(
     else:
         out = Volume(fused, reference.affine, modality=reference.modality, meta=meta)
     log.debug("fused with %s in %.2f s (register %.2f s)", method, sum(timings.values()), timings["register"])
-    return FusionResult(out, ref_n, mov_n, method, reg_result, timings)
+    return FusionResult(out, ref_n, mov_n, method, reg_result, timings, dict(mov_n.meta.get("alignment", {})),
+                        weights_used)
+
+
+# ----------------------------------------------------------------------------------------------
+# files in, files out (the CLI, the demo and the batch runner call these)
+
+
+def _slice_plane(reference: Volume) -> dict[str, Any]:
+    if reference.ndim != 3:
+        return {"slice_axis": None, "note": "2D input: one slice"}
+    import nibabel.orientations as nio
+
+    from medfuse.volume import slice_axis
+
+    return {"slice_axis": int(slice_axis(reference.affine)), "reference_orientation": "".join(nio.aff2axcodes(reference.affine))}
+
+
+def _provenance(command: str, **parts: Any) -> dict[str, Any]:
+    import platform
+
+    from medfuse import __version__
+
+    return {"medfuse_version": __version__, "command": command, "python": platform.python_version(), **parts}
 
 
 def fuse_files(
@@ -171,23 +402,34 @@ def fuse_files(
     device: str = "cpu",
     reference_modality: str | None = None,
     moving_modality: str | None = None,
+    reference_options: dict[str, Any] | None = None,
+    moving_options: dict[str, Any] | None = None,
+    accept_registration: bool = False,
+    sidecar: bool = True,
 ) -> dict[str, Path]:
-    """Read two scans, fuse them and write the result (and a QC picture).
+    """Read two scans, fuse them and write the result, its sidecar and a QC picture.
 
-    Outputs are checked before any work (no overwrite without ``force``) and written atomically.
+    Every option and output path is checked before anything is read (no overwrite without
+    ``force``); outputs are written atomically.
 
     Args:
         reference, moving: input paths (see :func:`medfuse.io.load_volume`).
         out: the fused output; its extension picks the format (``.nii.gz``, ``.nrrd``, ``.png``...).
         qc: True: write ``<out stem>_qc.png`` beside ``out``; a path: write it there; False/None: none.
         transform_out: where to save the registration transform (``.tfm``), if registered.
+        reference_modality, moving_modality: ``MR``, ``CT``, ``PT``, ``NM`` when DICOM and the file
+            name do not tell (:mod:`medfuse.modality`).
+        reference_options, moving_options: more :func:`~medfuse.io.load_volume` options per input
+            (``series``, ``frame``, ``xform``, ``assume_orientation``).
+        sidecar: write ``<out stem>.json`` (:mod:`medfuse.report.sidecar`).
         The rest as in :func:`fuse_volumes`.
 
     Returns:
-        ``{"fused": path, "qc": path, "transform": path}`` for what was written.
+        ``{"fused": path, "sidecar": path, "qc": path, "transform": path}`` for what was written.
     """
-    from medfuse.io import check_output, load_volume, save_volume
+    from medfuse.io import save_volume
     from medfuse.io.atomic import full_suffix
+    from medfuse.report.sidecar import file_sha256, sidecar_path, volume_record, write_sidecar
 
     out = Path(out)
     qc_path = None
@@ -195,22 +437,21 @@ def fuse_files(
         qc_path = out.with_name(out.name[: -len(full_suffix(out))] + "_qc.png")
     elif qc:
         qc_path = Path(qc)
-    for target in (out, qc_path, transform_out):
-        if target is not None:
-            check_output(target, force)
-
-    ref = load_volume(reference, modality=reference_modality)
-    mov = load_volume(moving, modality=moving_modality)
-    if ref.ndim != mov.ndim:
-        raise SpaceMismatchError(
-            f"{moving}: a {mov.ndim}D image cannot be fused with the {ref.ndim}D reference {reference}; give two "
-            "volumes or two slices"
-        )
-    if ref.ndim == 2 and full_suffix(out) not in (".png", ".tif", ".tiff", ".bmp"):
+    checked = check_fusion_options(
+        out=out, method=method, weights=weights, window=window, device=device, registration_type=registration_type,
+        transform_out=transform_out, extra_outputs=(qc_path, sidecar_path(out) if sidecar else None), force=force,
+    )
+    ref, mov = load_inputs(
+        reference, moving,
+        reference_options={**(reference_options or {}), "modality": reference_modality},
+        moving_options={**(moving_options or {}), "modality": moving_modality},
+    )
+    _check_output_dims(ref, out)
+    if ref.ndim == 2 and full_suffix(out) not in SLICE_SUFFIXES:
         log.info("2D slices written to %s as a one-slice volume (values 0..255)", out.name)
     result = fuse_volumes(
-        ref, mov, method, register=register, registration_type=registration_type, weights=weights,
-        window=window, device=device,
+        ref, mov, checked["method"], register=register, registration_type=registration_type, weights=weights,
+        window=window, device=device, accept_registration=accept_registration,
     )
     written = {"fused": save_volume(result.fused, out, force=force)}
     if transform_out is not None and result.registration is not None:
@@ -221,4 +462,100 @@ def fuse_files(
         from medfuse.report.qc import save_qc_figure
 
         written["qc"] = save_qc_figure(result, qc_path, force=force)
+    if sidecar:
+        alignment = dict(result.alignment)
+        if "transform" in written:
+            alignment["transform_file"] = written["transform"].name
+        record = _provenance(
+            "fuse",
+            output=out.name,
+            method=result.method,
+            weights=None if result.weights is None else {"file": result.weights.name,
+                                                         "sha256": file_sha256(result.weights)},
+            inputs={"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)},
+            registration=alignment,
+            slice_plane=_slice_plane(ref),
+            overrides=_overrides(register, accept_registration, alignment, reference_modality, moving_modality),
+            timings_s={k: round(v, 3) for k, v in result.timings.items()},
+            outputs={k: Path(v).name for k, v in written.items()},
+        )
+        written["sidecar"] = write_sidecar(out, record, force=force)
     return written
+
+
+def _overrides(register, accept_registration, alignment, reference_modality, moving_modality) -> list[str]:
+    out = []
+    if register is True:
+        out.append("--register: registered although the inputs may share a grid")
+    if register is False:
+        out.append("--no-register: not registered")
+    if accept_registration:
+        failures = alignment.get("overridden_check_failures") or alignment.get("check_failures") or []
+        out.append("--accept-registration: " + ("; ".join(failures) if failures else "no check failed"))
+    for role, given in (("reference", reference_modality), ("moving", moving_modality)):
+        if given is not None:
+            out.append(f"--{role}-modality {given}")
+    return out
+
+
+def register_files(
+    reference: str | os.PathLike,
+    moving: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    transform_out: str | os.PathLike | None = None,
+    registration_type: str = "rigid",
+    label_map: bool = False,
+    force: bool = False,
+    reference_modality: str | None = None,
+    moving_modality: str | None = None,
+    reference_options: dict[str, Any] | None = None,
+    moving_options: dict[str, Any] | None = None,
+    accept_registration: bool = False,
+    sidecar: bool = True,
+):
+    """Register ``moving`` onto ``reference``; write it on the reference grid (in its own units),
+    the transform and a sidecar. Options are checked before anything is read.
+
+    Returns:
+        ``(written, result)``: ``{"resampled", "transform", "sidecar"}`` -> paths, and the
+        :class:`~medfuse.registration.RegistrationResult`.
+    """
+    from medfuse.io import VOLUME_SUFFIXES, save_volume
+    from medfuse.io.atomic import full_suffix
+    from medfuse.registration import register, save_transform
+    from medfuse.report.sidecar import sidecar_path, volume_record, write_sidecar
+
+    check_fusion_options(out=out, registration_type=registration_type, transform_out=transform_out,
+                         extra_outputs=(sidecar_path(out) if sidecar else None,), force=force)
+    if full_suffix(out) not in VOLUME_SUFFIXES:
+        raise UnsupportedInputError(f"{out}: a registered volume is written as {', '.join(VOLUME_SUFFIXES)}; "
+                                    "give --out such a name")
+    ref, mov = load_inputs(
+        reference, moving,
+        reference_options={**(reference_options or {}), "modality": reference_modality},
+        moving_options={**(moving_options or {}), "modality": moving_modality},
+    )
+    result = register(ref, mov, transform=registration_type, label_map=label_map, checks=not accept_registration)
+    written = {"resampled": save_volume(result.resampled, out, force=force)}
+    if transform_out is not None:
+        written["transform"] = save_transform(result.transform, transform_out, force=force)
+    if sidecar:
+        summary = result.summary()
+        failures = getattr(result, "check_failures", None) or [
+            m[len("CHECK FAILED: "):] for m in result.messages if m.startswith("CHECK FAILED: ")]
+        if failures:
+            summary["overridden_check_failures"] = failures
+        if "transform" in written:
+            summary["transform_file"] = written["transform"].name
+        record = _provenance(
+            "register",
+            output=Path(out).name,
+            inputs={"reference": volume_record(ref), "moving": volume_record(mov)},
+            registration={"registered": not result.skipped, **summary},
+            interpolation="nearest" if label_map else "linear",
+            overrides=_overrides(None, accept_registration, summary, reference_modality, moving_modality),
+            outputs={k: Path(v).name for k, v in written.items()},
+        )
+        written["sidecar"] = write_sidecar(out, record, force=force)
+    return written, result

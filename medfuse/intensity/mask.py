@@ -155,7 +155,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _modality_code(volume: Volume, modality: str | None) -> str | None:
-    from medfuse.intensity.normalize import canonical_modality
+    from medfuse.modality import canonical_modality
 
     return canonical_modality(modality if modality is not None else volume.modality)
 

@@ -49,11 +49,10 @@ __all__ = [
     "DEFAULT_PERCENTILES",
 ]
 
+from medfuse.modality import MODALITIES, canonical_modality, require_modality
+
 log = logging.getLogger(__name__)
 
-#: medfuse modality codes (DICOM Modality values): MR, CT, PT (PET), NM (SPECT)
-MODALITIES = ("MR", "CT", "PT", "NM")
-_ALIASES = {"MRI": "MR", "PET": "PT", "SPECT": "NM"}
 #: lower and upper percentiles of the robust rule (MR, SPECT, PET without SUV)
 DEFAULT_PERCENTILES = (0.5, 99.5)
 
@@ -75,20 +74,6 @@ CT_WINDOWS: dict[CTWindow, tuple[float, float]] = {
     CTWindow.BONE: (600.0, 2800.0),
     CTWindow.SOFT_TISSUE: (50.0, 350.0),
 }
-
-
-def canonical_modality(modality: str | None) -> str | None:
-    """``"MR"``/``"CT"``/``"PT"``/``"NM"`` from a code or alias (``"mri"``, ``"PET"``, ``"SPECT"``); None stays None.
-
-    Raises:
-        OptionError (a ``ValueError``): an unknown name (with a "did you mean" suggestion).
-    """
-    if modality is None:
-        return None
-    from medfuse.errors import look_up
-
-    code = str(modality).strip().upper()
-    return look_up(_ALIASES.get(code, code), MODALITIES, "modality")
 
 
 def _as_window(window: Any) -> tuple[float, float]:
@@ -174,7 +159,7 @@ def normalize(
         volume: a 2D or 3D :class:`~medfuse.volume.Volume`; CT in HU, PET in Bq/mL with
             ``meta["pet"]`` (see :mod:`medfuse.intensity.suv`) for SUV.
         modality: ``"MR"``, ``"CT"``, ``"PT"``, ``"NM"`` (aliases MRI/PET/SPECT); default
-            ``volume.modality``; unknown (None) uses the MR rule.
+            ``volume.modality``; unknown (None) raises: the rule depends on it (see :mod:`medfuse.modality`).
         window: CT: a :class:`CTWindow` preset name or ``(level, width)`` HU (default ``"bone"``).
             PET: ``(lo, hi)`` in SUV (requires SUV metadata). Not used for MR/SPECT (ValueError).
         mask: boolean array of ``volume.shape``: where the statistics are taken; default
@@ -191,6 +176,7 @@ def normalize(
         NonFiniteError: NaN/Inf voxels.
         SUVUnavailableError, ImplausibleSUVInputsError: a PET SUV ``window`` was asked for and the
             metadata does not allow SUV.
+        UnknownModalityError: neither ``modality`` nor ``volume.modality`` is set.
         ValueError: unknown modality or window preset (with a suggestion), a window for MR/SPECT.
 
     Example:
@@ -202,7 +188,7 @@ def normalize(
     from medfuse.io import check_volume
 
     check_volume(volume, "normalize")
-    code = canonical_modality(modality if modality is not None else volume.modality)
+    code = canonical_modality(modality) if modality is not None else require_modality(volume, "modality=")
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != volume.shape:

@@ -35,24 +35,12 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: extensions :func:`save_volume` can write 3D volumes to
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
 
-# file-name stems (and DICOM Modality values) -> medfuse modality codes
-_MODALITY_NAMES = {
-    "mr": "MR", "mri": "MR", "t1": "MR", "t1w": "MR", "t2": "MR", "t2w": "MR", "flair": "MR", "t1ce": "MR",
-    "ct": "CT", "pet": "PT", "pt": "PT", "fdg": "PT", "spect": "NM", "nm": "NM",
-}
-
-
 def guess_modality(path: str | os.PathLike) -> str | None:
-    """Modality code from a file or folder name (``mri.png`` -> ``"MR"``, ``pet.nii.gz`` -> ``"PT"``)."""
-    name = Path(path).name.lower()
-    for suffix in (".nii.gz", *(Path(name).suffixes[-1:])):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    for token in reversed(name.replace("-", "_").replace(".", "_").split("_")):
-        if token in _MODALITY_NAMES:
-            return _MODALITY_NAMES[token]
-    return None
+    """Modality code from a file or folder name (``mri.png`` -> ``"MR"``, ``pet.nii.gz`` -> ``"PT"``); see
+    :func:`medfuse.modality.modality_from_name`."""
+    from medfuse.modality import modality_from_name
+
+    return modality_from_name(path)
 
 
 def check_volume(volume: Volume, step: str = "register or fuse") -> Volume:
@@ -98,7 +86,9 @@ def load_volume(
 
     Args:
         path: a NIfTI/NRRD/MetaImage file, a DICOM file or folder, or a PNG/TIFF/BMP slice.
-        modality: ``"MR"``, ``"CT"``, ``"PT"``, ``"NM"``; default: from DICOM, else from the file name.
+        modality: ``"MR"``, ``"CT"``, ``"PT"``, ``"NM"`` (or MRI/PET/SPECT); default: from DICOM, else from the
+            file name, else ``"CT"`` when the values are Hounsfield units with air, else None
+            (:mod:`medfuse.modality`; ``meta["modality_source"]`` says which).
         series: for a DICOM folder holding several series, the opaque id of the one to read.
         frame: for 4D files, the time frame to read.
         xform: ``"sform"``/``"qform"`` for NIfTI files whose two transforms disagree.
@@ -137,10 +127,9 @@ def load_volume(
             f"{path}: unknown extension {suffix!r}; medfuse reads .nii/.nii.gz, .nrrd/.nhdr, .mha/.mhd, DICOM "
             "folders or .dcm files, and .png/.tif/.bmp slices"
         )
-    if modality is not None:
-        volume.modality = modality.upper()
-    elif volume.modality is None:
-        volume.modality = guess_modality(path)
+    from medfuse.modality import resolve_modality
+
+    resolve_modality(volume, path, modality)
     if check:
         check_volume(volume)
     return volume

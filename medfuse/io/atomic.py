@@ -31,7 +31,7 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     """Raise :class:`OutputExistsError` if ``path`` exists and ``force`` is false; return it as a Path."""
     path = Path(path)
     if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists already; pass --force (force=True) to overwrite it")
+        raise OutputExistsError(f"{path} exists already; pass --force to overwrite it")
     if path.is_dir():
         raise OutputExistsError(f"{path} is a directory; give a file name such as {path / 'fused.nii.gz'}")
     return path

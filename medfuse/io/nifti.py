@@ -199,8 +199,9 @@ def read_nifti(
 def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write ``volume`` as NIfTI-1 (float32) with sform and qform both set to its affine (code 1).
 
-    The header's free-text fields are left empty and no extensions are written, so nothing
-    from a source file (acquisition times, DICOM headers) leaks into the output.
+    The header's ``descrip`` holds only medfuse's own words (``meta["medfuse_description"]``, e.g.
+    "medfuse 0.1.0 fused light"), never text from a source file; ``aux_file`` is empty and no extensions
+    are written, so nothing from an input (acquisition times, DICOM headers) leaks into the output.
     """
     import nibabel as nib
 
@@ -208,7 +209,8 @@ def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False)
     img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), volume.affine)
     img.set_sform(volume.affine, code=1)
     img.set_qform(volume.affine, code=1)
-    img.header["descrip"] = b""
+    descrip = str(volume.meta.get("medfuse_description", ""))
+    img.header["descrip"] = descrip.encode("ascii", "replace")[:79]
     img.header["aux_file"] = b""
     img.header.set_xyzt_units("mm", "sec")
     with atomic_output(path, force) as tmp:

@@ -33,7 +33,7 @@ def _ct(shape=(40, 44, 30)) -> np.ndarray:
     return a
 
 
-@pytest.mark.parametrize("modality", ["MR", "CT", "PT", "NM", None])
+@pytest.mark.parametrize("modality", ["MR", "CT", "PT", "NM"])
 def test_output_is_float32_in_unit_range_on_the_same_grid(modality):
     arr = _ct() if modality == "CT" else _head()
     vol = Volume(arr, AFFINE, modality, {"units": "HU"} if modality == "CT" else {})
@@ -42,6 +42,13 @@ def test_output_is_float32_in_unit_range_on_the_same_grid(modality):
     assert float(out.array.min()) >= 0.0 and float(out.array.max()) <= 1.0
     np.testing.assert_array_equal(out.affine, AFFINE)
     assert out.modality == modality and "method" in out.meta["normalization"]
+
+
+def test_unknown_modality_is_refused_not_normalized_as_mri():
+    from medfuse.errors import UnknownModalityError
+
+    with pytest.raises(UnknownModalityError, match="modality"):
+        normalize(Volume(_head(), AFFINE, None))
 
 
 def test_ct_window_presets_and_custom_window():

@@ -1,0 +1,107 @@
+"""The JSON sidecar written next to every fused or registered output: how it was made.
+
+``fused.nii.gz`` gets ``fused.json`` beside it: the medfuse version, the command, the method and
+its weights (file name and SHA-256), each input's modality (and where that came from), format,
+grid and normalization (window or percentiles, SUV factor or why not), the registration summary
+(type, figures, transform file, skipped and why, checks overridden), the slice axis of 2D methods,
+any override the user asked for, and timings.
+
+No patient identifiers: no input paths or DICOM text, only what medfuse computed. Inputs are
+identified by the SHA-256 of their voxel values (the same scan gives the same hash whatever its file
+name), which batch runs also use to tell whether an output is up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["sidecar_path", "write_sidecar", "volume_record", "file_sha256", "array_sha256"]
+
+
+def sidecar_path(output: str | os.PathLike) -> Path:
+    """``<output without its extension>.json`` (``fused.nii.gz`` -> ``fused.json``)."""
+    from medfuse.io.atomic import full_suffix
+
+    output = Path(output)
+    suffix = full_suffix(output)
+    stem = output.name[: -len(suffix)] if suffix else output.name
+    return output.with_name(stem + ".json")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 (hex) of an array's float32 values, shape included."""
+    a = np.ascontiguousarray(array, dtype=np.float32)
+    h = hashlib.sha256(repr(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if np.isfinite(v) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def volume_record(volume, normalized=None) -> dict[str, Any]:
+    """What the sidecar says of one input: modality and its source, format, grid, normalization, hash.
+
+    Args:
+        volume: the input as read (:class:`~medfuse.volume.Volume`).
+        normalized: the same input after :func:`~medfuse.intensity.normalize` (for its record), if any.
+    """
+    record: dict[str, Any] = {
+        "modality": volume.modality,
+        "modality_source": volume.meta.get("modality_source"),
+        "format": volume.meta.get("format"),
+        "shape": list(volume.shape),
+        "spacing_mm": [round(float(s), 6) for s in volume.spacing],
+        "sha256_of_values": array_sha256(volume.array),
+    }
+    if volume.ndim == 3:
+        import nibabel.orientations as nio
+
+        record["orientation"] = "".join(nio.aff2axcodes(volume.affine))
+    if normalized is not None and "normalization" in normalized.meta:
+        record["normalization"] = normalized.meta["normalization"]
+    for key in ("slice_resampling", "suv", "units"):
+        if key in volume.meta:
+            record[key] = volume.meta[key]
+    return record
+
+
+def write_sidecar(output: str | os.PathLike, record: dict[str, Any], *, force: bool = False) -> Path:
+    """Write ``record`` as ``sidecar_path(output)`` (pretty JSON), atomically; returns its path."""
+    from medfuse.io.atomic import atomic_output
+
+    path = sidecar_path(output)
+    with atomic_output(path, force) as tmp:
+        tmp.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
+    return path
