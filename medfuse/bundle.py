@@ -48,30 +48,38 @@ def bundle_dir(pair: str, root: str | os.PathLike | None = None) -> Path:
 class SliceFusionInferer:
     """A MONAI-style inferer running a 2D fusion network over volumes slice by slice, batched.
 
-    ``inferer(inputs, network)``: ``inputs`` ``(B, 2, H, W)`` or ``(B, 2, X, Y, Z)`` in [0, 1];
-    returns ``(B, 1, ...)`` in [0, 1]. Slices along ``axis`` (of the spatial axes) are padded to the
-    network's ``size_divisor`` and cropped back (:func:`medfuse.inference.predict`).
+    ``inferer(inputs, network, affine=None)``: ``inputs`` ``(B, 2, H, W)`` or ``(B, 2, X, Y, Z)`` in
+    [0, 1]; returns ``(B, 1, ...)`` in [0, 1]. Volumes go through the same slice runner as
+    :func:`medfuse.fusion.fuse_arrays` (:func:`medfuse.inference.fuse_slices`): given ``affine`` (the
+    reference's voxel-to-RAS affine, ``(4, 4)`` or one per sample ``(B, 4, 4)``), axial slices in the
+    orientation of the training slices whatever the storage order; without it, slices across the
+    stored spatial ``axis``. Slices are padded to the network's ``size_divisor`` and cropped back
+    (:func:`medfuse.inference.predict`).
     """
 
     def __init__(self, axis: int = -1, batch_size: int = 16) -> None:
         self.axis, self.batch_size = axis, batch_size
 
-    def __call__(self, inputs, network, *args: Any, **kwargs: Any):
+    def __call__(self, inputs, network, *args: Any, affine=None, **kwargs: Any):
         import torch
 
-        from medfuse.inference import predict
+        from medfuse.inference import fuse_slices, predict
 
         if inputs.ndim == 4:
             return predict(network, inputs, self.batch_size)
         if inputs.ndim != 5:
             raise ValueError(f"SliceFusionInferer expects (B, 2, H, W) or (B, 2, X, Y, Z); got {tuple(inputs.shape)}")
-        axis = 2 + (int(self.axis) % 3)
+        affines = [None] * inputs.shape[0]
+        if affine is not None:
+            aff = np.asarray(affine.cpu() if isinstance(affine, torch.Tensor) else affine, dtype=np.float64)
+            affines = [aff] * inputs.shape[0] if aff.ndim == 2 else list(aff)
         outs = []
-        for sample in inputs:  # (2, X, Y, Z)
-            slices = torch.movedim(sample, axis - 1, 0)  # (S, 2, H, W)
-            fused = predict(network, slices, self.batch_size)  # (S, 1, H, W)
-            outs.append(torch.movedim(fused, 0, axis - 1))
-        return torch.stack(outs)
+        for sample, aff in zip(inputs, affines):  # (2, X, Y, Z)
+            pair = sample.detach().float().cpu().numpy()
+            fused = fuse_slices(network, pair[0], pair[1], affine=aff, axis=self.axis, batch_size=self.batch_size,
+                                device=inputs.device)
+            outs.append(torch.from_numpy(fused)[None])
+        return torch.stack(outs).to(inputs.device)
 
 
 def run_fusion(
@@ -114,8 +122,10 @@ def run_fusion(
     network.to(device).eval()
     data = preprocessing({"reference": reference, "moving": moving})
     image = data["image"]
-    pred = inferer(image.as_tensor()[None].to(device), network)[0].cpu()  # (1, ...)
     ref_vol = to_volume(data["reference"])
+    # the slice inferer fuses axial slices in the training orientation: give it the reference's geometry
+    extra = {"affine": ref_vol.affine} if isinstance(inferer, SliceFusionInferer) and ref_vol.ndim == 3 else {}
+    pred = inferer(image.as_tensor()[None].to(device), network, **extra)[0].cpu()  # (1, ...)
     fused = ref_vol.with_array(pred[0].numpy())
     fused.meta = {"fusion_method": type(network).__name__}
     out_dir = Path(output_dir)

@@ -2,9 +2,12 @@
 
 :func:`fuse_classical` takes two registered images normalized to [0, 1] (float, same shape: 2D
 ``(H, W)`` or 3D ``(X, Y, Z)``) and returns float32 in [0, 1] of that shape. 3D volumes are fused
-**slice by slice along the last axis** (``mean`` and ``max`` are voxelwise, so natively 3D); a
-loop over contiguous slices is faster here than filtering the whole volume in-plane. The
-anatomical image is passed first; on exact ties the multi-scale rules keep its coefficient.
+**slice by slice** (``mean`` and ``max`` are voxelwise, so natively 3D) through
+:func:`medfuse.fusion.fuse_slicewise`: given the volume's ``affine``, in axial slices oriented like
+the 2D training slices whatever the storage order; without it, across the stored ``axis`` (the
+last by default). A loop over contiguous slices is faster here than filtering the whole volume
+in-plane. The anatomical image is passed first; on exact ties the multi-scale rules keep its
+coefficient.
 
 :data:`CLASSICAL_METHODS` maps each name to its function ``f(a, b, **options) -> ndarray``:
 2D ``(H, W)`` inputs (any shape for ``mean``/``max``), unchecked, unclipped float64.
@@ -260,18 +263,28 @@ CLASSICAL_METHODS: dict[str, Callable[..., np.ndarray]] = {
 _VOXELWISE = (fuse_mean, fuse_max)
 
 
-def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options: Any) -> np.ndarray:
+def fuse_classical(
+    a: np.ndarray,
+    b: np.ndarray,
+    method: str = "mean",
+    *,
+    affine: np.ndarray | None = None,
+    axis: int = -1,
+    **options: Any,
+) -> np.ndarray:
     """Fuse two registered, normalized images with a classical method.
 
     Args:
         a: the anatomical image (MRI), float in [0, 1], ``(H, W)`` or ``(X, Y, Z)``.
         b: the second image on the same grid, float in [0, 1].
         method: ``mean``, ``max``, ``laplacian``, ``wavelet`` or ``guided`` (see :data:`CLASSICAL_METHODS`).
+        affine: for a 3D volume, its voxel-to-RAS affine: the 2D methods then fuse axial slices in
+            the training orientation (:func:`medfuse.fusion.fuse_slicewise`), whatever the storage order.
+        axis: stored slice axis when ``affine`` is None (default the last).
         **options: keyword options of that method (``levels``, ``wavelet``, ``r1``...).
 
     Returns:
-        float32 array of the inputs' shape, values in [0, 1] (3D: fused slice by slice along the
-        last axis).
+        float32 array of the inputs' shape, values in [0, 1] (3D: fused slice by slice, see ``affine``).
 
     Raises:
         OptionError (a ``ValueError``): unknown method (the message names the closest one).
@@ -287,7 +300,7 @@ def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options
         (64, 64)
     """
     from medfuse.errors import look_up
-    from medfuse.fusion import check_fusion_inputs
+    from medfuse.fusion import check_fusion_inputs, fuse_slicewise
 
     fn = look_up(method, CLASSICAL_METHODS, "classical fusion method")
     # float64 (the pyramid and filter arithmetic); in-plane sizes of at least 2 (pyramids, gradients)
@@ -295,8 +308,8 @@ def fuse_classical(a: np.ndarray, b: np.ndarray, method: str = "mean", **options
     if a.ndim == 2 or fn in _VOXELWISE:
         fused = fn(a, b, **options)
     else:
-        fused = np.stack(
-            [fn(np.ascontiguousarray(a[..., k]), np.ascontiguousarray(b[..., k]), **options) for k in range(a.shape[-1])],
-            axis=-1,
-        )
+        def fuse_stack(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
+            return np.stack([fn(x, y, **options) for x, y in zip(sa, sb)])
+
+        fused = fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis)
     return np.clip(fused, 0.0, 1.0).astype(np.float32)

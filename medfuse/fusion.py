@@ -3,14 +3,42 @@
 One entry point, :func:`fuse_arrays`, for every method a user can type: the classical baselines
 in :mod:`medfuse.classical` and the trained networks run through :mod:`medfuse.inference`.
 The inputs are already registered onto one grid and normalized to [0, 1]; this module knows
-nothing about files or geometry.
+nothing about files.
+
+Slicing: every 2D method (2D networks, ``laplacian``, ``wavelet``, ``guided``) runs over a 3D
+volume through one slice runner, :func:`fuse_slicewise`. Given the reference's affine it fuses
+**axial slices in the orientation of the 2D training slices** (:data:`medfuse.volume.AXIAL_SLICE_AXES`:
+rows anterior -> posterior, columns patient right -> left, like the radiological AANLIB PNGs),
+whatever the storage order (a sagittal MPRAGE, a coronal series, flipped axes): the arrays are only
+permuted and flipped, never resampled, and put back in the storage order afterwards, so the fused
+image is the same in world space for any storage order and lies on the reference grid.
+:func:`slice_axis` (the stored axis the slices were taken across) and :func:`orientation_code`
+record what was done.
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Callable
+
 import numpy as np
 
-__all__ = ["fuse_arrays", "available_methods", "pair_for_modality", "check_fusion_inputs", "PAIRS", "MODALITY_OF_PAIR"]
+from medfuse.volume import AXIAL_SLICE_AXES, from_axial, orientation_code, slice_axis, to_axial
+
+__all__ = [
+    "fuse_arrays",
+    "fuse_slicewise",
+    "slice_axis",
+    "orientation_code",
+    "AXIAL_SLICE_AXES",
+    "available_methods",
+    "pair_for_modality",
+    "check_fusion_inputs",
+    "PAIRS",
+    "MODALITY_OF_PAIR",
+]
+
+log = logging.getLogger(__name__)
 
 #: modality-pair names used by the trained weights, the trainer and the Harvard layout
 PAIRS = ("ct_mri", "pet_mri", "spect_mri")
@@ -98,6 +126,45 @@ def available_methods() -> dict[str, str]:
     return methods
 
 
+def fuse_slicewise(
+    a: np.ndarray,
+    b: np.ndarray,
+    fuse_stack: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    affine: np.ndarray | None = None,
+    axis: int = -1,
+) -> np.ndarray:
+    """The one slice runner: run a 2D fusion over a 2D image or a 3D volume, slice by slice.
+
+    Args:
+        a, b: ``(H, W)`` or ``(X, Y, Z)`` arrays of one shape.
+        fuse_stack: ``f(a_stack, b_stack) -> fused_stack`` on C-contiguous ``(S, H, W)`` stacks of
+            slices (a batch for a network, a loop for a classical method); ``(S, H, W)`` out.
+        affine: for a 3D volume, the voxel-to-RAS affine of its grid (the reference's). The slices
+            are then the axial slices in the canonical in-plane orientation
+            (:func:`medfuse.volume.to_axial`; exact permutations and flips) and the result is put
+            back in the storage order. None: slices across ``axis`` as stored (no geometry; logged
+            at DEBUG).
+        axis: the stored slice axis, used only when ``affine`` is None.
+
+    Returns:
+        The fused array, ``a``'s shape and storage order.
+    """
+    if a.ndim == 2:
+        return np.asarray(fuse_stack(a[None], b[None]))[0]
+    if a.ndim != 3:
+        raise ValueError(f"fuse_slicewise expects (H, W) or (X, Y, Z) arrays; got shape {a.shape}")
+    if affine is not None:
+        stacks = [np.ascontiguousarray(np.moveaxis(to_axial(x, affine), 2, 0)) for x in (a, b)]
+        fused = np.asarray(fuse_stack(*stacks))
+        return np.ascontiguousarray(from_axial(np.moveaxis(fused, 0, 2), affine))
+    log.debug("no affine given: fusing a volume of shape %s in slices across stored axis %d, whatever its "
+              "anatomical plane", a.shape, axis)
+    axis = int(axis) % 3
+    stacks = [np.ascontiguousarray(np.moveaxis(x, axis, 0)) for x in (a, b)]
+    return np.ascontiguousarray(np.moveaxis(np.asarray(fuse_stack(*stacks)), 0, axis))
+
+
 def fuse_arrays(
     a: np.ndarray,
     b: np.ndarray,
@@ -107,6 +174,7 @@ def fuse_arrays(
     pair: str | None = None,
     device: str = "cpu",
     axis: int = -1,
+    affine: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fuse two registered, normalized images.
 
@@ -118,10 +186,14 @@ def fuse_arrays(
         weights: a checkpoint for a network; default: the weights shipped for ``pair``.
         pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``: which shipped weights to use.
         device: torch device for networks.
-        axis: slice axis along which 2D networks run over a volume.
+        axis: stored slice axis for 2D methods on a volume, used only without ``affine``.
+        affine: for 3D inputs, the reference's voxel-to-RAS affine (both inputs lie on its grid):
+            2D methods then fuse axial slices in the training orientation, whatever the storage
+            order (:func:`fuse_slicewise`; :func:`slice_axis` says which stored axis that is).
+            Ignored for 2D inputs, voxelwise methods (``mean``, ``max``) and 3D networks.
 
     Returns:
-        float32 array of the inputs' shape, values in [0, 1].
+        float32 array of the inputs' shape, values in [0, 1], on the reference grid.
     """
     from medfuse.errors import look_up
 
@@ -132,9 +204,9 @@ def fuse_arrays(
     if kind == "classical":
         from medfuse.classical import fuse_classical
 
-        fused = fuse_classical(a, b, method)
+        fused = fuse_classical(a, b, method, affine=affine, axis=axis)
     else:
         from medfuse.inference import fuse_with_network
 
-        fused = fuse_with_network(a, b, method, weights, pair=pair, device=device, axis=axis)
+        fused = fuse_with_network(a, b, method, weights, pair=pair, device=device, axis=axis, affine=affine)
     return np.clip(np.asarray(fused, dtype=np.float32), 0.0, 1.0)

@@ -3,11 +3,14 @@
 Inputs are two float arrays on one grid, already registered and normalized to [0, 1] (the
 pipeline normalizes per volume, never per slice): ``a`` the anatomical scan (MRI), ``b`` the
 other scan. Arrays are index-ordered like nibabel (``(i, j, k)``, RAS world); geometry is not
-touched here: the output has exactly the input's shape.
+changed here: the output has exactly the input's shape and storage order.
 
-* A 2D network (``spatial_dims=2``) fuses a 2D image directly and a 3D volume slice by slice
-  along ``axis``, ``batch_size`` slices per forward pass (the equivalent of MONAI's
-  ``SliceInferer``, without its sliding-window overhead).
+* A 2D network (``spatial_dims=2``) fuses a 2D image directly and a 3D volume slice by slice,
+  ``batch_size`` slices per forward pass (the equivalent of MONAI's ``SliceInferer``, without its
+  sliding-window overhead), through :func:`fuse_slices` and the one slice runner
+  :func:`medfuse.fusion.fuse_slicewise`: given the reference ``affine``, in axial slices oriented
+  like the AANLIB training slices (rows anterior -> posterior, columns patient right -> left)
+  whatever the storage order; without it, across the stored ``axis``.
 * A 3D network fuses a volume natively, with :func:`monai.inferers.sliding_window_inference`
   (window = the training crop, at most the volume) for volumes larger than the window.
 * Sizes not divisible by the network's ``size_divisor`` are padded (edge values repeated) and
@@ -28,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from medfuse.errors import UnsupportedInputError, look_up
-from medfuse.fusion import PAIRS, check_fusion_inputs
+from medfuse.fusion import PAIRS, check_fusion_inputs, fuse_slicewise
 
-__all__ = ["load_model", "fuse_with_network", "shipped_weights_path", "predict", "torch_device"]
+__all__ = ["load_model", "fuse_with_network", "fuse_slices", "shipped_weights_path", "predict", "torch_device"]
 
 log = logging.getLogger(__name__)
 
@@ -151,18 +154,43 @@ def predict(model, x, batch_size: int = 16):
     return torch.cat(outs, dim=0).clamp_(0.0, 1.0)
 
 
-def _fuse_slices(model, a: np.ndarray, b: np.ndarray, axis: int, batch_size: int, device) -> np.ndarray:
+def fuse_slices(
+    model,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    affine: np.ndarray | None = None,
+    axis: int = -1,
+    batch_size: int = 16,
+    device=None,
+) -> np.ndarray:
+    """Run a 2D fusion network over a 2D image or a 3D volume, ``batch_size`` slices per pass.
+
+    Every door (``fuse_arrays``, the MONAI transforms, the bundles' :class:`~medfuse.bundle.SliceFusionInferer`)
+    comes through here and :func:`medfuse.fusion.fuse_slicewise`.
+
+    Args:
+        model: a 2D fusion network (eval mode).
+        a, b: float32 ``(H, W)`` or ``(X, Y, Z)`` in [0, 1], one grid (not checked here).
+        affine: a volume's voxel-to-RAS affine: fuse axial slices in the training orientation.
+        axis: stored slice axis when ``affine`` is None.
+        batch_size: slices per forward pass.
+        device: torch device of ``model`` (default: where its parameters are).
+
+    Returns:
+        float32 numpy array of ``a``'s shape and storage order, values in [0, 1].
+    """
     import torch
 
-    if a.ndim == 2:
-        stack = np.stack([a, b])[None]  # (1, 2, H, W)
-        out = predict(model, torch.from_numpy(stack).to(device), batch_size)
-        return out[0, 0].cpu().numpy()
-    axis = int(axis) % 3
-    a_s, b_s = np.moveaxis(a, axis, 0), np.moveaxis(b, axis, 0)
-    x = torch.from_numpy(np.ascontiguousarray(np.stack([a_s, b_s], axis=1))).to(device)  # (S, 2, H, W)
-    out = predict(model, x, batch_size)[:, 0].cpu().numpy()
-    return np.moveaxis(out, 0, axis)
+    if device is None:
+        param = next(iter(model.parameters()), None)
+        device = param.device if param is not None else torch.device("cpu")
+
+    def fuse_stack(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(np.stack([sa, sb], axis=1), dtype=np.float32)).to(device)
+        return predict(model, x, batch_size)[:, 0].cpu().numpy()  # (S, 2, H, W) -> (S, H, W)
+
+    return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis)
 
 
 def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device) -> np.ndarray:
@@ -199,6 +227,7 @@ def fuse_with_network(
     *,
     pair: str | None = None,
     axis: int = -1,
+    affine: np.ndarray | None = None,
     batch_size: int = 16,
     device: str = "cpu",
 ) -> np.ndarray:
@@ -211,7 +240,10 @@ def fuse_with_network(
             checkpoint's network when ``weights`` is given; None: whatever the checkpoint holds.
         weights: a ``medfuse train`` checkpoint; default the shipped weights of ``pair``/``method``.
         pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``: selects the shipped weights.
-        axis: slicing axis for a 2D network on a 3D volume.
+        axis: stored slicing axis for a 2D network on a 3D volume, used only without ``affine``.
+        affine: for a 3D volume, the reference's voxel-to-RAS affine: a 2D network then fuses
+            axial slices oriented like its training slices, whatever the storage order
+            (:func:`medfuse.fusion.fuse_slicewise`). Ignored by 3D networks and for 2D images.
         batch_size: slices (2D network) or windows (3D network, at most 4) per forward pass.
         device: torch device.
 
@@ -248,7 +280,7 @@ def fuse_with_network(
         raise UnsupportedInputError(f"{weights}: network expects {model.in_channels} channels per modality; "
                                     "fuse_with_network takes gray images (1 channel each)")
     if info["spatial_dims"] == 2:
-        fused = _fuse_slices(model, a, b, axis, batch_size, dev)
+        fused = fuse_slices(model, a, b, affine=affine, axis=axis, batch_size=batch_size, device=dev)
     else:
         fused = _fuse_volume(model, info, a, b, batch_size, dev)
     return np.ascontiguousarray(fused, dtype=np.float32)

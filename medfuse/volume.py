@@ -11,6 +11,16 @@ channel and :mod:`medfuse.color` can put the chroma back after fusion.
 
 ITK, SimpleITK and DICOM describe the same world in **LPS**; :func:`ras_to_lps` /
 :func:`lps_to_ras` convert explicitly (x and y change sign) and nothing else in medfuse flips axes.
+
+2D fusion methods see a 3D volume in **axial slices of the canonical orientation**
+:data:`AXIAL_SLICE_AXES` = ``("P", "L", "S")``, whatever the storage order of the reference scan:
+:func:`to_axial` permutes and flips the array axes exactly (no interpolation) so that ``[:, :, k]``
+is an axial slice with rows running anterior -> posterior and columns patient right -> left, and
+:func:`from_axial` undoes it. That is how the 2D training slices look: the Harvard AANLIB PNGs
+are shown in the radiological convention (top of the image anterior, image left = patient right),
+and :func:`medfuse.io.read_slice` keeps a PNG's ``(row, col)`` exactly as stored (its identity
+affine is a placeholder, not a physical orientation). :func:`slice_axis` and
+:func:`orientation_code` say which stored axis the slices were taken across.
 """
 
 from __future__ import annotations
@@ -20,7 +30,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Volume", "LPS_RAS_FLIP", "ras_to_lps", "lps_to_ras", "affine_from_lps", "lps_from_affine"]
+__all__ = [
+    "Volume",
+    "LPS_RAS_FLIP",
+    "ras_to_lps",
+    "lps_to_ras",
+    "affine_from_lps",
+    "lps_from_affine",
+    "AXIAL_SLICE_AXES",
+    "axial_reorientation",
+    "to_axial",
+    "from_axial",
+    "axial_affine",
+    "slice_axis",
+    "orientation_code",
+]
 
 #: diag(-1, -1, 1, 1): maps RAS world coordinates to LPS and back (its own inverse).
 LPS_RAS_FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -66,6 +90,88 @@ def lps_from_affine(affine: np.ndarray, ndim: int = 3) -> tuple[tuple, tuple, tu
     spacing = np.linalg.norm(m, axis=0)
     direction = m / spacing
     return tuple(lps[:ndim, 3]), tuple(spacing), tuple(direction.ravel())
+
+
+#: axis codes (nibabel, RAS+) of the canonical slice stack: ``[row, col, k]`` with rows anterior ->
+#: posterior, columns patient right -> left (radiological display, like the AANLIB training
+#: PNGs: top = anterior, image left = patient right) and ``k`` the axial slices, inferior -> superior.
+AXIAL_SLICE_AXES = ("P", "L", "S")
+
+
+def _io_orientation(affine: np.ndarray) -> np.ndarray:
+    """nibabel's ``io_orientation`` of a 4x4 affine: per array axis, (world axis, +1/-1)."""
+    from nibabel.orientations import io_orientation
+
+    a = np.asarray(affine, dtype=np.float64)
+    if a.shape != (4, 4):
+        raise ValueError(f"affine must be 4x4, got shape {a.shape}")
+    ornt = io_orientation(a)
+    if not np.all(np.isfinite(ornt)):
+        from medfuse.errors import UnsupportedInputError
+
+        raise UnsupportedInputError(
+            f"the affine {a[:3, :3].round(4).tolist()} does not define an orientation for every axis (zero or "
+            "degenerate columns); fix the scan's geometry header"
+        )
+    return ornt
+
+
+def axial_reorientation(affine: np.ndarray) -> np.ndarray:
+    """The exact axis permutation and flips taking a 3D array stored with ``affine`` to :data:`AXIAL_SLICE_AXES`.
+
+    Each array axis is matched to the world axis closest to it (nibabel ``io_orientation``: an
+    oblique scan counts as the plane it is closest to; nothing is resampled).
+
+    Returns:
+        (3, 2) nibabel orientation transform (``ornt_transform``): row ``i`` says to which canonical
+        axis stored axis ``i`` goes and whether it is flipped (-1); apply it with :func:`to_axial`.
+    """
+    from nibabel.orientations import axcodes2ornt, ornt_transform
+
+    return ornt_transform(_io_orientation(affine), axcodes2ornt(AXIAL_SLICE_AXES))
+
+
+def to_axial(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """View ``array`` (stored with ``affine``, first three axes spatial) in the canonical axial order.
+
+    ``to_axial(array, affine)[:, :, k]`` is the k-th axial slice, rows anterior -> posterior,
+    columns patient right -> left (:data:`AXIAL_SLICE_AXES`). Only axes are permuted and flipped
+    (a view where numpy allows), so :func:`from_axial` restores the array exactly.
+    """
+    from nibabel.orientations import apply_orientation
+
+    return apply_orientation(np.asarray(array), axial_reorientation(affine))
+
+
+def from_axial(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Undo :func:`to_axial`: put a canonical-order array back in the storage order of ``affine``."""
+    from nibabel.orientations import apply_orientation, axcodes2ornt, ornt_transform
+
+    back = ornt_transform(axcodes2ornt(AXIAL_SLICE_AXES), _io_orientation(affine))
+    return apply_orientation(np.asarray(array), back)
+
+
+def axial_affine(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The voxel-to-RAS affine of ``to_axial(array, affine)`` for an array of ``shape`` (same world)."""
+    from nibabel.orientations import inv_ornt_aff
+
+    return np.asarray(affine, dtype=np.float64) @ inv_ornt_aff(axial_reorientation(affine), tuple(shape)[:3])
+
+
+def slice_axis(affine: np.ndarray) -> int:
+    """The stored array axis (0, 1 or 2) closest to superior-inferior: 2D methods fuse slices across it.
+
+    For a volume stored with ``affine`` the axial slices 2D networks and 2D classical methods see
+    are ``np.take(array, k, axis=slice_axis(affine))`` (in-plane reoriented, :func:`to_axial`).
+    """
+    return int(np.flatnonzero(_io_orientation(affine)[:, 0] == 2)[0])
+
+
+def orientation_code(affine: np.ndarray) -> str:
+    """nibabel axis codes of the storage order, e.g. ``"RAS"``, ``"LPS"``, ``"PIR"`` (sagittal MPRAGE)."""
+    from nibabel.orientations import ornt2axcodes
+
+    return "".join(ornt2axcodes(_io_orientation(affine)))
 
 
 @dataclass

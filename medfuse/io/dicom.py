@@ -10,7 +10,9 @@ the rows of the shared bad-inputs matrix):
 - **Geometry from the patient position, never from InstanceNumber** (11, 12): slices are sorted
   by ``ImagePositionPatient . n`` with ``n = IOP[0:3] x IOP[3:6]`` (the normal of the slice
   plane); the slice spacing is measured along ``n`` (sagittal, coronal and oblique stacks too).
-- **Incomplete or odd stacks are refused, not stretched** (8, 9, 10): duplicate positions, a gap
+- **Incomplete or odd stacks are refused, not stretched** (8, 9, 10): duplicate positions (a
+  series whose images repeat every position equally often is named 4D: time points or echoes,
+  with ``--frame N`` on a 4D NIfTI conversion as the fix), a gap
   larger than 1.5x the median spacing, a stack whose positions drift within the slice plane
   (gantry tilt), mixed orientations or matrix sizes raise typed errors. Slightly non-uniform
   spacing (above 1 % but below the gap limit) is resampled linearly onto equidistant slices with
@@ -19,7 +21,10 @@ the rows of the shared bad-inputs matrix):
   applied **per slice**; the output is float32 (CT in HU, PET in the series' Units).
 - **Clear refusals** (13, 14, 34, 37): multi-frame and enhanced objects, Siemens mosaics, colour
   images and non-image pixel objects (RT Dose, SEG) raise
-  :class:`~medfuse.errors.UnsupportedInputError`; so does a compressed transfer syntax without a
+  :class:`~medfuse.errors.UnsupportedInputError` (an object is enhanced when its SOP class is an
+  enhanced one or its PerFrameFunctionalGroupsSequence is not empty: classic single-frame images
+  that carry *empty* functional-group sequences, as archives such as ADNI export them, are read
+  as the classic images they are); so does a compressed transfer syntax without a
   (working) decoder, naming the transfer syntax UID and the plugins to install; truncated or
   missing pixel data raise :class:`~medfuse.errors.CorruptFileError`.
 - **Clutter is skipped and counted** (39, 43): DICOMDIR, ``.DS_Store``, JSON, text, thumbnails,
@@ -371,7 +376,8 @@ def list_series(folder: str | Path) -> list[SeriesInfo]:
 
 
 def _series_table(series: Sequence[SeriesInfo]) -> str:
-    return "\n".join(f"  {s}" for s in series)
+    """The series found, on one line: ``733790eb (#1 MR 'T1 MPRAGE', 176 slice(s)); ...``."""
+    return "; ".join(f"{s.opaque_id} ({str(s)[len(s.opaque_id):].strip()})" for s in series)
 
 
 def _select(scan: _Scan, series: str | None) -> SeriesInfo:
@@ -379,8 +385,7 @@ def _select(scan: _Scan, series: str | None) -> SeriesInfo:
     if series is None:
         if len(found) > 1:
             raise MultipleSeriesError(
-                f"{scan.root} holds {len(found)} DICOM series; choose one with --series ID "
-                f"(series=ID in Python):\n{_series_table(found)}"
+                f"{scan.root} holds {len(found)} DICOM series; choose one with --series ID: {_series_table(found)}"
             )
         return found[0]
     key = str(series).strip()
@@ -389,8 +394,8 @@ def _select(scan: _Scan, series: str | None) -> SeriesInfo:
             return s
     asked = "the given UID" if _UID_LIKE.search(key) else repr(_sanitize(key, 16))  # never echo a UID
     raise SeriesNotFoundError(
-        f"{scan.root}: no series matches --series {asked} (expected one of the ids below, or the "
-        f"full SeriesInstanceUID):\n{_series_table(found)}"
+        f"{scan.root}: no series matches --series {asked} (expected one of these ids, or the "
+        f"full SeriesInstanceUID): {_series_table(found)}"
     )
 
 
@@ -495,6 +500,18 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
     dup = steps <= max(_DUPLICATE_MM, 0.05 * median)
     if np.any(dup):
         k = int(np.argmax(dup))
+        repeats = _regular_repeats(pos, dup)
+        if repeats is not None:
+            n_pos, r = repeats
+            temporal = _as_int(headers[0].ds, "NumberOfTemporalPositions", label)
+            temporal_txt = f", NumberOfTemporalPositions {temporal}" if temporal and temporal > 1 else ""
+            raise MissingSlicesError(
+                f"{label}: the series is 4D, not one 3D volume: its {n} images share {n_pos} slice "
+                f"positions, {r} at each (time points, echoes or repeated acquisitions{temporal_txt}). "
+                "medfuse reads one 3D volume per series and will not stack them. Convert the series "
+                "to a 4D NIfTI (e.g. with dcm2niix) and choose one volume with --frame N, or export a "
+                "single time point or echo as its own series"
+            )
         raise MissingSlicesError(
             f"{label}: {int(dup.sum())} slice(s) share their position with another slice (first at "
             f"{pos[k]:.3f} mm along the slice normal, sorted slices {k} and {k + 1}); the series holds "
@@ -507,11 +524,19 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
         angle = float(np.degrees(np.arctan2(drift, extent)))
         tilt = _as_floats(headers[0].ds, "GantryDetectorTilt", 1, label)
         tilt_txt = f", GantryDetectorTilt {tilt[0]:g} deg" if tilt is not None else ""
+        varies = float(np.max(np.abs(steps - median))) > _UNIFORM_REL * median
+        spacing_txt = (
+            f"; the slice spacing also varies from {steps.min():.2f} to {steps.max():.2f} mm"
+            if varies
+            else ""
+        )
         raise UnsupportedInputError(
             f"{label}: the slice positions drift {drift:.2f} mm within the slice plane over the stack "
-            f"(about {angle:.2f} deg{tilt_txt}): a gantry-tilted or sheared acquisition. medfuse does "
-            "not correct tilt; resample it to an orthogonal grid first (e.g. the scanner's tilt "
-            "correction, or dcm2niix which writes a '_Tilt' corrected volume)"
+            f"(about {angle:.2f} deg{tilt_txt}): a gantry-tilted or sheared acquisition{spacing_txt}. "
+            "medfuse does not correct tilt and will not stack the slices on an orthogonal grid (that "
+            "would misplace the anatomy); resample it to an orthogonal grid first (e.g. the scanner's "
+            "tilt correction, or dcm2niix, which writes a tilt-corrected '_Tilt' volume, '_Tilt_Eq' "
+            "with equidistant slices) and pass that"
         )
     gaps = steps > _GAP_FACTOR * median
     if np.any(gaps):
@@ -539,6 +564,16 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
             spacing,
         )
     return _Geometry(**common, slice_spacing=spacing, uniform=uniform)
+
+
+def _regular_repeats(pos: np.ndarray, dup: np.ndarray) -> tuple[int, int] | None:
+    """``(positions, repeats)`` when the sorted slices are ``positions`` places, each exactly
+    ``repeats > 1`` times (a 4D series: time points or echoes); ``None`` otherwise."""
+    group = np.concatenate([[0], np.cumsum(~dup)])  # slice -> index of its distinct position
+    counts = np.bincount(group)
+    if len(counts) < 1 or counts.min() != counts.max() or counts[0] < 2:
+        return None
+    return int(len(counts)), int(counts[0])
 
 
 def _resample_uniform(stack: np.ndarray, positions: np.ndarray, spacing: float) -> tuple[np.ndarray, float]:
@@ -757,6 +792,48 @@ _NON_IMAGE_MODALITIES = {
 }
 
 
+#: Storage SOP classes of the enhanced (functional-group) image IODs: their geometry and rescale
+#: live in the per-frame/shared functional groups, not in the top-level attributes read here.
+_ENHANCED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.2.2",  # Legacy Converted Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.4.3",  # Enhanced MR Color
+    "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.6.2",  # Enhanced US Volume
+    "1.2.840.10008.5.1.4.1.1.12.1.1",  # Enhanced XA
+    "1.2.840.10008.5.1.4.1.1.12.2.1",  # Enhanced XRF
+    "1.2.840.10008.5.1.4.1.1.13.1.1",  # X-Ray 3D Angiographic
+    "1.2.840.10008.5.1.4.1.1.13.1.2",  # X-Ray 3D Craniofacial
+    "1.2.840.10008.5.1.4.1.1.13.1.3",  # Breast Tomosynthesis
+    "1.2.840.10008.5.1.4.1.1.30",  # Parametric Map
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
+    "1.2.840.10008.5.1.4.1.1.128.1",  # Legacy Converted Enhanced PET
+    "1.2.840.10008.5.1.4.1.1.130",  # Enhanced PET
+}
+
+
+def _is_enhanced(ds) -> bool:
+    """True for a real enhanced multi-frame object, False for a classic single-frame image.
+
+    An enhanced object has an enhanced SOP class or a non-empty PerFrameFunctionalGroupsSequence.
+    Archives (ADNI, some PACS exports) add *empty* PerFrame/SharedFunctionalGroupsSequence
+    elements to classic single-frame MR/CT/PET images; those are classic images and are read from
+    their top-level attributes, as SimpleITK/GDCM reads them. (More than one frame is refused
+    separately, enhanced or not.)
+    """
+    sop = str(ds.get("SOPClassUID", "") or "").strip()
+    if not sop:
+        sop = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "") or "").strip()
+    if sop in _ENHANCED_SOP_CLASSES:
+        return True
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    try:
+        return per_frame is not None and len(per_frame) > 0
+    except TypeError:  # not a sequence (damaged or non-standard): a value is there, so refuse
+        return per_frame not in (None, "", b"")
+
+
 def _check_single_frame_stack(headers: Sequence[_Header], label: str) -> None:
     """Refuse what this reader cannot turn into one greyscale stack of single-frame images."""
     modality = _text(headers[0].ds, "Modality")
@@ -774,9 +851,10 @@ def _check_single_frame_stack(headers: Sequence[_Header], label: str) -> None:
         if "MOSAIC" in image_type or mosaic_tag:
             raise UnsupportedInputError(
                 f"{label}: Siemens mosaic images (several slices tiled in one image) are not supported; "
-                "convert the series with dcm2niix or export it as single slices"
+                "convert the series with dcm2niix (a 4D NIfTI when it holds several time points: "
+                "choose one volume with --frame N) or export it as single slices"
             )
-        enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+        enhanced = _is_enhanced(ds)
         if enhanced or (frames is not None and frames > 1):
             kind = "an enhanced multi-frame object" if enhanced else "a multi-frame object"
             raise UnsupportedInputError(

@@ -397,7 +397,10 @@ class FuseImages(Transform):
         weights: network checkpoint; default the shipped weights for ``pair``.
         pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``; default from the moving image's modality.
         device: torch device for networks.
-        axis: slice axis along which 2D networks run over volumes.
+        axis: stored slice axis for 2D methods on volumes **without geometry** (plain tensors or
+            arrays). A ``MetaTensor`` reference is fused in axial slices oriented like the 2D
+            training slices, whatever its storage order (its affine goes to
+            :func:`medfuse.fusion.fuse_arrays`).
 
     Returns (``__call__(reference, moving)``):
         ``(1, *spatial)`` float32 in [0, 1] with **the reference's affine** and meta.
@@ -428,6 +431,8 @@ class FuseImages(Transform):
                 f"{float(np.abs(ref.affine - mov.affine).max()):.3g} mm); put the moving image on the reference grid "
                 "first with RegisterToReference (register=False for pre-aligned scans)"
             )
+        affine = ref.affine if _has_meta(reference) and ref.ndim == 3 else None  # RAS, from to_volume
         fused = fuse_arrays(ref.array, mov.array, self.method, weights=self.weights,
-                            pair=self.pair or pair_for_modality(mov.modality), device=self.device, axis=self.axis)
+                            pair=self.pair or pair_for_modality(mov.modality), device=self.device, axis=self.axis,
+                            affine=affine)
         return to_metatensor(ref.with_array(fused), like=reference if _has_meta(reference) else None)

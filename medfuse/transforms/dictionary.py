@@ -124,7 +124,9 @@ class MergeLuminanced(MapTransform):
 
 class FuseImagesd(MapTransform):
     """Dictionary wrapper of :class:`FuseImages`: ``keys`` = (reference key, moving key); the result
-    goes to ``d[output_key]`` with the reference's affine."""
+    goes to ``d[output_key]`` with the reference's affine. A ``MetaTensor`` reference's affine
+    chooses the slices of 2D methods (axial, in the training orientation); ``axis`` only serves
+    inputs without geometry."""
 
     backend = FuseImages.backend
 

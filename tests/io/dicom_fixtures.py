@@ -32,7 +32,15 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medfuse.volume import ras_to_lps
 
-__all__ = ["write_series", "expected_values", "pet_tags_default", "SOP_CLASS", "CANARY_FIELDS"]
+__all__ = [
+    "write_series",
+    "expected_values",
+    "pet_tags_default",
+    "archive_style_copy",
+    "SOP_CLASS",
+    "ENHANCED_SOP_CLASS",
+    "CANARY_FIELDS",
+]
 
 #: Storage SOP classes of the single-frame image IODs written here.
 SOP_CLASS = {
@@ -41,6 +49,14 @@ SOP_CLASS = {
     "PT": "1.2.840.10008.5.1.4.1.1.128",
     "NM": "1.2.840.10008.5.1.4.1.1.20",
     "OT": "1.2.840.10008.5.1.4.1.1.7",
+}
+
+#: Storage SOP classes of the enhanced (functional-group) multi-frame IODs.
+ENHANCED_SOP_CLASS = {
+    "CT": "1.2.840.10008.5.1.4.1.1.2.1",
+    "MR": "1.2.840.10008.5.1.4.1.1.4.1",
+    "PT": "1.2.840.10008.5.1.4.1.1.130",
+    "PT_LEGACY": "1.2.840.10008.5.1.4.1.1.128.1",
 }
 
 #: Identifying or free-text PN/LO/SH attributes a canary test fills (SeriesDescription is not
@@ -267,3 +283,45 @@ def write_series(
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def archive_style_copy(
+    paths: Sequence[str | Path],
+    folder: str | Path,
+    *,
+    number_of_frames: int | None = None,
+    shared: bool = True,
+) -> list[Path]:
+    """Copy single-frame files the way some archives (ADNI, PACS exports) rewrite them.
+
+    Each copy is the same classic single-frame image (same SOP class, geometry and pixels, new
+    SOPInstanceUID and SeriesInstanceUID, so the copy is a series of its own) with an **empty**
+    ``PerFrameFunctionalGroupsSequence`` (and an empty ``SharedFunctionalGroupsSequence`` when
+    ``shared``) added, and ``NumberOfFrames`` absent (``None``) or set to ``number_of_frames``.
+
+    Returns:
+        The written paths, in the order of ``paths``.
+    """
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = generate_uid(prefix=None)
+    out = []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(prefix=None)
+        ds.SeriesInstanceUID = series_uid
+        ds.PerFrameFunctionalGroupsSequence = DicomSequence([])
+        if shared:
+            ds.SharedFunctionalGroupsSequence = DicomSequence([])
+        if number_of_frames is None:
+            if "NumberOfFrames" in ds:
+                del ds.NumberOfFrames
+        else:
+            ds.NumberOfFrames = number_of_frames
+        target = folder / Path(path).name
+        ds.save_as(target, enforce_file_format=True)
+        out.append(target)
+    return out

@@ -28,7 +28,14 @@ from medfuse.errors import (
 from medfuse.io import dicom as dicom_mod
 from medfuse.io.dicom import SeriesInfo, list_series, read_dicom_series
 from medfuse.volume import ras_to_lps
-from tests.io.dicom_fixtures import CANARY_FIELDS, expected_values, pet_tags_default, write_series
+from tests.io.dicom_fixtures import (
+    CANARY_FIELDS,
+    ENHANCED_SOP_CLASS,
+    archive_style_copy,
+    expected_values,
+    pet_tags_default,
+    write_series,
+)
 
 RNG_SEED = 20240102
 
@@ -585,6 +592,86 @@ def test_multiframe_and_mosaic_are_unsupported(tmp_path):
         _make_case(tmp_path / name, "axial", shape=(8, 8, 3), edit=edit)
         with pytest.raises(UnsupportedInputError, match=pattern):
             read_dicom_series(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("modality", "orientation", "frames", "shared"),
+    [
+        ("MR", "oblique", None, True),
+        ("MR", "sagittal", 1, True),
+        ("MR", "axial", 1, False),
+        ("CT", "reversed", None, True),
+    ],
+)
+def test_empty_functional_groups_read_as_the_classic_series(tmp_path, modality, orientation, frames, shared):
+    """Issue 11 item 7: classic single-frame files with EMPTY Per-frame/Shared functional group
+    sequences (as ADNI and other archives export them) are the classic series they are: same
+    array and affine as the classic twin, and the same geometry as SimpleITK's series reader."""
+    _, _, expected, paths = _make_case(tmp_path / "classic", orientation, modality=modality)
+    archive_style_copy(paths, tmp_path / "archive", number_of_frames=frames, shared=shared)
+    ds = pydicom.dcmread(next((tmp_path / "archive").glob("*.dcm")), stop_before_pixels=True)
+    assert "PerFrameFunctionalGroupsSequence" in ds and len(ds.PerFrameFunctionalGroupsSequence) == 0
+
+    classic = read_dicom_series(tmp_path / "classic")
+    archived = read_dicom_series(tmp_path / "archive")
+    np.testing.assert_allclose(archived.affine, classic.affine, atol=1e-4)
+    np.testing.assert_array_equal(archived.array, classic.array)
+    if orientation != "reversed":  # (reversed: sorted along the normal, k runs the other way)
+        np.testing.assert_allclose(archived.array, expected, rtol=1e-6, atol=1e-3)
+    assert archived.modality == modality and archived.meta["n_slices"] == len(paths)
+    assert [s.n_slices for s in list_series(tmp_path / "archive")] == [len(paths)]
+
+    img = _sitk_series(tmp_path / "archive")
+    ours_lps = ras_to_lps(archived.world_coordinates(_corners(archived.shape)))
+    theirs_lps = np.array(
+        [img.TransformContinuousIndexToPhysicalPoint(tuple(c)) for c in _corners(archived.shape)]
+    )
+    np.testing.assert_allclose(ours_lps, theirs_lps, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "case", ["enhanced_sop_class", "legacy_pet_sop_class", "non_empty_per_frame", "two_frames"]
+)
+def test_real_enhanced_or_multiframe_objects_are_still_refused(tmp_path, case):
+    """Only the *empty* functional groups of classic images are tolerated: an enhanced SOP class,
+    a non-empty per-frame sequence or NumberOfFrames > 1 is still refused, clearly."""
+
+    def edit(ds, k):
+        ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence([])
+        ds.SharedFunctionalGroupsSequence = pydicom.Sequence([])
+        if case == "enhanced_sop_class":
+            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ENHANCED_SOP_CLASS["MR"]
+        elif case == "legacy_pet_sop_class":
+            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ENHANCED_SOP_CLASS["PT_LEGACY"]
+        elif case == "non_empty_per_frame":
+            ds.NumberOfFrames = 1
+            ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence([pydicom.Dataset()])
+        else:
+            ds.NumberOfFrames = 2
+            ds.PixelData = ds.PixelData * 2
+
+    _make_case(tmp_path, "axial", shape=(8, 8, 3), modality="MR", edit=edit)
+    pattern = "an enhanced multi-frame object"
+    if case == "two_frames":
+        pattern = r"a multi-frame object with 2 frame\(s\)"
+    with pytest.raises(UnsupportedInputError, match=pattern) as err:
+        read_dicom_series(tmp_path)
+    assert str(tmp_path) in str(err.value) and "dcm2niix" in str(err.value)
+
+
+def test_4d_series_is_refused_as_4d_with_the_fix(tmp_path):
+    """A series holding several time points at the same positions is named 4D, never stacked."""
+    arr = np.arange(8 * 6 * 4, dtype=np.int16).reshape(8, 6, 4)
+    for t in range(3):
+        write_series(
+            tmp_path, arr + t, np.diag([-1.0, -1.0, 3.0, 1.0]), "MR", series_uid="1.2.3.4.5",
+            file_names=[f"t{t}_s{k}.dcm" for k in range(4)], tags={"NumberOfTemporalPositions": 3},
+        )
+    with pytest.raises(MissingSlicesError) as err:
+        read_dicom_series(tmp_path)
+    msg = str(err.value)
+    assert "4D" in msg and "12 images share 4 slice positions, 3 at each" in msg
+    assert "NumberOfTemporalPositions 3" in msg and "--frame N" in msg and "1.2.3.4.5" not in msg
 
 
 def test_too_large_is_refused_before_reading_pixels(tmp_path, monkeypatch):

@@ -1,0 +1,222 @@
+"""`medfuse fuse` and `medfuse register` as a user meets them: options checked before any work, every
+flag a message suggests exists on the command, per-input reading flags, inputs on one grid not
+registered, and a sidecar beside each output."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medfuse.cli import build_parser, main
+from medfuse.io import save_volume
+from medfuse.volume import Volume
+
+ROOT = Path(__file__).resolve().parents[1]
+#: flags of other programs that medfuse messages quote (converters)
+EXTERNAL_FLAGS = {"--raw"}
+
+
+class _Reached(Exception):
+    """Raised by a stand-in: the pipeline got as far as loading or registering."""
+
+
+def _commands() -> set[str]:
+    parser = build_parser()
+    return set(next(a for a in parser._actions if a.dest == "command").choices)
+
+
+def _options(command: str) -> set[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return {opt for action in sub.choices[command]._actions for opt in action.option_strings}
+
+
+def _strings(node):
+    """The string literals under ``node``, f-strings joined with ``{}`` for their fields."""
+    if isinstance(node, ast.JoinedStr):
+        yield "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        return
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node.value
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _strings(child)
+
+
+def _message_flags(paths, default: str) -> dict[tuple[str, str], set[str]]:
+    """``(command, --flag)`` named in the raise statements and calls (log lines) of these modules: the
+    command is the one the text names before the flag (```medfuse train --pair```), else ``default``."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.Raise, ast.Call)):
+                continue
+            for text in _strings(node):
+                # `medfuse CMD --flag ...` spans name flags of CMD; flags elsewhere are the default command's
+                for span in re.findall(r"`medfuse ([a-z][a-z-]*)([^`]*)`", text):
+                    if span[0] in _commands():
+                        for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", span[1]):
+                            found.setdefault((span[0], flag), set()).add(path.name)
+                rest = re.sub(r"`medfuse [^`]*`", "", text)
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", rest):
+                    found.setdefault((default, flag), set()).add(path.name)
+    return found
+
+
+def _modules(*names):
+    out = []
+    for name in names:
+        p = ROOT / "medfuse" / name
+        out += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    return out
+
+
+def test_every_flag_a_fuse_or_register_message_names_exists():
+    # what both commands read and check: input reading, modality, registration, output writing
+    for command in ("fuse", "register"):
+        named = _message_flags(_modules("io", "registration", "modality.py", "intensity", "pipeline.py"), command)
+        if command == "fuse":
+            named.update(_message_flags(_modules("fusion.py", "inference.py", "classical.py", "color.py"), command))
+        for (cmd, flag), where in named.items():
+            if flag in EXTERNAL_FLAGS:
+                continue
+            if cmd == "register" and flag in ("--no-register", "--register", "--method", "--weights", "--window",
+                                              "--device") and any(w == "pipeline.py" for w in where):
+                continue  # messages of the fusion steps of the pipeline, which `register` never reaches
+            assert flag in _options(cmd), f"{flag} (named in {sorted(where)}) does not exist on medfuse {cmd}"
+
+
+def test_per_input_flags_exist():
+    for command in ("fuse", "register"):
+        options = _options(command)
+        for name in ("series", "frame", "xform", "assume-orientation", "modality"):
+            assert f"--reference-{name}" in options and f"--moving-{name}" in options, (command, name)
+        for name in ("series", "frame", "xform", "assume-orientation"):
+            assert f"--{name}" in options
+        assert "--accept-registration" in options and "--registration" in options
+
+
+def _stop_loading(monkeypatch):
+    import medfuse.io
+
+    def reached(*args, **kwargs):
+        raise _Reached
+
+    monkeypatch.setattr(medfuse.io, "load_volume", reached)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--method", "average"], ["average", "mean"]),
+    (["--out", "{tmp}/fused.xyz"], [".xyz", "--out"]),
+    (["--out", "{tmp}/fused"], ["without extension", "--out"]),
+    (["--transform", "{tmp}/t.json"], ["--transform", ".tfm"]),
+    (["--window", "brian"], ["brain"]),
+    (["--window", "40,wide"], ["LEVEL,WIDTH"]),
+    (["--weights", "{tmp}/missing.pt"], ["missing.pt", "--weights"]),
+])
+def test_bad_options_fail_before_any_loading(tmp_path, capsys, monkeypatch, args, words):
+    _stop_loading(monkeypatch)
+    base = {"--reference": "{tmp}/t1.nii.gz", "--moving": "{tmp}/pet.nii.gz", "--out": "{tmp}/fused.nii.gz"}
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    argv = ["fuse"] + [v.replace("{tmp}", str(tmp_path)) for kv in base.items() for v in kv]
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert any(w in err for w in words), err
+
+
+def test_existing_output_fails_before_loading(tmp_path, capsys, monkeypatch):
+    _stop_loading(monkeypatch)
+    (tmp_path / "fused.json").write_text("{}")
+    code = main(["fuse", "--reference", "a.nii.gz", "--moving", "b.nii.gz", "--out", str(tmp_path / "fused.nii.gz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "fused.json exists already" in err and "--force" in err and "force=True" not in err
+
+
+def test_png_output_for_volumes_fails_before_registration(tmp_path, capsys, monkeypatch):
+    import medfuse.registration as reg
+
+    monkeypatch.setattr(reg, "register", lambda *a, **k: (_ for _ in ()).throw(_Reached()))
+    rng = np.random.default_rng(0)
+    save_volume(Volume(rng.random((20, 20, 20)) * 100, np.diag([2.0, 2, 2, 1]), "MR"), tmp_path / "t1.nii.gz")
+    save_volume(Volume(rng.random((20, 20, 20)) * 100, np.diag([3.0, 3, 3, 1]), "PT"), tmp_path / "pet.nii.gz")
+    code = main(["fuse", "--reference", str(tmp_path / "t1.nii.gz"), "--moving", str(tmp_path / "pet.nii.gz"),
+                 "--out", str(tmp_path / "fused.png")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "3D result cannot be written as .png" in err and "--out" in err
+
+
+def _series(folder, modality, uid, seed, number):
+    from tests.io.dicom_fixtures import write_series
+
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((12, 12, 6)) * 1000).astype(np.int16)
+    write_series(folder, arr, np.diag([2.0, 2.0, 3.0, 1.0]), modality=modality, series_uid=uid,
+                 series_number=number, file_names=[f"s{number}_{i}.dcm" for i in range(6)])
+
+
+def test_study_folder_with_two_series_fused_from_the_command_line(tmp_path, capsys):
+    study = tmp_path / "study"
+    _series(study, "MR", "1.2.3.4.1", 0, 1)
+    _series(study, "PT", "1.2.3.4.2", 1, 2)
+    out = tmp_path / "fused.nii.gz"
+    code = main(["fuse", "--reference", str(study), "--moving", str(study), "--out", str(out), "--method", "mean"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--reference-series" in err and "\n" not in err
+    from medfuse.io.dicom import list_series
+
+    found = {s.modality: s.opaque_id for s in list_series(study)}
+    assert set(found) == {"MR", "PT"}
+    code = main(["fuse", "--reference", str(study), "--moving", str(study), "--out", str(out), "--method", "mean",
+                 "--reference-series", found["MR"], "--moving-series", found["PT"], "--no-qc"])
+    assert code == 0, capsys.readouterr().err
+    side = json.loads((tmp_path / "fused.json").read_text())
+    assert side["inputs"]["reference"]["modality"] == "MR" and side["inputs"]["moving"]["modality"] == "PT"
+    assert side["inputs"]["moving"]["modality_source"] == "dicom"
+    # same grid, same world: taken as aligned, and the sidecar says so
+    assert side["registration"]["registered"] is False and "one grid" in side["registration"]["reason"]
+
+
+def test_sidecar_and_descrip(tmp_path):
+    rng = np.random.default_rng(0)
+    aff = np.diag([2.0, 2, 2, 1])
+    aff[:3, 3] = [-20, -20, -20]
+    head = np.zeros((20, 20, 20), np.float32)
+    head[4:16, 4:16, 4:16] = 100 + 10 * rng.random((12, 12, 12))
+    save_volume(Volume(head, aff, "MR"), tmp_path / "t1.nii.gz")
+    save_volume(Volume(head[::-1] * 2, aff, "PT"), tmp_path / "pet.nii.gz")
+    out = tmp_path / "out" / "fused.nii.gz"
+    assert main(["fuse", "--reference", str(tmp_path / "t1.nii.gz"), "--moving", str(tmp_path / "pet.nii.gz"),
+                 "--out", str(out), "--no-qc"]) == 0
+    side = json.loads((tmp_path / "out" / "fused.json").read_text())
+    assert side["command"] == "fuse" and side["medfuse_version"]
+    assert side["method"] == "light" and len(side["weights"]["sha256"]) == 64
+    assert side["weights"]["file"] == "pet_mri_light.pt"
+    assert side["inputs"]["moving"]["normalization"]["method"] in ("percentile", "suv")
+    assert side["inputs"]["reference"]["modality_source"] == "file name"
+    assert side["slice_plane"]["slice_axis"] == 2 and side["slice_plane"]["reference_orientation"] == "RAS"
+    text = json.dumps(side)
+    assert str(tmp_path) not in text  # no input paths (they may hold patient names)
+    img = nib.load(str(out))
+    assert img.header["descrip"].tobytes().rstrip(b"\0").decode() == "medfuse 0.1.0 fused light"
+    np.testing.assert_allclose(img.affine, aff, atol=1e-5)
+
+
+@pytest.mark.real
+def test_brats_case_is_not_registered_again(real_dir, tmp_path, capsys):
+    case = real_dir / "brats" / "TCGA-FG-6692"
+    t1ce, flair = sorted(case.glob("*_t1ce.nii.gz"))[0], sorted(case.glob("*_flair.nii.gz"))[0]
+    out = tmp_path / "fused.nii.gz"
+    assert main(["fuse", "--reference", str(t1ce), "--moving", str(flair), "--out", str(out), "--method", "mean"]) == 0
+    side = json.loads((tmp_path / "fused.json").read_text())
+    assert side["registration"]["registered"] is False and "--register" in side["registration"]["reason"]
+    fused = nib.load(str(out))
+    np.testing.assert_allclose(fused.affine, nib.load(str(t1ce)).affine, atol=1e-4)
+    assert (tmp_path / "fused_qc.png").is_file()
