@@ -101,7 +101,7 @@ def _choose_affine(path: Path, img, xform: str | None, assume_orientation: str |
         if gap > half_voxel:
             raise AmbiguousGeometryError(
                 f"{path}: the sform and qform place the image up to {gap:.2f} mm apart (nibabel uses the "
-                "sform, ITK the qform); choose one with --xform sform|qform (xform=...)"
+                "sform, ITK the qform); choose one with --xform sform|qform"
             )
         return sform
     if sform is not None:
@@ -170,7 +170,7 @@ def read_nifti(
     if len(shape) > 4 or (len(shape) == 4 and frame is None and shape[3] > 1):
         raise UnsupportedInputError(
             f"{path}: {len(shape)}D image of shape {shape}; medfuse fuses 3D volumes. Pick a time frame with "
-            "--frame N (frame=N), or sum or average the frames first"
+            "--frame N, or sum or average the frames first"
         )
     if frame is not None and (len(shape) < 4 or not 0 <= frame < shape[3]):
         raise UnsupportedInputError(f"{path}: frame {frame} does not exist (image shape {shape})")
