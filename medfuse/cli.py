@@ -105,8 +105,19 @@ def _add_fuse(sub) -> None:
     p.add_argument("--transform", default=None, help="also write the registration transform here (.tfm)")
     p.add_argument("--window", default=None, help="CT window preset (brain, subdural, bone, soft_tissue) or LEVEL,WIDTH")
     _add_input_options(p)
+    _add_colormap(p)
+    p.add_argument("--no-quantitative", action="store_true",
+                   help="do not write the moving scan on the reference grid in its own units (SUV, Bq/mL, HU...; "
+                        "<out>_moving.nii.gz by default, units in the sidecar)")
     p.add_argument("--no-qc", action="store_true", help="do not write the QC picture")
     p.set_defaults(func=_run_fuse)
+
+
+def _add_colormap(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--colormap", default=None, metavar="NAME",
+                   help="colour map of PET/SPECT volumes, whose fused result is an RGB volume: aanlib_pet (PET "
+                        "default), aanlib_spect (SPECT default), hot_iron, hot_yellow, rainbow, viridis, or gray "
+                        "for a grey result; CT and MR are always grey")
 
 
 def _parse_window(text: str | None):
@@ -130,7 +141,8 @@ def _run_fuse(args) -> int:
         transform_out=args.transform, weights=args.weights, window=_parse_window(args.window), device=args.device,
         reference_modality=args.reference_modality, moving_modality=args.moving_modality,
         reference_options=_input_options(args, "reference"), moving_options=_input_options(args, "moving"),
-        accept_registration=args.accept_registration,
+        accept_registration=args.accept_registration, colormap=args.colormap,
+        quantitative=not args.no_quantitative,
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -203,6 +215,7 @@ def _add_demo(sub) -> None:
     p.add_argument("--modality", default="pet", choices=["ct", "pet", "spect", "t2"], help="second scan (default pet)")
     p.add_argument("--method", default=None, help="fusion method (default: the shipped network for the pair)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    _add_colormap(p)
     p.add_argument("--force", action="store_true", help="overwrite an earlier demo output")
     p.set_defaults(func=_run_demo)
 
@@ -210,7 +223,8 @@ def _add_demo(sub) -> None:
 def _run_demo(args) -> int:
     from medfuse.demo import run_demo
 
-    written = run_demo(args.out, modality=args.modality, method=args.method, seed=args.seed, force=args.force)
+    written = run_demo(args.out, modality=args.modality, method=args.method, seed=args.seed, force=args.force,
+                       colormap=args.colormap)
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return 0

@@ -18,12 +18,14 @@ def run_demo(
     method: str | None = None,
     seed: int = 0,
     force: bool = False,
+    colormap: str | None = None,
 ) -> dict[str, Path]:
     """Make a phantom MRI and a misaligned PET (or CT/SPECT) on its own grid, write both as NIfTI,
-    then register, normalize, fuse and write the fused volume, the transform and a QC picture.
+    then register, normalize, fuse and write the fused volume (RGB for PET/SPECT, through ``colormap``),
+    the moving scan on the MRI grid in its units (``fused_moving.nii.gz``), the transform and a QC picture.
 
     Returns:
-        ``{"reference", "moving", "fused", "sidecar", "qc", "transform"}`` -> written paths.
+        ``{"reference", "moving", "fused", "quantitative", "sidecar", "qc", "transform"}`` -> written paths.
     """
     from medfuse.io import check_output, save_volume
     from medfuse.phantom import make_case
@@ -34,6 +36,7 @@ def run_demo(
         "reference": out / "mri.nii.gz",
         "moving": out / f"{modality}.nii.gz",
         "fused": out / "fused.nii.gz",
+        "quantitative": out / "fused_moving.nii.gz",
         "sidecar": out / "fused.json",
         "qc": out / "fused_qc.png",
         "transform": out / f"{modality}_to_mri.tfm",
@@ -46,5 +49,6 @@ def run_demo(
     written = fuse_files(
         paths["reference"], paths["moving"], paths["fused"], method, force=force, qc=paths["qc"],
         transform_out=paths["transform"], reference_modality="MR", moving_modality=case.moving.modality,
+        colormap=colormap,
     )
     return {**{k: paths[k] for k in ("reference", "moving")}, **written}

@@ -9,6 +9,13 @@ every option and output path before any work, reading, writing, the JSON sidecar
 picture (the CLI and the demo call them). The fused result always has the reference's grid and
 affine.
 
+PET and SPECT volumes are fused in colour: the normalized moving scan goes through a colour map
+(:mod:`medfuse.color`; the AANLIB tables the networks were trained with by default), its
+luminance is fused with the reference and its chroma kept (the same path as 2D AANLIB colour
+slices), and the result is an RGB volume. CT-MRI and MR-MR stay grey. :func:`fuse_files` also
+writes, by default, the moving scan on the reference grid in its own units (SUV, Bq/mL, HU, ...;
+``<out stem>_moving<ext>``), so the display image is never the only output.
+
 Registration is skipped when the inputs already share one grid (same shape and affine within
 1e-4 mm) or one DICOM frame of reference, unless ``register=True``; the sidecar says so.
 """
@@ -38,6 +45,8 @@ __all__ = [
     "check_fusion_options",
     "load_inputs",
     "SLICE_SUFFIXES",
+    "quantity_units",
+    "quantitative_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +72,12 @@ class FusionResult:
         alignment: how the moving scan was put on the reference grid, in words and figures (for the
             sidecar): ``{"registered": bool, "reason": ...}`` plus the registration summary.
         weights: the network checkpoint used (None for classical methods).
+        quantitative: 3D only: the moving scan on the reference grid in its own units (float32,
+            reference affine): the registration's resampled scan, in SUV when the PET metadata allow
+            it; ``meta["units"]`` names the units. None for 2D slices.
+        colour: for colour fusion, ``{"colormap", "range", "units", "rule"}``: which colour map the
+            normalized moving scan went through and which of its values map to the ends of the map;
+            None when the result is grey.
     """
 
     fused: Volume
@@ -73,6 +88,8 @@ class FusionResult:
     timings: dict[str, float] = field(default_factory=dict)
     alignment: dict[str, Any] = field(default_factory=dict)
     weights: Path | None = None
+    quantitative: Volume | None = None
+    colour: dict[str, Any] | None = None
 
 
 def default_method(moving: Volume) -> str:
@@ -246,6 +263,20 @@ def prepare_pair(
         ``(reference_normalized, moving_normalized_on_reference_grid, registration_or_None, timings)``;
         ``moving_normalized.meta["alignment"]`` says whether and how it was registered.
     """
+    return _prepare_pair(reference, moving, register=register, registration_type=registration_type, window=window,
+                         accept_registration=accept_registration)[:4]
+
+
+def _prepare_pair(
+    reference: Volume,
+    moving: Volume,
+    *,
+    register: bool | None = None,
+    registration_type: str = "rigid",
+    window=None,
+    accept_registration: bool = False,
+) -> tuple[Volume, Volume, object | None, dict[str, float], Volume]:
+    """:func:`prepare_pair`, plus the moving scan on the reference grid before normalization (its own units)."""
     from medfuse.modality import require_modality
 
     require_modality(reference, "--reference-modality")
@@ -293,7 +324,7 @@ def prepare_pair(
     mov_n = normalize(aligned, window=window)
     mov_n.meta["alignment"] = alignment
     timings["normalize"] = time.perf_counter() - t0
-    return ref_n, mov_n, result, timings
+    return ref_n, mov_n, result, timings, aligned
 
 
 def fuse_volumes(
@@ -307,6 +338,7 @@ def fuse_volumes(
     window=None,
     device: str = "cpu",
     accept_registration: bool = False,
+    colormap: str | None = None,
 ) -> FusionResult:
     """Fuse ``moving`` into ``reference``'s geometry.
 
@@ -318,20 +350,28 @@ def fuse_volumes(
         register, registration_type, window, accept_registration: see :func:`prepare_pair`.
         weights: network checkpoint (default: the shipped weights of the pair).
         device: torch device for networks.
+        colormap: 3D PET/SPECT: the colour map the normalized moving scan goes through before its
+            luminance is fused (:data:`medfuse.color.COLORMAPS`; default ``aanlib_pet`` for PET,
+            ``aanlib_spect`` for SPECT, the tables the networks were trained with); ``"gray"`` fuses
+            in grey. Ignored for CT and MR (always grey) and for 2D colour slices (their own colours).
 
     Returns:
-        A :class:`FusionResult`; ``result.fused.affine`` equals ``reference.affine``.
+        A :class:`FusionResult`; ``result.fused.affine`` equals ``reference.affine``. For colour
+        fusion ``result.fused.rgb`` holds the RGB volume (0..255) and ``result.fused.array`` its
+        luminance in [0, 1]; ``result.quantitative`` is the moving scan on the reference grid in its units.
 
     Raises:
         UnknownModalityError: an input's modality is unknown.
+        OptionError: an unknown colour map.
     """
-    from medfuse.color import merge_luminance, split_luminance
+    from medfuse.color import apply_colormap, fuse_in_colour
     from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality
     from medfuse.modality import require_modality
 
     require_modality(moving, "--moving-modality")
     method = method or default_method(moving)
-    ref_n, mov_n, reg_result, timings = prepare_pair(
+    colour_map = _colormap_for(moving, colormap) if moving.ndim == 3 and moving.rgb is None else None
+    ref_n, mov_n, reg_result, timings, aligned = _prepare_pair(
         reference, moving, register=register, registration_type=registration_type, window=window,
         accept_registration=accept_registration,
     )
@@ -341,27 +381,99 @@ def fuse_volumes(
         from medfuse.inference import shipped_weights_path
 
         weights_used = Path(weights) if weights is not None else shipped_weights_path(method, pair)
+
+    def fuse(moving01: np.ndarray) -> np.ndarray:
+        return fuse_arrays(ref_n.array, moving01, method, weights=None if weights is None else str(weights),
+                           pair=pair, device=device, affine=reference.affine)
+
     t0 = time.perf_counter()
-    fused = fuse_arrays(
-        ref_n.array, mov_n.array, method, weights=None if weights is None else str(weights),
-        pair=pair, device=device, affine=reference.affine,
-    )
+    rgb = colour = None
+    if mov_n.rgb is not None:  # a colour input (AANLIB slice): fused luminance with its own chroma
+        fused, rgb = fuse_in_colour(mov_n.rgb, fuse)
+    elif colour_map is not None:  # PET/SPECT volume: through the colour map, then the same path
+        colour = _colour_record(mov_n, colour_map)
+        fused, rgb = fuse_in_colour(apply_colormap(mov_n.array, colour_map), fuse)
+    else:
+        fused = fuse(mov_n.array)
     timings["fuse"] = time.perf_counter() - t0
     from medfuse import __version__
 
     meta = {"fusion_method": method, "format": reference.meta.get("format"),
-            "medfuse_description": f"medfuse {__version__} fused {method}"}
+            "medfuse_description": f"medfuse {__version__} fused {method}" + (f" {colour_map}" if colour else "")}
+    if colour is not None:
+        meta["colour"] = colour
     if reference.ndim == 2:
-        rgb = None
-        if moving.rgb is not None:  # fused luminance with the functional image's chroma
-            _, cb, cr = split_luminance(moving.rgb)
-            rgb = merge_luminance(255.0 * fused, cb, cr).astype(np.float32)
         out = Volume(255.0 * fused, reference.affine, modality=reference.modality, meta=meta, rgb=rgb)
     else:
-        out = Volume(fused, reference.affine, modality=reference.modality, meta=meta)
+        out = Volume(fused, reference.affine, modality=reference.modality, meta=meta, rgb=rgb)
+    quantitative = _quantitative(aligned, mov_n, reference) if reference.ndim == 3 else None
     log.debug("fused with %s in %.2f s (register %.2f s)", method, sum(timings.values()), timings["register"])
     return FusionResult(out, ref_n, mov_n, method, reg_result, timings, dict(mov_n.meta.get("alignment", {})),
-                        weights_used)
+                        weights_used, quantitative, colour)
+
+
+#: names that ask for grey fusion of a PET/SPECT volume
+_GRAY = ("gray", "grey", "none", "off")
+
+
+def _colormap_for(moving: Volume, colormap: str | None) -> str | None:
+    """The colour map a 3D moving scan is shown in: None for CT/MR or when grey is asked for."""
+    from medfuse.color import colormap_name, default_colormap
+
+    default = default_colormap(moving.modality)
+    if colormap is not None and str(colormap).strip().lower() in _GRAY:
+        return None
+    if colormap is not None:
+        name = colormap_name(colormap)  # checked even when unused, so a typo is never silent
+        return name if default is not None else None
+    return default
+
+
+def quantity_units(moving: Volume, normalized: Volume | None = None) -> str:
+    """The units of a moving scan's values (``SUVbw`` when SUV is computed, else what is known)."""
+    record = (normalized.meta.get("normalization") or {}) if normalized is not None else {}
+    if record.get("method") == "suv":
+        return "SUVbw"
+    code = str(moving.modality or "").upper()
+    stored = str(moving.meta.get("units") or (moving.meta.get("pet") or {}).get("units") or "").strip()
+    known = {"BQML": "Bq/mL", "CNTS": "counts", "GML": "SUVbw", "HU": "HU", "SUVBW": "SUVbw"}
+    if stored.upper() in known:
+        return known[stored.upper()]
+    if code == "CT" and record.get("method") == "ct_window":
+        return "HU"
+    if code == "MR":
+        return "MR signal (arbitrary units, as stored)"
+    return stored or "as stored in the input (units not recorded in the file)"
+
+
+def _quantitative(aligned: Volume, mov_n: Volume, reference: Volume) -> Volume:
+    """The moving scan on the reference grid in its own units (SUV when the normalization computed it)."""
+    record = mov_n.meta.get("normalization") or {}
+    values = np.asarray(aligned.array, dtype=np.float32)
+    if record.get("method") == "suv":
+        values = (values.astype(np.float64) * float(record["suv_factor"])).astype(np.float32)
+    units = quantity_units(aligned, mov_n)
+    from medfuse import __version__
+
+    meta = {"units": units, "medfuse_description": f"medfuse {__version__} {aligned.modality} on reference grid, {units}"}
+    return Volume(values, reference.affine, modality=aligned.modality, meta=meta)
+
+
+def _colour_record(mov_n: Volume, colour_map: str) -> dict[str, Any]:
+    """Which colour map and which values of the moving scan map to its two ends (for the sidecar)."""
+    record = mov_n.meta.get("normalization") or {}
+    if record.get("method") == "suv":
+        lo, hi = record["suv_window"]
+        units, rule = "SUVbw", "SUV 0 to the 99.5th percentile of SUV inside the head mask (or the --window given)"
+    else:
+        lo, hi = record.get("lo"), record.get("hi")
+        units = quantity_units(mov_n, mov_n)
+        pct = record.get("percentiles")
+        rule = (f"percentiles {pct[0]:g} to {pct[1]:g} of the voxels inside the head mask" if pct else
+                f"normalization '{record.get('method')}'")
+        if "suv_unavailable" in record:
+            rule += f" (no SUV: {record['suv_unavailable']})"
+    return {"colormap": colour_map, "range": [float(lo), float(hi)], "units": units, "rule": rule}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -386,6 +498,15 @@ def _provenance(command: str, **parts: Any) -> dict[str, Any]:
     return {"medfuse_version": __version__, "command": command, "python": platform.python_version(), **parts}
 
 
+def quantitative_path(out: str | os.PathLike) -> Path:
+    """Where :func:`fuse_files` writes the moving scan in its units: ``<out stem>_moving<same extension>``."""
+    from medfuse.io.atomic import full_suffix
+
+    out = Path(out)
+    suffix = full_suffix(out)
+    return out.with_name(out.name[: -len(suffix)] + "_moving" + suffix)
+
+
 def fuse_files(
     reference: str | os.PathLike,
     moving: str | os.PathLike,
@@ -406,6 +527,8 @@ def fuse_files(
     moving_options: dict[str, Any] | None = None,
     accept_registration: bool = False,
     sidecar: bool = True,
+    colormap: str | None = None,
+    quantitative: str | os.PathLike | bool | None = True,
 ) -> dict[str, Path]:
     """Read two scans, fuse them and write the result, its sidecar and a QC picture.
 
@@ -422,14 +545,26 @@ def fuse_files(
         reference_options, moving_options: more :func:`~medfuse.io.load_volume` options per input
             (``series``, ``frame``, ``xform``, ``assume_orientation``).
         sidecar: write ``<out stem>.json`` (:mod:`medfuse.report.sidecar`).
+        colormap: colour map of PET/SPECT volumes (see :func:`fuse_volumes`); the fused PET/SPECT
+            volume is then an RGB image (NIfTI RGB24, NRRD/MHA 3-component vector).
+        quantitative: 3D: True (default) writes the moving scan on the reference grid in its own
+            units (SUV, Bq/mL, HU...; float32, reference affine) as :func:`quantitative_path`; a path
+            writes it there; False/None: not written. Its units are in the sidecar.
         The rest as in :func:`fuse_volumes`.
 
     Returns:
-        ``{"fused": path, "sidecar": path, "qc": path, "transform": path}`` for what was written.
+        ``{"fused", "quantitative", "transform", "qc", "sidecar"}`` -> paths, for what was written.
     """
     from medfuse.io import save_volume
     from medfuse.io.atomic import full_suffix
-    from medfuse.report.sidecar import file_sha256, sidecar_path, volume_record, write_sidecar
+    from medfuse.report.sidecar import (
+        file_sha256,
+        fused_image_record,
+        quantitative_record,
+        sidecar_path,
+        volume_record,
+        write_sidecar,
+    )
 
     out = Path(out)
     qc_path = None
@@ -437,9 +572,24 @@ def fuse_files(
         qc_path = out.with_name(out.name[: -len(full_suffix(out))] + "_qc.png")
     elif qc:
         qc_path = Path(qc)
+    quant_path = None
+    if quantitative is True and full_suffix(out) not in SLICE_SUFFIXES:
+        quant_path = quantitative_path(out)
+    elif quantitative and quantitative is not True:
+        quant_path = Path(quantitative)
+        from medfuse.io import VOLUME_SUFFIXES
+
+        if full_suffix(quant_path) not in VOLUME_SUFFIXES:
+            raise UnsupportedInputError(f"{quant_path}: the quantitative volume is written as "
+                                        f"{', '.join(VOLUME_SUFFIXES)}; give it such a name")
+    if colormap is not None and str(colormap).strip().lower() not in _GRAY:
+        from medfuse.color import colormap_name
+
+        colormap = colormap_name(colormap)
     checked = check_fusion_options(
         out=out, method=method, weights=weights, window=window, device=device, registration_type=registration_type,
-        transform_out=transform_out, extra_outputs=(qc_path, sidecar_path(out) if sidecar else None), force=force,
+        transform_out=transform_out, extra_outputs=(qc_path, sidecar_path(out) if sidecar else None, quant_path),
+        force=force,
     )
     ref, mov = load_inputs(
         reference, moving,
@@ -451,9 +601,11 @@ def fuse_files(
         log.info("2D slices written to %s as a one-slice volume (values 0..255)", out.name)
     result = fuse_volumes(
         ref, mov, checked["method"], register=register, registration_type=registration_type, weights=weights,
-        window=window, device=device, accept_registration=accept_registration,
+        window=window, device=device, accept_registration=accept_registration, colormap=colormap,
     )
     written = {"fused": save_volume(result.fused, out, force=force)}
+    if quant_path is not None and result.quantitative is not None:
+        written["quantitative"] = save_volume(result.quantitative, quant_path, force=force)
     if transform_out is not None and result.registration is not None:
         from medfuse.registration import save_transform
 
@@ -479,6 +631,9 @@ def fuse_files(
             timings_s={k: round(v, 3) for k, v in result.timings.items()},
             outputs={k: Path(v).name for k, v in written.items()},
         )
+        record.update(fused_image_record(result.fused, result.colour))
+        if "quantitative" in written:
+            record["quantitative"] = quantitative_record(result.quantitative, written["quantitative"])
         written["sidecar"] = write_sidecar(out, record, force=force)
     return written
 

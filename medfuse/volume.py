@@ -5,9 +5,10 @@ A :class:`Volume` holds a float32 array, a 4x4 voxel-to-world affine in **RAS** 
 metadata. 3D arrays are indexed ``(i, j, k)`` exactly as nibabel indexes them; 2D slices are
 ``(row, col)`` with the affine acting on ``(row, col, 0)``.
 
-Colour slices (AANLIB pseudo-colour PET/SPECT) keep their RGB in ``rgb`` (``(H, W, 3)``, 0..255)
-and their luminance (Y of YCbCr) in ``array``, so every step downstream works on one intensity
-channel and :mod:`medfuse.color` can put the chroma back after fusion.
+Colour images keep their RGB in ``rgb`` (float32 on 0..255: ``(H, W, 3)`` for colour slices such as
+AANLIB pseudo-colour PET/SPECT, ``(X, Y, Z, 3)`` for colour volumes such as a fused PET/SPECT) and
+their luminance in ``array`` (Y of YCbCr), so every step downstream works on one intensity channel
+and :mod:`medfuse.color` can put the chroma back after fusion.
 
 ITK, SimpleITK and DICOM describe the same world in **LPS**; :func:`ras_to_lps` /
 :func:`lps_to_ras` convert explicitly (x and y change sign) and nothing else in medfuse flips axes.
@@ -184,7 +185,9 @@ class Volume:
         modality: ``"MR"``, ``"CT"``, ``"PT"``, ``"NM"`` (SPECT), or ``None`` when unknown.
         meta: non-identifying metadata (source format, PET SUV inputs, opaque series id, ...).
         source: the path it was read from (for messages only; may be empty).
-        rgb: for colour slices, ``(H, W, 3)`` float32 RGB on 0..255; ``array`` is then its Y.
+        rgb: for colour images, ``array.shape + (3,)`` float32 RGB on 0..255 (``(H, W, 3)`` slices,
+            ``(X, Y, Z, 3)`` volumes); ``array`` is then its luminance (Y, on the scale the producer
+            documents: 0..255 for slices read from files, [0, 1] for fused volumes).
     """
 
     array: np.ndarray
@@ -201,6 +204,11 @@ class Volume:
             raise ValueError(f"affine must be 4x4, got shape {self.affine.shape}")
         if self.array.ndim not in (2, 3):
             raise ValueError(f"Volume array must be 2D or 3D (spatial only), got shape {self.array.shape}")
+        if self.rgb is not None:
+            self.rgb = np.asarray(self.rgb, dtype=np.float32)
+            if self.rgb.shape != (*self.array.shape, 3):
+                raise ValueError(f"Volume rgb must have shape {(*self.array.shape, 3)} (array shape + 3 channels), "
+                                 f"got {self.rgb.shape}")
 
     @property
     def ndim(self) -> int:

@@ -205,7 +205,7 @@ def test_sidecar_and_descrip(tmp_path):
     text = json.dumps(side)
     assert str(tmp_path) not in text  # no input paths (they may hold patient names)
     img = nib.load(str(out))
-    assert img.header["descrip"].tobytes().rstrip(b"\0").decode() == "medfuse 0.1.0 fused light"
+    assert img.header["descrip"].tobytes().rstrip(b"\0").decode() == "medfuse 0.1.0 fused light aanlib_pet"
     np.testing.assert_allclose(img.affine, aff, atol=1e-5)
 
 

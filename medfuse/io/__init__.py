@@ -140,6 +140,9 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False)
 
     ``.nii``/``.nii.gz`` (NIfTI-1, sform = qform = the affine), ``.nrrd``/``.mha`` (SimpleITK,
     LPS header), ``.png``/``.tif``/``.bmp`` (2D only). Refuses to overwrite unless ``force``.
+    A colour volume (``volume.rgb`` set: a fused PET/SPECT, 2D or 3D) is written in colour: NIfTI
+    datatype RGB24 (:func:`medfuse.io.nifti.write_nifti`), a 3-component uint8 vector image in
+    NRRD/MHA (:func:`medfuse.io.itkfile.write_itk`), an RGB PNG.
 
     Raises:
         OutputExistsError: the file exists and ``force`` is false.
@@ -147,7 +150,7 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False)
         NonFiniteError: the volume holds NaN/Inf (never written silently).
     """
     path = Path(path)
-    if not np.isfinite(volume.array).all():
+    if not np.isfinite(volume.array).all() or (volume.rgb is not None and not np.isfinite(volume.rgb).all()):
         raise NonFiniteError(f"{path}: refusing to write an image with NaN/Inf voxels")
     suffix = full_suffix(path)
     if suffix in NIFTI_SUFFIXES:

@@ -43,9 +43,10 @@ def read_itk(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
     if n_bytes > max_image_bytes():
         raise TooLargeError(f"{path}: image of size {size} needs {n_bytes / 1024**3:.1f} GiB, above the limit; "
                             "crop or downsample it, or raise MEDFUSE_MAX_BYTES")
-    if reader.GetNumberOfComponents() != 1:
+    colour = reader.GetNumberOfComponents() == 3 and reader.GetPixelID() in (sitk.sitkVectorUInt8, sitk.sitkUInt8)
+    if reader.GetNumberOfComponents() != 1 and not colour:
         raise UnsupportedInputError(f"{path}: {reader.GetNumberOfComponents()} components per voxel; medfuse reads "
-                                    "scalar volumes (split the channels first)")
+                                    "scalar volumes and 3-component uint8 (RGB) volumes (split the channels first)")
     if len(size) == 4 and size[3] > 1 and frame is None:
         raise UnsupportedInputError(f"{path}: 4D image of size {size}; pick a frame with --frame N")
     if len(size) not in (2, 3, 4):
@@ -59,16 +60,57 @@ def read_itk(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
         extractor.SetSize([*size[:3], 0])
         extractor.SetIndex([0, 0, 0, frame or 0])
         image = extractor.Execute(image)
+    if colour:
+        return _colour_volume(path, image)
     return from_sitk(image, source=str(path), meta={"format": path.suffix.lower().lstrip(".")})
 
 
+def _colour_volume(path: Path, image) -> Volume:
+    """A 3-component uint8 image as a colour Volume: ``rgb`` 0..255, ``array`` its luminance Y / 255."""
+    import SimpleITK as sitk
+
+    from medfuse.color import split_luminance
+    from medfuse.volume import affine_from_lps
+
+    arr = sitk.GetArrayFromImage(image)  # (z, y, x, 3) or (y, x, 3)
+    rgb = np.ascontiguousarray(np.moveaxis(arr, -1, 0).T, dtype=np.float32)  # (x, y, z, 3)
+    affine = affine_from_lps(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+    y = split_luminance(rgb)[0] / 255.0
+    return Volume(y, affine, meta={"format": path.suffix.lower().lstrip("."), "value_max": 1.0, "colour": "RGB"},
+                  source=str(path), rgb=rgb)
+
+
+def _vector_image(volume: Volume):
+    """``volume.rgb`` as a 3-component ``VectorUInt8`` SimpleITK image with the volume's LPS geometry."""
+    import SimpleITK as sitk
+
+    from medfuse.volume import lps_from_affine
+
+    rgb = np.clip(np.rint(volume.rgb), 0, 255).astype(np.uint8)
+    spatial = tuple(range(volume.ndim))[::-1]
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(rgb, (*spatial, volume.ndim))), isVector=True)
+    origin, spacing, direction = lps_from_affine(volume.affine, ndim=volume.ndim)
+    image.SetOrigin(origin)
+    image.SetSpacing(spacing)
+    image.SetDirection(direction)
+    return image
+
+
 def write_itk(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write ``volume`` (float32) to a NRRD / MetaImage file, compressed, with its LPS geometry."""
+    """Write ``volume`` to a NRRD / MetaImage file, compressed, with its LPS geometry.
+
+    A grey volume is written as float32; a colour volume (``volume.rgb`` set) as a 3-component
+    ``VectorUInt8`` image (R, G, B per voxel; NRRD ``kinds: ... vector``), which 3D Slicer opens as a
+    colour vector volume and SimpleITK/ITK read as a 3-component vector image.
+    """
     import SimpleITK as sitk
 
     if Path(path).suffix.lower() in (".nhdr", ".mhd"):
         raise UnsupportedInputError(f"{path}: detached-header formats are not written; use .nrrd or .mha")
-    image = to_sitk(volume, np.asarray(volume.array, dtype=np.float32))
+    if volume.rgb is not None:
+        image = _vector_image(volume)
+    else:
+        image = to_sitk(volume, np.asarray(volume.array, dtype=np.float32))
     with atomic_output(path, force) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
     return Path(path)

@@ -25,7 +25,10 @@ from medfuse.errors import AmbiguousGeometryError, CorruptFileError, TooLargeErr
 from medfuse.io.atomic import atomic_output
 from medfuse.volume import Volume
 
-__all__ = ["read_nifti", "write_nifti", "axcodes_affine", "max_image_bytes"]
+__all__ = ["read_nifti", "write_nifti", "axcodes_affine", "max_image_bytes", "RGB24"]
+
+#: nibabel's dtype of NIfTI-1 ``DT_RGB24`` (datatype code 128): one voxel = three uint8 fields R, G, B
+RGB24 = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +195,31 @@ def read_nifti(
     data = data.reshape(shape)
     if len(shape) == 4:
         data = data[..., frame if frame is not None else 0]
+    if data.dtype.names is not None:  # RGB24 / RGBA32: a colour volume
+        return _colour_volume(path, data, affine)
     data = np.asarray(data, dtype=np.float32)
     return Volume(data, affine, meta={"format": "nifti"}, source=str(path))
 
 
+def _colour_volume(path: Path, data: np.ndarray, affine: np.ndarray) -> Volume:
+    """A colour NIfTI (RGB24, RGBA32) as a Volume: ``rgb`` 0..255 and ``array`` its luminance Y / 255."""
+    from medfuse.color import split_luminance
+
+    if not {"R", "G", "B"} <= set(data.dtype.names):
+        raise UnsupportedInputError(f"{path}: voxels of type {data.dtype} are not RGB; medfuse reads scalar or RGB NIfTI")
+    rgb = np.stack([data["R"], data["G"], data["B"]], axis=-1).astype(np.float32)
+    y = split_luminance(rgb)[0] / 255.0
+    return Volume(y, affine, meta={"format": "nifti", "value_max": 1.0, "colour": "RGB24"}, source=str(path), rgb=rgb)
+
+
 def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write ``volume`` as NIfTI-1 (float32) with sform and qform both set to its affine (code 1).
+    """Write ``volume`` as NIfTI-1 with sform and qform both set to its affine (code 1).
+
+    A grey volume is written as float32. A colour volume (``volume.rgb`` set, e.g. a fused PET/SPECT)
+    is written as NIfTI-1 datatype ``DT_RGB24`` (code 128, 24 bits per voxel, interleaved R, G, B
+    uint8; nibabel's structured dtype :data:`RGB24`) with the same geometry: nibabel reads it back
+    as that structured dtype, SimpleITK/ITK as a 3-component ``VectorUInt8`` image, and 3D Slicer
+    and ITK-SNAP open it as a colour (RGB) volume. No intensity scaling is stored for it.
 
     The header's ``descrip`` holds only medfuse's own words (``meta["medfuse_description"]``, e.g.
     "medfuse 0.1.0 fused light"), never text from a source file; ``aux_file`` is empty and no extensions
@@ -205,8 +227,17 @@ def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False)
     """
     import nibabel as nib
 
-    data = volume.array if volume.ndim == 3 else volume.array[..., None]
-    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), volume.affine)
+    if volume.rgb is not None:
+        rgb = np.clip(np.rint(volume.rgb), 0, 255).astype(np.uint8)
+        if volume.ndim == 2:
+            rgb = rgb[:, :, None, :]
+        data = np.empty(rgb.shape[:3], dtype=RGB24)
+        for c, name in enumerate("RGB"):
+            data[name] = rgb[..., c]
+    else:
+        data = volume.array if volume.ndim == 3 else volume.array[..., None]
+        data = np.asarray(data, dtype=np.float32)
+    img = nib.Nifti1Image(data, volume.affine)
     img.set_sform(volume.affine, code=1)
     img.set_qform(volume.affine, code=1)
     descrip = str(volume.meta.get("medfuse_description", ""))

@@ -1,9 +1,26 @@
-"""QC pictures: reference | moving | fused (| overlay) in three orthogonal planes.
+"""QC pictures: reference | moving | fused | overlay in three orthogonal planes.
 
 Drawn with Pillow only (no plotting library needed). Volumes are shown in the radiological
 convention after reorienting to the closest RAS axes: axial and coronal views have the patient's
 right on the viewer's left (marked ``R``), superior/anterior up; sagittal views have anterior on
 the left. Pixels are scaled so that millimetres are square.
+
+Columns (3D):
+
+- **reference**: the normalized reference, grey;
+- **moving**: the normalized moving scan on the reference grid, through the colour map the fusion
+  used for PET/SPECT (``result.colour``), grey otherwise;
+- **fused**: the fused image, in colour when it is an RGB volume;
+- **overlay**: the quantitative layer (``result.quantitative``, the moving scan in its own units)
+  over the reference, in :data:`OVERLAY_COLORMAP` (hot iron stopped at yellow, so the hottest values
+  stay distinct instead of turning white) between the median and the 99.9th percentile of its values
+  inside the head; values below are transparent, above are clipped, and a colour bar on the right
+  gives the range in the layer's units.
+
+The slices go through the most informative place, not the geometric centre: for PET/SPECT the
+moving scan's hottest region inside the head (maximum of the quantitative layer, unclipped, smoothed
+over ~2 voxels, inside the reference's head mask), otherwise the largest difference between the two normalized
+sources (smoothed over ~3 voxels, inside the head). :func:`informative_center` computes it.
 """
 
 from __future__ import annotations
@@ -15,9 +32,14 @@ import numpy as np
 
 from medfuse.volume import Volume
 
-__all__ = ["qc_figure", "save_qc_figure", "hot_colormap", "orthogonal_views"]
+__all__ = ["qc_figure", "save_qc_figure", "hot_colormap", "orthogonal_views", "informative_center",
+           "OVERLAY_COLORMAP", "OVERLAY_PERCENTILES"]
 
 PANEL = 220  # pixels of the longest side of one panel
+#: colour map of the quantitative overlay (ends in yellow, not white)
+OVERLAY_COLORMAP = "hot_yellow"
+#: the overlay's range: these percentiles of the quantitative layer inside the head
+OVERLAY_PERCENTILES = (50.0, 99.9)
 
 
 def hot_colormap(x: np.ndarray) -> np.ndarray:
@@ -28,7 +50,7 @@ def hot_colormap(x: np.ndarray) -> np.ndarray:
 
 
 def _canonical(volume: Volume, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``array`` (on ``volume``'s grid) with axes reordered/flipped to the closest RAS, and the spacing."""
+    """``array`` (on ``volume``'s grid, extra trailing axes allowed) reordered/flipped to the closest RAS, and the spacing."""
     import nibabel.orientations as nio
 
     ornt = nio.io_orientation(volume.affine)
@@ -38,8 +60,60 @@ def _canonical(volume: Volume, array: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return out, spacing
 
 
+def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.asarray(a, dtype=np.float32), sigma)
+
+
+def informative_center(reference: Volume, moving: Volume, functional: bool, mask: np.ndarray | None = None,
+                       values: np.ndarray | None = None) -> np.ndarray:
+    """The voxel index (on ``reference``'s grid) the QC slices go through.
+
+    Args:
+        reference, moving: the normalized sources on one grid ([0, 1]).
+        functional: PET/SPECT: the moving scan's hottest region; otherwise the largest difference.
+        mask: where to look (default: the reference's head mask).
+        values: the moving scan in its own units (not clipped at the top of a window), used to find
+            the hottest region when given.
+
+    Returns:
+        ``(i, j, k)`` int array.
+    """
+    from medfuse.intensity.mask import head_mask
+
+    if mask is None:
+        try:
+            mask = head_mask(reference)
+        except Exception:  # a QC picture never fails on the mask
+            mask = None
+    if mask is None or not mask.any():
+        mask = np.ones(reference.shape, dtype=bool)
+    if functional:
+        score = _smooth(moving.array if values is None else values, 2.0)
+    else:
+        score = _smooth(np.abs(reference.array - moving.array), 3.0)
+    score = np.where(mask, score, -np.inf)
+    return np.array(np.unravel_index(int(np.argmax(score)), score.shape))
+
+
+def _to_canonical_index(volume: Volume, index: np.ndarray) -> np.ndarray:
+    import nibabel.orientations as nio
+
+    ornt = nio.io_orientation(volume.affine)
+    out = np.empty(3, dtype=int)
+    for axis, (new_axis, flip) in enumerate(ornt):
+        n = volume.shape[axis]
+        out[int(new_axis)] = index[axis] if flip > 0 else n - 1 - index[axis]
+    return out
+
+
 def orthogonal_views(volume: Volume, arrays: list[np.ndarray], center=None) -> list[list[tuple[np.ndarray, float]]]:
     """For each array, its (axial, coronal, sagittal) views through ``center`` with display aspect.
+
+    Arrays are on ``volume``'s grid; colour arrays ``(X, Y, Z, 3)`` give ``(H, W, 3)`` views.
+    ``center`` is a voxel index on ``volume``'s grid; default: the centre of the brightest 40 % of the
+    first array.
 
     Returns a list per view of ``(image_2d, row_mm / col_mm)`` tuples, one per array.
     """
@@ -48,18 +122,20 @@ def orthogonal_views(volume: Volume, arrays: list[np.ndarray], center=None) -> l
     if center is None:
         mask = ref > np.percentile(ref, 60)
         center = np.round(np.argwhere(mask).mean(axis=0)).astype(int) if mask.any() else np.array(ref.shape) // 2
+    else:
+        center = _to_canonical_index(volume, np.asarray(center, dtype=int))
     i, j, k = center
     views = []
     for name in ("axial", "coronal", "sagittal"):
         row = []
         for a, s in canon:
             if name == "axial":
-                img, aspect = a[:, :, k].T[::-1, ::-1], s[1] / s[0]
+                img, aspect = a[:, :, k], s[1] / s[0]
             elif name == "coronal":
-                img, aspect = a[:, j, :].T[::-1, ::-1], s[2] / s[0]
+                img, aspect = a[:, j, :], s[2] / s[0]
             else:
-                img, aspect = a[i, :, :].T[::-1, ::-1], s[2] / s[1]
-            row.append((img, aspect))
+                img, aspect = a[i, :, :], s[2] / s[1]
+            row.append((np.swapaxes(img, 0, 1)[::-1, ::-1], aspect))
         views.append(row)
     return views
 
@@ -73,19 +149,60 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
 def _panel(rgb_or_gray: np.ndarray, aspect: float = 1.0):
     from PIL import Image
 
-    img = Image.fromarray(rgb_or_gray)
+    img = Image.fromarray(np.ascontiguousarray(rgb_or_gray))
     h, w = rgb_or_gray.shape[:2]
     h_mm = h * aspect
     scale = PANEL / max(h_mm, w)
     return img.resize((max(1, round(w * scale)), max(1, round(h_mm * scale))), Image.BILINEAR)
 
 
+def _overlay_range(values: np.ndarray, mask: np.ndarray | None) -> tuple[float, float]:
+    inside = values[mask] if mask is not None and mask.any() else values.ravel()
+    inside = inside[np.isfinite(inside)]
+    if inside.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(inside, OVERLAY_PERCENTILES))
+    if not hi > lo:
+        lo, hi = float(inside.min()), float(inside.max())
+    return lo, (hi if hi > lo else lo + 1.0)
+
+
+def _short_units(units: str) -> str:
+    if units.startswith("as stored"):
+        return "stored units"
+    if units.startswith("MR signal"):
+        return "MR signal"
+    return units.split(" (")[0][:14]
+
+
+def _colour_bar(height: int, lo: float, hi: float, units: str, width: int = 16):
+    """A vertical colour bar of :data:`OVERLAY_COLORMAP` with its range written in ``units``."""
+    from PIL import Image, ImageDraw
+
+    from medfuse.color import apply_colormap
+
+    ramp = apply_colormap(np.linspace(1, 0, max(height - 24, 8))[:, None].repeat(width, axis=1), OVERLAY_COLORMAP)
+    label_w = 92
+    img = Image.new("RGB", (width + label_w, height), "black")
+    img.paste(Image.fromarray(ramp.astype(np.uint8)), (0, 12))
+    draw = ImageDraw.Draw(img)
+    draw.text((width + 3, 8), f"{hi:.3g}", fill="white")
+    draw.text((width + 3, height - 24), f"{lo:.3g}", fill="white")
+    short = _short_units(units)
+    draw.text((width + 3, height // 2 - 6), short, fill="white")
+    return img
+
+
 def qc_figure(result) -> "Image.Image":
     """A QC picture of a :class:`~medfuse.pipeline.FusionResult` as a Pillow image."""
     from PIL import Image, ImageDraw
 
+    from medfuse.color import apply_colormap
+
     ref, mov, fused = result.reference, result.moving, result.fused
+    colour = getattr(result, "colour", None)
     titles = ["reference", "moving (on reference grid)", f"fused ({result.method})"]
+    bar = None
     if ref.ndim == 2:
         cols = [_to_u8(ref.array), None, None]
         cols[1] = np.clip(mov.rgb, 0, 255).astype(np.uint8) if mov.rgb is not None else _to_u8(mov.array)
@@ -93,24 +210,41 @@ def qc_figure(result) -> "Image.Image":
         rows = [[_panel(c) for c in cols]]
         row_names = [""]
     else:
-        overlay_src = [ref.array, mov.array, fused.array]
-        views = orthogonal_views(ref, overlay_src)
+        from medfuse.intensity.mask import head_mask
+
+        quant = getattr(result, "quantitative", None)
+        layer = quant.array if quant is not None else mov.array
+        units = (quant.meta.get("units") if quant is not None else None) or "normalized [0, 1]"
+        try:
+            mask = head_mask(ref)
+        except Exception:  # a QC picture never fails on the mask
+            mask = None
+        functional = str(mov.modality or "").upper() in ("PT", "NM")
+        center = informative_center(ref, mov, functional, mask, None if quant is None else quant.array)
+        lo, hi = _overlay_range(layer, mask)
+        arrays = [ref.array, mov.array, fused.rgb if fused.rgb is not None else fused.array, layer]
+        views = orthogonal_views(ref, arrays, center=center)
         rows, row_names = [], ["axial", "coronal", "sagittal"]
-        titles.append("overlay (moving in hot colours)")
+        if colour is not None:
+            titles[1] = f"moving ({colour['colormap']})"
+        titles.append(f"overlay ({_short_units(units)})")
         for view in views:
-            (r, asp), (m, _), (f, _) = view
+            (r, asp), (m, _), (f, _), (q, _) = view
             r8 = _to_u8(r)
-            # functional signal above its median inside the head, fading in, as PET/MR viewers show it
-            floor = float(np.median(m[m > 0.05])) if np.any(m > 0.05) else 0.5
-            level = np.clip((m - floor) / max(1.0 - floor, 1e-3), 0, 1)
-            alpha = (0.6 * np.clip(level / 0.5, 0, 1))[..., None]
-            over = (1 - alpha) * np.repeat(r8[..., None], 3, axis=-1) + alpha * hot_colormap(0.35 + 0.65 * level)
-            rows.append([_panel(r8, asp), _panel(_to_u8(m), asp), _panel(_to_u8(f), asp),
-                         _panel(over.astype(np.uint8), asp)])
+            m8 = apply_colormap(m, colour["colormap"]).astype(np.uint8) if colour is not None else _to_u8(m)
+            f8 = np.clip(np.rint(f), 0, 255).astype(np.uint8) if f.ndim == 3 else _to_u8(f)
+            level = np.clip((q - lo) / (hi - lo), 0, 1)
+            alpha = (0.75 * np.clip(level / 0.15, 0, 1) * (q > lo))[..., None]
+            over = (1 - alpha) * np.repeat(r8[..., None], 3, axis=-1) + alpha * apply_colormap(
+                0.3 + 0.7 * level, OVERLAY_COLORMAP)
+            rows.append([_panel(r8, asp), _panel(m8, asp), _panel(f8, asp), _panel(over.astype(np.uint8), asp)])
+        bar = (lo, hi, units)
     col_w = [max(row[c].width for row in rows) for c in range(len(rows[0]))]
     row_h = [max(p.height for p in row) for row in rows]
     top, left, gap = 18, 18 if ref.ndim == 3 else 4, 4
-    canvas = Image.new("RGB", (left + sum(col_w) + gap * len(col_w), top + sum(row_h) + gap * len(row_h)), "black")
+    bar_w = 112 if bar is not None else 0
+    canvas = Image.new("RGB", (left + sum(col_w) + gap * len(col_w) + bar_w, top + sum(row_h) + gap * len(row_h)),
+                       "black")
     draw = ImageDraw.Draw(canvas)
     x = left
     for c, title in enumerate(titles):
@@ -128,6 +262,9 @@ def qc_figure(result) -> "Image.Image":
         if row_names[r]:
             draw.text((2, y + 4), row_names[r][0].upper(), fill="white")
         y += row_h[r] + gap
+    if bar is not None:
+        lo, hi, units = bar
+        canvas.paste(_colour_bar(min(row_h[0], 200), lo, hi, units), (left + sum(col_w) + gap * len(col_w) + 2, top))
     return canvas
 
 

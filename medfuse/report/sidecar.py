@@ -4,7 +4,10 @@
 its weights (file name and SHA-256), each input's modality (and where that came from), format,
 grid and normalization (window or percentiles, SUV factor or why not), the registration summary
 (type, figures, transform file, skipped and why, checks overridden), the slice axis of 2D methods,
-any override the user asked for, and timings.
+any override the user asked for, and timings. For 3D outputs it also says what the fused image
+holds (``fused_image``: grey [0, 1] or RGB colour, with the colour map and the range of moving-scan
+values, in their units, that maps to its two ends: ``colour``) and what the quantitative output
+holds (``quantitative``: the moving scan on the reference grid, its file, units and value range).
 
 No patient identifiers: no input paths or DICOM text, only what medfuse computed. Inputs are
 identified by the SHA-256 of their voxel values (the same scan gives the same hash whatever its file
@@ -21,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sidecar_path", "write_sidecar", "volume_record", "file_sha256", "array_sha256"]
+__all__ = ["sidecar_path", "write_sidecar", "volume_record", "file_sha256", "array_sha256", "fused_image_record",
+           "quantitative_record"]
 
 
 def sidecar_path(output: str | os.PathLike) -> Path:
@@ -95,6 +99,43 @@ def volume_record(volume, normalized=None) -> dict[str, Any]:
         if key in volume.meta:
             record[key] = volume.meta[key]
     return record
+
+
+def fused_image_record(fused, colour: dict[str, Any] | None) -> dict[str, Any]:
+    """What the fused image holds: ``{"fused_image": {...}}`` plus ``{"colour": {...}}`` for colour fusion.
+
+    Args:
+        fused: the fused :class:`~medfuse.volume.Volume`.
+        colour: :attr:`medfuse.pipeline.FusionResult.colour` (colour map, range, units, rule), or None.
+    """
+    if fused.rgb is None:
+        scale = "[0, 1]" if fused.ndim == 3 else "0..255"
+        return {"fused_image": {"kind": "gray", "values": f"display intensities on {scale}, not quantitative"}}
+    record: dict[str, Any] = {"fused_image": {
+        "kind": "rgb",
+        "values": "display colours (R, G, B uint8): the fused luminance (Y of YCbCr) with the colour-mapped moving "
+                  "scan's chroma; not quantitative",
+        "storage": "NIfTI-1 datatype RGB24 (128); NRRD/MHA 3-component uint8 vector; PNG RGB",
+    }}
+    if colour is not None:
+        record["colour"] = {**colour, "note": f"moving-scan values {colour['range'][0]:g} to {colour['range'][1]:g} "
+                                              f"{colour['units']} map to the two ends of {colour['colormap']}; "
+                                              "values beyond are clipped"}
+    return record
+
+
+def quantitative_record(volume, path: str | os.PathLike) -> dict[str, Any]:
+    """What the quantitative output holds: file, units, value range (no identifiers)."""
+    a = np.asarray(volume.array)
+    return {
+        "file": Path(path).name,
+        "what": "the moving scan resampled on the reference grid (linear interpolation, reference affine), in its "
+                "own units",
+        "units": volume.meta.get("units"),
+        "dtype": "float32",
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
 
 
 def write_sidecar(output: str | os.PathLike, record: dict[str, Any], *, force: bool = False) -> Path:

@@ -112,3 +112,24 @@ def test_left_handed_axes_keep_world_coordinates(tmp_path):
     back = load_volume(tmp_path / "lh.nii.gz")
     np.testing.assert_allclose(back.affine, flipped, atol=1e-4)
     np.testing.assert_allclose(marker_centre(back), centre * [-1, 1, 1], atol=1e-4)
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nrrd", ".mha"])
+def test_rgb_volume_roundtrip(tmp_path, ext):
+    """A colour volume (NIfTI RGB24, NRRD/MHA 3-component uint8) keeps its affine and colours, for
+    medfuse and for SimpleITK (which sees a vector image with the same LPS geometry)."""
+    import SimpleITK as sitk
+
+    vol, _ = asymmetric_volume()
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (*vol.shape, 3)).astype(np.float32)
+    colour = Volume(vol.array / 1000, vol.affine, modality="MR", rgb=rgb)
+    path = save_volume(colour, tmp_path / f"rgb{ext}")
+    back = load_volume(path, modality="MR")
+    np.testing.assert_allclose(back.affine, AFFINE, atol=1e-4)
+    np.testing.assert_array_equal(back.rgb, rgb)
+    image = sitk.ReadImage(str(path))
+    assert image.GetNumberOfComponentsPerPixel() == 3
+    np.testing.assert_allclose(affine_from_lps(image.GetOrigin(), image.GetSpacing(), image.GetDirection()), AFFINE,
+                               atol=1e-4)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image).transpose(2, 1, 0, 3), rgb.astype(np.uint8))
