@@ -1,61 +1,61 @@
-"""The Slicer module's logic without Slicer: parameters, command line, and a real child-process run."""
+"""The module's runner driving the real ``medfuse fuse`` in a child process, on NRRD files as Slicer writes them."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from MedFuseLib import FusionError, FusionJob, MedFuseParameters
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "slicer_extension" / "MedFuse"))
+from medfuse.io import load_volume, save_volume
+from medfuse.volume import Volume
 
-from MedFuseLib import FusionProcess, MedFuseParameters, build_command  # noqa: E402
-
-from medfuse.io import load_volume, save_volume  # noqa: E402
-from medfuse.volume import Volume  # noqa: E402
-
-
-def test_parameters_validation():
-    assert MedFuseParameters().isValid() == (True, "")
-    ok, msg = MedFuseParameters(method="maxx").isValid()
-    assert not ok and "maxx" in msg
-    ok, msg = MedFuseParameters(moving_modality="XR").isValid()
-    assert not ok and "modality" in msg
+AFFINE = np.array([[-1.0, 0, 0, 20], [0, -1.2, 0, 30], [0, 0, 1.5, -10], [0, 0, 0, 1]])
 
 
-def test_build_command(tmp_path):
-    cmd = build_command(MedFuseParameters(method="max", register=False), tmp_path / "r.nrrd",
-                        tmp_path / "m.nrrd", tmp_path / "o.nrrd", python="py")
-    assert cmd[:4] == ["py", "-m", "medfuse.cli", "fuse"]
-    assert "--no-register" in cmd and cmd[cmd.index("--method") + 1] == "max"
-    cmd = build_command(MedFuseParameters(), tmp_path / "r.nrrd", tmp_path / "m.nrrd", tmp_path / "o.nrrd")
-    assert "--method" not in cmd and cmd[cmd.index("--registration") + 1] == "rigid"
-    with pytest.raises(ValueError, match="unknown method"):
-        build_command(MedFuseParameters(method="nope"), "r", "m", "o")
-
-
-def _nrrd_pair(tmp_path):
+def _write_pair(job, moving_scale=100.0):
     rng = np.random.default_rng(0)
-    affine = np.array([[-1.0, 0, 0, 20], [0, -1.2, 0, 30], [0, 0, 1.5, -10], [0, 0, 0, 1]])
     a = rng.random((16, 18, 12)).astype(np.float32) * 100
-    save_volume(Volume(a, affine, modality="MR"), tmp_path / "reference.nrrd")
-    save_volume(Volume(np.roll(a, 2, axis=0), affine), tmp_path / "moving.nrrd")
-    return affine
+    a[4:12, 5:13, 3:9] += 400  # a "head"
+    save_volume(Volume(a, AFFINE, modality="MR"), job.reference_path)
+    save_volume(Volume(np.roll(a, 2, axis=0) * moving_scale / 100, AFFINE), job.moving_path)
 
 
-def test_child_process_fuses_and_keeps_geometry(tmp_path):
-    affine = _nrrd_pair(tmp_path)
-    params = MedFuseParameters(moving_modality="MR", method="mean", register=False)
-    out = FusionProcess(params, tmp_path / "reference.nrrd", tmp_path / "moving.nrrd", tmp_path / "fused.nrrd").run(120)
-    fused = load_volume(out)
-    np.testing.assert_allclose(fused.affine, affine, atol=1e-4)
-    assert fused.shape == (16, 18, 12)
+def test_mri_pair_fused_on_reference_grid(tmp_path):
+    params = MedFuseParameters(reference_modality="MR", moving_modality="MR", method="mean", register=False)
+    progress = []
+    job = FusionJob(params, workdir=tmp_path / "job", on_progress=lambda p, s: progress.append(p))
+    with job:
+        _write_pair(job)
+        outputs = job.run(timeout=300)
+        fused = load_volume(outputs["fused"])
+        np.testing.assert_allclose(fused.affine, AFFINE, atol=1e-4)
+        assert fused.shape == (16, 18, 12) and fused.rgb is None
+        quantitative = load_volume(outputs["quantitative"])
+        np.testing.assert_allclose(quantitative.affine, AFFINE, atol=1e-4)
+        assert "transform" not in outputs  # not registered
+        assert progress[0] == 2 and progress[-1] == 100 and progress == sorted(progress)
+    assert not (tmp_path / "job").exists()
 
 
-def test_child_process_error_is_one_line(tmp_path):
-    _nrrd_pair(tmp_path)
-    params = MedFuseParameters(moving_modality="MR", method="mean", register=False)
-    proc = FusionProcess(params, tmp_path / "missing.nrrd", tmp_path / "moving.nrrd", tmp_path / "fused.nrrd")
-    with pytest.raises(RuntimeError, match="missing.nrrd"):
-        proc.run(120)
+@pytest.mark.slow  # ~40 s on a busy 2-core machine: the child imports torch and MONAI
+def test_pet_fused_in_colour_with_quantitative_volume(tmp_path):
+    params = MedFuseParameters(reference_modality="MR", moving_modality="PT", method="mean", register=False)
+    with FusionJob(params, workdir=tmp_path / "job") as job:
+        _write_pair(job, moving_scale=5.0)
+        outputs = job.run(timeout=300)
+        fused = load_volume(outputs["fused"])
+        assert fused.rgb is not None and fused.rgb.shape[-1] == 3  # Slicer loads it as a vector (RGB) volume
+        np.testing.assert_allclose(fused.affine, AFFINE, atol=1e-4)
+        assert load_volume(outputs["quantitative"]).shape == (16, 18, 12)
+
+
+@pytest.mark.slow
+def test_medfuse_error_is_its_one_line(tmp_path):
+    params = MedFuseParameters(reference_modality="MR", moving_modality="MR", method="mean", register=False)
+    with FusionJob(params, workdir=tmp_path / "job") as job:
+        job.moving_path.write_text("not an image")
+        with pytest.raises(FusionError) as err:
+            job.run(timeout=300)
+        message = str(err.value)
+        assert "\n" not in message and "reference.nrrd" in message
+    assert not (tmp_path / "job").exists()

@@ -1,73 +1,381 @@
-"""Running medfuse in a separate process, so the Slicer GUI stays responsive.
+"""Running ``medfuse fuse`` in a separate process, so the Slicer GUI stays responsive (no Slicer import).
 
-The module exports the two volume nodes to NRRD (Slicer writes the RAS->LPS conversion into
-the NRRD header itself), runs ``python -m medfuse.cli fuse`` on them, and loads the fused NRRD
-back. medfuse reads and writes NRRD through SimpleITK in LPS and converts to its RAS
-convention explicitly, so the fused node lands on the reference node's grid.
+One :class:`FusionJob` owns a temporary folder (``medfuse-slicer-*``), the file names the module
+exports the two volumes to (NRRD, written by Slicer's storage nodes, which put the RAS->LPS
+conversion in the header), the child process and its output. Two threads read the child's
+stdout and stderr line by line into a queue; :meth:`FusionJob.poll`, called from a Qt timer on
+the GUI thread, drains the queue, updates :attr:`progress`, :attr:`step` and the log, and returns
+the exit code once the child has ended. :meth:`cancel` ends the child; :meth:`cleanup` removes
+the temporary folder (patient data) and is called whatever happens.
+
+Progress protocol. The module runs ``medfuse -v fuse ...`` and reads two kinds of lines:
+
+* ``PROGRESS <0-100> <step>`` (stdout or stderr): an explicit progress report, taken as is;
+* medfuse's log lines (``LEVEL medfuse...: message`` on stderr), mapped by :data:`LOG_MILESTONES`
+  to a percentage that only ever grows; ``<kind>: <path>`` lines on stdout name the outputs.
+
+An error is medfuse's one line ``medfuse fuse: error: ...`` (exit code 2); any other failure
+shows the last line the child wrote.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
 
-from MedFuseLib.parameters import MedFuseParameters
+from MedFuseLib.parameters import DEFAULT, MedFuseParameters
 
-__all__ = ["build_command", "FusionProcess"]
+__all__ = [
+    "build_command",
+    "find_python_slicer",
+    "parse_progress",
+    "parse_error",
+    "FusionJob",
+    "FusionError",
+    "LOG_MILESTONES",
+]
+
+#: (pattern in a log line, percentage reached, step shown): in the order medfuse logs them
+LOG_MILESTONES = (
+    (re.compile(r"initialization:", re.I), 15, "registering"),
+    (re.compile(r"(rigid|affine|bspline) registration in|share one grid|not registered|frame of reference", re.I),
+     55, "registered"),
+    (re.compile(r"normaliz|SUV|window", re.I), 65, "normalizing"),
+    (re.compile(r"fused with", re.I), 85, "fused"),
+    (re.compile(r"^fused: ", re.I), 92, "writing results"),
+    (re.compile(r"^(sidecar|qc|quantitative|transform): ", re.I), 95, "writing results"),
+)
+_PROGRESS = re.compile(r"^\s*PROGRESS\s+(\d{1,3}(?:\.\d+)?)\s*(.*)$")
+_ERROR = re.compile(r"^medfuse(?: [\w-]+)?: error: (.+)$")
+_OUTPUT = re.compile(r"^(fused|quantitative|transform|qc|sidecar): (.+)$")
 
 
-def build_command(params: MedFuseParameters, reference: Path, moving: Path, output: Path,
-                  python: str | None = None) -> list[str]:
-    """The ``medfuse fuse`` command line for these parameters and files."""
+class FusionError(RuntimeError):
+    """medfuse failed or was cancelled; the message is medfuse's one-line reason."""
+
+
+def find_python_slicer(which: Callable[[str], Optional[str]] = shutil.which, slicer_home: Optional[str] = None,
+                       platform: str = sys.platform) -> str:
+    """The PythonSlicer executable, found as Slicer itself finds it.
+
+    The Slicer launcher puts ``<Slicer home>/bin`` on PATH, so ``shutil.which("PythonSlicer")``
+    answers inside Slicer (this is what SlicerTotalSegmentator does); ``<slicer_home>/bin/PythonSlicer``
+    (``.exe`` on Windows) is the fallback.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    exe = "PythonSlicer.exe" if platform.startswith("win") else "PythonSlicer"
+    found = which("PythonSlicer")
+    if found:
+        return found
+    if slicer_home:
+        candidate = Path(slicer_home) / "bin" / exe
+        if candidate.is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"PythonSlicer not found on PATH nor in {slicer_home}/bin: run the module inside 3D Slicer")
+
+
+def build_command(params: MedFuseParameters, reference: Path, moving: Path, output: Path, *,
+                  transform: Optional[Path] = None, launcher: Optional[Sequence[str]] = None,
+                  python: Optional[str] = None, verbose: bool = True) -> List[str]:
+    """The ``medfuse fuse`` command line for these parameters and files.
+
+    Args:
+        launcher: how to start medfuse (default ``[python, "-m", "medfuse.cli"]``); tests pass a fake.
+        python: the interpreter (default this one: in Slicer pass :func:`find_python_slicer`).
+        transform: where medfuse writes the registration transform (``.tfm``).
+        verbose: pass ``-v`` so medfuse logs its steps (the progress source).
+
+    Raises:
+        ValueError: the parameters are not valid (the message says which and why).
+    """
     ok, message = params.isValid()
     if not ok:
         raise ValueError(message)
-    cmd = [python or sys.executable, "-m", "medfuse.cli", "fuse", "--reference", str(reference),
-           "--moving", str(moving), "--out", str(output), "--moving-modality", params.moving_modality,
-           "--reference-modality", "MR", "--device", params.device, "--no-qc", "--force"]
-    if params.method != "default":
+    cmd = list(launcher) if launcher else [python or sys.executable, "-m", "medfuse.cli"]
+    if verbose:
+        cmd.append("-v")
+    cmd += ["fuse", "--reference", str(reference), "--moving", str(moving), "--out", str(output),
+            "--reference-modality", params.reference_modality, "--moving-modality", params.moving_modality,
+            "--device", params.device, "--no-qc", "--force"]
+    if params.method != DEFAULT:
         cmd += ["--method", params.method]
     if params.register:
-        cmd += ["--registration", params.registration_type]
+        # --register: two exports of one scan share a grid; the user asked for registration
+        cmd += ["--register", "--registration", params.registration_type]
+        if transform is not None:
+            cmd += ["--transform", str(transform)]
     else:
-        cmd += ["--no-register"]
+        cmd.append("--no-register")
+    if params.window != DEFAULT and params.moving_modality == "CT":
+        cmd += ["--window", params.window]
+    if params.colormap != DEFAULT and params.moving_modality in ("PT", "NM"):
+        cmd += ["--colormap", params.colormap]
+    if params.accept_registration:
+        cmd.append("--accept-registration")
     return cmd
 
 
-class FusionProcess:
-    """One fusion run in a child process.
+def parse_progress(line: str, current: int = 0):
+    """``(percent, step)`` a line reports, or None. Log milestones never move the progress back."""
+    m = _PROGRESS.match(line)
+    if m:
+        return max(0, min(100, int(float(m.group(1))))), m.group(2).strip() or "working"
+    for pattern, percent, step in LOG_MILESTONES:
+        if pattern.search(_message(line)) and percent > current:
+            return percent, step
+    return None
 
-    ``start()`` returns at once; Slicer polls ``poll()`` from a QTimer. ``run()`` waits (tests, scripts).
+
+def parse_error(lines: Sequence[str]) -> Optional[str]:
+    """medfuse's one-line error (``medfuse fuse: error: <this>``) from the child's stderr, or None."""
+    for line in reversed(lines):
+        m = _ERROR.match(line.strip())
+        if m:
+            return m.group(1).strip()
+    return None
+
+
+def _message(line: str) -> str:
+    """The message of a ``LEVEL logger: message`` log line (the line itself otherwise)."""
+    m = re.match(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: (.*)$", line)
+    return m.group(2) if m else line
+
+
+class FusionJob:
+    """One fusion run in a child process, with its temporary folder.
+
+    Example (what the Slicer logic does, without the Slicer parts)::
+
+        job = FusionJob(params, python=find_python_slicer())
+        export(reference_node, job.reference_path); export(moving_node, job.moving_path)
+        job.start()
+        # a QTimer calls job.poll() until it returns an exit code, then
+        outputs = job.result()   # or FusionError with medfuse's message
+        job.cleanup()
+
+    Args:
+        params: the run's parameters (validated: ValueError when not valid).
+        python, launcher: how to start medfuse (see :func:`build_command`).
+        workdir: the temporary folder (default: a new ``medfuse-slicer-*`` folder in the system temp).
+        popen: ``subprocess.Popen`` or a fake with the same interface (tests).
+        on_log, on_progress: called from :meth:`poll` with each line / ``(percent, step)``.
     """
 
-    def __init__(self, params: MedFuseParameters, reference: Path, moving: Path, output: Path,
-                 python: str | None = None):
-        self.command = build_command(params, reference, moving, output, python)
-        self.output = Path(output)
-        self._proc: subprocess.Popen | None = None
-        self.stderr = ""
+    #: seconds between terminate() and kill() on cancel
+    cancel_grace_s = 5.0
 
+    def __init__(self, params: MedFuseParameters, *, python: Optional[str] = None,
+                 launcher: Optional[Sequence[str]] = None, workdir: Optional[os.PathLike] = None,
+                 popen: Callable = subprocess.Popen, on_log: Optional[Callable[[str], None]] = None,
+                 on_progress: Optional[Callable[[int, str], None]] = None):
+        ok, message = params.isValid()
+        if not ok:
+            raise ValueError(message)
+        self.params = params
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="medfuse-slicer-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.reference_path = self.workdir / "reference.nrrd"
+        self.moving_path = self.workdir / "moving.nrrd"
+        self.output_path = self.workdir / "fused.nrrd"
+        self.quantitative_path = self.workdir / "fused_moving.nrrd"
+        self.transform_path = self.workdir / "moving_to_reference.tfm"
+        self.command = build_command(params, self.reference_path, self.moving_path, self.output_path,
+                                     transform=self.transform_path, launcher=launcher, python=python)
+        self._popen = popen
+        self._proc = None
+        self._lines: "queue.Queue[tuple[str, Optional[str]]]" = queue.Queue()
+        self._readers: List[threading.Thread] = []
+        self.on_log = on_log
+        self.on_progress = on_progress
+        self.progress = 0
+        self.step = "not started"
+        self.log: List[str] = []
+        self.stderr: List[str] = []
+        self.outputs: Dict[str, Path] = {}
+        self.returncode: Optional[int] = None
+        self.cancelled = False
+        self.started_at: Optional[float] = None
+
+    # -- running ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        """Start the child (returns at once). The inputs must have been written to the workdir."""
+        if self._proc is not None:
+            raise RuntimeError("this job was already started; make a new FusionJob")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+        self._proc = self._popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 bufsize=1, env=env, cwd=str(self.workdir))
+        self.started_at = time.monotonic()
+        self._set_progress(2, "starting medfuse")
+        for name in ("stdout", "stderr"):
+            stream = getattr(self._proc, name)
+            if stream is None:
+                continue
+            reader = threading.Thread(target=self._read, args=(stream, name), daemon=True,
+                                      name=f"medfuse-{name}-reader")
+            reader.start()
+            self._readers.append(reader)
 
-    def poll(self) -> int | None:
-        """None while running, else the exit code (stderr is then in ``self.stderr``)."""
+    def _read(self, stream, name: str) -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                self._lines.put((name, line.rstrip("\r\n")))
+        except (OSError, ValueError):  # stream closed under us (cancel)
+            pass
+        finally:
+            self._lines.put((name, None))
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self.returncode is None
+
+    def poll(self) -> Optional[int]:
+        """Handle what the child wrote since the last call; None while it runs, else its exit code.
+
+        The exit code is reported only after both pipes are read to the end, so nothing is lost.
+        """
         if self._proc is None:
-            raise RuntimeError("start() the process first")
+            raise RuntimeError("start() the job first")
+        self._drain()
+        if self.returncode is not None:
+            return self.returncode
         code = self._proc.poll()
-        if code is not None and not self.stderr:
-            _, self.stderr = self._proc.communicate()
+        if code is None:
+            return None
+        for reader in self._readers:  # the pipes close when the child ends: the readers end soon
+            reader.join(timeout=5.0)
+        self._drain()
+        self.returncode = code
+        if code == 0 and not self.cancelled:
+            self._set_progress(100, "done")
         return code
 
-    def run(self, timeout: float | None = None) -> Path:
-        """Run to completion; return the output path or raise RuntimeError with medfuse's one-line message."""
-        self.start()
-        _, self.stderr = self._proc.communicate(timeout=timeout)
-        if self._proc.returncode != 0:
-            raise RuntimeError(self.stderr.strip().splitlines()[-1] if self.stderr.strip() else "medfuse failed")
-        return self.output
+    def _drain(self) -> None:
+        while True:
+            try:
+                name, line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                continue
+            self._handle(name, line)
+
+    def _handle(self, name: str, line: str) -> None:
+        self.log.append(line)
+        if name == "stderr":
+            self.stderr.append(line)
+        m = _OUTPUT.match(line)
+        if name == "stdout" and m:
+            self.outputs[m.group(1)] = Path(m.group(2).strip())
+        if self.on_log is not None:
+            self.on_log(line)
+        reported = parse_progress(line, self.progress)
+        if reported is not None:
+            self._set_progress(*reported)
+
+    def _set_progress(self, percent: int, step: str) -> None:
+        self.progress, self.step = percent, step
+        if self.on_progress is not None:
+            self.on_progress(percent, step)
+
+    def wait(self, timeout: Optional[float] = None, interval: float = 0.05) -> int:
+        """Poll until the child ends (scripts and tests); ``subprocess.TimeoutExpired`` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            code = self.poll()
+            if code is not None:
+                return code
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.command, timeout)
+            time.sleep(interval)
 
     def cancel(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
+        """End the child: terminate, then kill if it has not ended after :attr:`cancel_grace_s` seconds."""
+        self.cancelled = True
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._set_progress(self.progress, "cancelling")
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=self.cancel_grace_s)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=self.cancel_grace_s)
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def error(self) -> Optional[str]:
+        """Why the run failed (medfuse's one-line message), or None while running or after success."""
+        if self.cancelled:
+            return "cancelled"
+        if self.returncode in (None, 0):
+            return None
+        message = parse_error(self.stderr)
+        if message:
+            return message
+        last = next((line.strip() for line in reversed(self.stderr) if line.strip()), "")
+        return last or f"medfuse ended with exit code {self.returncode}"
+
+    def result(self) -> Dict[str, Path]:
+        """``{"fused", "quantitative", "transform", ...}`` -> paths that exist, after a successful run.
+
+        Raises:
+            FusionError: the run failed or was cancelled (message: medfuse's reason).
+        """
+        if self.returncode is None:
+            raise RuntimeError("the job has not ended; poll() until it returns an exit code")
+        if self.error is not None:
+            raise FusionError(self.error)
+        expected = {"fused": self.output_path, "quantitative": self.quantitative_path,
+                    "transform": self.transform_path}
+        found = {kind: path for kind, path in {**expected, **self.outputs}.items() if Path(path).is_file()}
+        if "fused" not in found:
+            raise FusionError(f"medfuse ended without writing {self.output_path.name}")
+        return found
+
+    def run(self, timeout: Optional[float] = None) -> Dict[str, Path]:
+        """Start, wait and return :meth:`result` (scripts and tests); cancels the child on timeout."""
+        self.start()
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            self.poll()
+            raise FusionError(f"medfuse did not finish within {timeout} s") from None
+        return self.result()
+
+    def cleanup(self) -> None:
+        """Remove the temporary folder and everything in it (exported patient volumes, results).
+
+        Ends the child first if it is still running. Safe to call more than once.
+        """
+        if self.running:
+            self.cancel()
+            try:
+                self.wait(timeout=self.cancel_grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        for stream in ("stdout", "stderr"):
+            pipe = getattr(self._proc, stream, None)
+            if pipe is not None and hasattr(pipe, "close"):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "FusionJob":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()

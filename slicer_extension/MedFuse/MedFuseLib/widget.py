@@ -1,0 +1,136 @@
+"""The MedFuse panel (Slicer only): binds ``Resources/UI/MedFuse.ui`` to the parameter node and the logic.
+
+The widget holds no state of its own: settings live in the parameter node (saved with the
+scene), the work in :class:`~MedFuseLib.logic.MedFuseLogic`. Apply runs medfuse in the background;
+the progress bar and the log follow the child's output; Cancel ends it.
+"""
+
+import slicer
+from slicer.util import VTKObservationMixin
+
+from MedFuseLib.logic import MedFuseLogic
+from MedFuseLib.parameters import MODALITY_LABELS, UNKNOWN_MODALITY
+
+__all__ = ["MedFuseWidgetController", "WIDGET_NAMES"]
+
+#: every object name this code uses from the .ui file (tests/slicer checks the .ui holds them all)
+WIDGET_NAMES = (
+    "referenceVolumeSelector", "referenceModalityComboBox", "referenceModalitySourceLabel",
+    "movingVolumeSelector", "movingModalityComboBox", "movingModalitySourceLabel",
+    "methodComboBox", "registerCheckBox", "registrationTypeComboBox", "windowComboBox", "colormapComboBox",
+    "deviceComboBox", "acceptRegistrationCheckBox", "overlayOpacitySliderWidget",
+    "applyButton", "cancelButton", "progressBar", "statusLabel", "logTextEdit",
+)
+
+
+class MedFuseWidgetController(VTKObservationMixin):
+    """Glue between the loaded .ui (``ui``: name -> widget), the parameter node and the logic."""
+
+    def __init__(self, ui, logic: MedFuseLogic):
+        VTKObservationMixin.__init__(self)
+        self.ui = ui
+        self.logic = logic
+        self._parameterNode = None
+        self._guiTag = None
+        self.ui.cancelButton.enabled = False
+        self.ui.progressBar.setValue(0)
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self.ui.referenceVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                                lambda node: self.onVolumeChanged("reference", node))
+        self.ui.movingVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                             lambda node: self.onVolumeChanged("moving", node))
+
+    # -- parameter node -----------------------------------------------------------------------
+    def setParameterNode(self, parameterNode) -> None:
+        if self._parameterNode is not None:
+            if self._guiTag is not None:
+                self._parameterNode.disconnectGui(self._guiTag)
+                self._guiTag = None
+            self.removeObserver(self._parameterNode, slicer.vtkMRMLNode.ModifiedEvent, self.onParameterNodeModified)
+        self._parameterNode = parameterNode
+        if parameterNode is not None:
+            self._guiTag = parameterNode.connectGui(self.ui)
+            self.addObserver(parameterNode, slicer.vtkMRMLNode.ModifiedEvent, self.onParameterNodeModified)
+        self.onParameterNodeModified()
+
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        running = self.logic.job is not None and self.logic.job.running
+        ok, message = p.toParameters().isValid()
+        if p.referenceVolume is None or p.movingVolume is None:
+            ok, message = False, "choose a reference and a moving volume"
+        self.ui.applyButton.enabled = ok and not running
+        self.ui.applyButton.toolTip = "Fuse the moving volume into the reference geometry" if ok else message
+        self.ui.registrationTypeComboBox.enabled = p.register
+        self.ui.windowComboBox.enabled = p.movingModality == "CT"
+        self.ui.colormapComboBox.enabled = p.movingModality in ("PT", "NM")
+        self.ui.overlayOpacitySliderWidget.enabled = p.movingModality in ("PT", "NM")
+        if not running and not ok:
+            self.ui.statusLabel.text = message
+        if p.quantitativeVolume is not None:
+            self.logic.setOverlayOpacity(p.overlayOpacity)
+
+    def onVolumeChanged(self, role: str, node) -> None:
+        """Fill the modality from the node's DICOM attributes or name; otherwise ask (never a fixed default)."""
+        p = self._parameterNode
+        if p is None or node is None:
+            return
+        code, source = self.logic.detectModality(node)
+        label = getattr(self.ui, f"{role}ModalitySourceLabel")
+        if code is None:
+            setattr(p, f"{role}Modality", UNKNOWN_MODALITY)
+            label.text = "not in the DICOM attributes or the name: choose"
+        else:
+            setattr(p, f"{role}Modality", code)
+            label.text = f"{MODALITY_LABELS.get(code, code)}, from the {source}"
+
+    # -- running ------------------------------------------------------------------------------
+    def log(self, line: str) -> None:
+        self.ui.logTextEdit.appendPlainText(line)
+
+    def onProgress(self, percent: int, step: str) -> None:
+        self.ui.progressBar.setValue(percent)
+        self.ui.statusLabel.text = f"{step} ({percent}%)"
+
+    def onApply(self) -> None:
+        p = self._parameterNode
+        self.ui.logTextEdit.clear()
+        if not self.logic.ensureMedfuse(log=self.log):
+            self.ui.statusLabel.text = "medfuse is not installed"
+            return
+        try:
+            self.logic.start(p, onFinished=self.onFinished, onLog=self.log, onProgress=self.onProgress)
+        except (ValueError, RuntimeError, FileNotFoundError) as err:
+            self.ui.statusLabel.text = str(err)
+            return
+        self.ui.applyButton.enabled = False
+        self.ui.cancelButton.enabled = True
+        self.log("medfuse running in a separate process: " + " ".join(self.logic.job.command))
+
+    def onCancel(self) -> None:
+        self.ui.statusLabel.text = "cancelling..."
+        self.logic.cancel()
+
+    def onFinished(self, nodes, error) -> None:
+        self.ui.cancelButton.enabled = False
+        if error:
+            self.ui.progressBar.setValue(0)
+            self.ui.statusLabel.text = f"medfuse: {error}"
+            self.log(f"failed: {error}")
+        else:
+            self.ui.progressBar.setValue(100)
+            shown = "fused volume in the slice views" + (
+                ", PET/SPECT overlay in colour" if "quantitative" in nodes and
+                self._parameterNode.movingModality in ("PT", "NM") else "")
+            self.ui.statusLabel.text = "done: " + shown
+            self.log("done: " + ", ".join(f"{kind}: {node.GetName()}" for kind, node in nodes.items()))
+        self.onParameterNodeModified()
+
+    def cleanup(self) -> None:
+        if self.logic.job is not None:
+            self.logic.cancel()
+        self.setParameterNode(None)
+        self.removeObservers()
