@@ -110,6 +110,8 @@ def _add_fuse(sub) -> None:
                    help="do not write the moving scan on the reference grid in its own units (SUV, Bq/mL, HU...; "
                         "<out>_moving.nii.gz by default, units in the sidecar)")
     p.add_argument("--no-qc", action="store_true", help="do not write the QC picture")
+    p.add_argument("--progress", action="store_true",
+                   help="print one 'PROGRESS <0-100> <step>' line per step on stdout (for front ends such as 3D Slicer)")
     p.set_defaults(func=_run_fuse)
 
 
@@ -132,6 +134,14 @@ def _parse_window(text: str | None):
     return (level, width)
 
 
+def _progress_printer(args):
+    if not getattr(args, "progress", False):
+        return None
+    from medfuse.pipeline import print_progress
+
+    return print_progress
+
+
 def _run_fuse(args) -> int:
     from medfuse.pipeline import fuse_files
 
@@ -142,7 +152,7 @@ def _run_fuse(args) -> int:
         reference_modality=args.reference_modality, moving_modality=args.moving_modality,
         reference_options=_input_options(args, "reference"), moving_options=_input_options(args, "moving"),
         accept_registration=args.accept_registration, colormap=args.colormap,
-        quantitative=not args.no_quantitative,
+        quantitative=not args.no_quantitative, progress=_progress_printer(args),
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")

@@ -28,7 +28,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -53,6 +53,22 @@ log = logging.getLogger(__name__)
 
 #: extensions a fused 2D slice can be written to (3D volumes: ``medfuse.io.VOLUME_SUFFIXES``)
 SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+#: a progress callback: ``progress(percent, step)`` (see :func:`print_progress`)
+Progress = Callable[[int, str], None]
+
+
+def _step(progress: Progress | None, percent: int, step: str) -> None:
+    log.debug("step: %s", step)
+    if progress is not None:
+        progress(int(percent), step)
+
+
+def print_progress(percent: int, step: str) -> None:
+    """The ``--progress`` protocol of the command line: one ``PROGRESS <0-100> <step>`` line on stdout per step
+    (read by the 3D Slicer module and other front ends)."""
+    print(f"PROGRESS {int(percent)} {step}", flush=True)
+
+
 #: options of :func:`~medfuse.io.load_volume` that the command line offers per input (``--moving-series``...)
 _LOAD_OPTIONS = ("series", "frame", "xform", "assume-orientation", "modality")
 
@@ -275,6 +291,7 @@ def _prepare_pair(
     registration_type: str = "rigid",
     window=None,
     accept_registration: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[Volume, Volume, object | None, dict[str, float], Volume]:
     """:func:`prepare_pair`, plus the moving scan on the reference grid before normalization (its own units)."""
     from medfuse.modality import require_modality
@@ -306,6 +323,7 @@ def _prepare_pair(
             alignment = {"registered": False, "reason": "registration turned off (--no-register): resampled "
                                                         "through the scanner coordinates"}
         else:  # register() itself skips scans that share one DICOM frame of reference (hybrid PET/CT)
+            _step(progress, 20, "registering")
             result = reg.register(reference, moving, transform=registration_type, checks=not accept_registration)
             aligned = result.resampled
             summary = result.summary()
@@ -320,6 +338,7 @@ def _prepare_pair(
     t0 = time.perf_counter()
     from medfuse.intensity import normalize
 
+    _step(progress, 60, "normalizing")
     ref_n = normalize(reference)
     mov_n = normalize(aligned, window=window)
     mov_n.meta["alignment"] = alignment
@@ -339,6 +358,7 @@ def fuse_volumes(
     device: str = "cpu",
     accept_registration: bool = False,
     colormap: str | None = None,
+    progress: Progress | None = None,
 ) -> FusionResult:
     """Fuse ``moving`` into ``reference``'s geometry.
 
@@ -354,6 +374,7 @@ def fuse_volumes(
             luminance is fused (:data:`medfuse.color.COLORMAPS`; default ``aanlib_pet`` for PET,
             ``aanlib_spect`` for SPECT, the tables the networks were trained with); ``"gray"`` fuses
             in grey. Ignored for CT and MR (always grey) and for 2D colour slices (their own colours).
+        progress: called as ``progress(percent, step)`` at each step (the CLI's ``--progress``).
 
     Returns:
         A :class:`FusionResult`; ``result.fused.affine`` equals ``reference.affine``. For colour
@@ -373,8 +394,9 @@ def fuse_volumes(
     colour_map = _colormap_for(moving, colormap) if moving.ndim == 3 and moving.rgb is None else None
     ref_n, mov_n, reg_result, timings, aligned = _prepare_pair(
         reference, moving, register=register, registration_type=registration_type, window=window,
-        accept_registration=accept_registration,
+        accept_registration=accept_registration, progress=progress,
     )
+    _step(progress, 70, f"fusing with {method}")
     pair = pair_for_modality(moving.modality)
     weights_used = None
     if available_methods().get(method) == "network":
@@ -529,6 +551,7 @@ def fuse_files(
     sidecar: bool = True,
     colormap: str | None = None,
     quantitative: str | os.PathLike | bool | None = True,
+    progress: Progress | None = None,
 ) -> dict[str, Path]:
     """Read two scans, fuse them and write the result, its sidecar and a QC picture.
 
@@ -550,6 +573,7 @@ def fuse_files(
         quantitative: 3D: True (default) writes the moving scan on the reference grid in its own
             units (SUV, Bq/mL, HU...; float32, reference affine) as :func:`quantitative_path`; a path
             writes it there; False/None: not written. Its units are in the sidecar.
+        progress: called as ``progress(percent, step)`` at each step (:func:`print_progress`).
         The rest as in :func:`fuse_volumes`.
 
     Returns:
@@ -591,18 +615,21 @@ def fuse_files(
         transform_out=transform_out, extra_outputs=(qc_path, sidecar_path(out) if sidecar else None, quant_path),
         force=force,
     )
+    _step(progress, 5, "loading")
     ref, mov = load_inputs(
         reference, moving,
         reference_options={**(reference_options or {}), "modality": reference_modality},
         moving_options={**(moving_options or {}), "modality": moving_modality},
     )
     _check_output_dims(ref, out)
+    _step(progress, 15, "loaded")
     if ref.ndim == 2 and full_suffix(out) not in SLICE_SUFFIXES:
         log.info("2D slices written to %s as a one-slice volume (values 0..255)", out.name)
     result = fuse_volumes(
         ref, mov, checked["method"], register=register, registration_type=registration_type, weights=weights,
-        window=window, device=device, accept_registration=accept_registration, colormap=colormap,
+        window=window, device=device, accept_registration=accept_registration, colormap=colormap, progress=progress,
     )
+    _step(progress, 90, "writing")
     written = {"fused": save_volume(result.fused, out, force=force)}
     if quant_path is not None and result.quantitative is not None:
         written["quantitative"] = save_volume(result.quantitative, quant_path, force=force)
@@ -635,6 +662,7 @@ def fuse_files(
         if "quantitative" in written:
             record["quantitative"] = quantitative_record(result.quantitative, written["quantitative"])
         written["sidecar"] = write_sidecar(out, record, force=force)
+    _step(progress, 100, "done")
     return written
 
 

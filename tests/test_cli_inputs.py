@@ -220,3 +220,16 @@ def test_brats_case_is_not_registered_again(real_dir, tmp_path, capsys):
     fused = nib.load(str(out))
     np.testing.assert_allclose(fused.affine, nib.load(str(t1ce)).affine, atol=1e-4)
     assert (tmp_path / "fused_qc.png").is_file()
+
+
+def test_progress_lines(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 256, (32, 32)).astype(np.uint8)).save(tmp_path / "mri.png")
+    Image.fromarray(rng.integers(0, 256, (32, 32)).astype(np.uint8)).save(tmp_path / "ct.png")
+    assert main(["fuse", "--reference", str(tmp_path / "mri.png"), "--moving", str(tmp_path / "ct.png"), "--out",
+                 str(tmp_path / "f.png"), "--method", "max", "--progress", "--no-qc"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("PROGRESS ")]
+    percents = [int(ln.split()[1]) for ln in lines]
+    assert percents == sorted(percents) and percents[0] <= 5 and percents[-1] == 100 and len(lines) >= 5

@@ -76,7 +76,7 @@ def test_find_python_slicer(tmp_path):
 # -- progress and errors -----------------------------------------------------------------------
 @pytest.mark.parametrize("line, current, expected", [
     ("PROGRESS 40 registering", 0, (40, "registering")),
-    ("PROGRESS 12.5", 50, (12, "working")),
+    ("PROGRESS 12.5", 50, (50, "working")),  # never backwards
     ("PROGRESS 140 done", 0, (100, "done")),
     ("DEBUG medfuse.registration.core: reference/moving: initialization: moments (coarse MI ...)", 2, (15, "registering")),
     ("INFO medfuse.registration.core: a/b: rigid registration in 3.1 s: MI -0.4 -> -0.6", 15, (55, "registered")),

@@ -107,7 +107,7 @@ def build_command(params: MedFuseParameters, reference: Path, moving: Path, outp
         cmd.append("-v")
     cmd += ["fuse", "--reference", str(reference), "--moving", str(moving), "--out", str(output),
             "--reference-modality", params.reference_modality, "--moving-modality", params.moving_modality,
-            "--device", params.device, "--no-qc", "--force"]
+            "--device", params.device, "--no-qc", "--force", "--progress"]
     if params.method != DEFAULT:
         cmd += ["--method", params.method]
     if params.register:
@@ -130,7 +130,7 @@ def parse_progress(line: str, current: int = 0):
     """``(percent, step)`` a line reports, or None. Log milestones never move the progress back."""
     m = _PROGRESS.match(line)
     if m:
-        return max(0, min(100, int(float(m.group(1))))), m.group(2).strip() or "working"
+        return max(current, min(100, int(float(m.group(1))))), m.group(2).strip() or "working"
     for pattern, percent, step in LOG_MILESTONES:
         if pattern.search(_message(line)) and percent > current:
             return percent, step
