@@ -314,7 +314,10 @@ def test_real_child_success(tmp_path, fake_medfuse):
     with job:
         outputs = job.run(timeout=60)
         assert outputs == {"fused": job.output_path}
-        assert progress == [2, 15, 50, 92, 100]
+        # stdout and stderr are read by two threads: the log milestone (15) may arrive after PROGRESS 50
+        # and is then dropped (progress never goes back)
+        assert progress == sorted(progress) and progress[0] == 2 and progress[-1] == 100
+        assert {50, 92} <= set(progress) and set(progress) <= {2, 15, 50, 92, 100}
     assert not (tmp_path / "w").exists()
 
 
