@@ -6,24 +6,23 @@ The inputs are already registered onto one grid and normalized to [0, 1]; this m
 nothing about files.
 
 Slicing: every 2D method (2D networks, ``laplacian``, ``wavelet``, ``guided``) runs over a 3D
-volume through one slice runner, :func:`fuse_slicewise`. Given the reference's affine it fuses
-**axial slices in the orientation of the 2D training slices** (:data:`medfuse.volume.AXIAL_SLICE_AXES`:
-rows anterior -> posterior, columns patient right -> left, like the radiological AANLIB PNGs),
-whatever the storage order (a sagittal MPRAGE, a coronal series, flipped axes): the arrays are only
-permuted and flipped, never resampled, and put back in the storage order afterwards, so the fused
-image is the same in world space for any storage order and lies on the reference grid.
-:func:`slice_axis` (the stored axis the slices were taken across) and :func:`orientation_code`
-record what was done.
+volume through the one slice runner, :func:`medfuse.slicing.fuse_slicewise` (axial slices in the
+orientation of the 2D training slices, whatever the storage order); :func:`slice_axis` (the stored
+axis the slices were taken across) and :func:`orientation_code` record what was done.
+
+Layering: this module chooses between :mod:`medfuse.classical` and :mod:`medfuse.inference`
+(imported where used); both build on :mod:`medfuse.slicing` and :mod:`medfuse.pairs`, re-exported
+here, and never import this module.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable
-
 import numpy as np
 
-from medfuse.volume import AXIAL_SLICE_AXES, from_axial, orientation_code, slice_axis, to_axial
+from medfuse.pairs import MODALITY_OF_PAIR, PAIRS, pair_for_modality
+from medfuse.slicing import check_fusion_inputs, check_same_shape, fuse_slicewise
+from medfuse.volume import AXIAL_SLICE_AXES, orientation_code, slice_axis
 
 __all__ = [
     "fuse_arrays",
@@ -40,78 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: modality-pair names used by the trained weights, the trainer and the Harvard layout
-PAIRS = ("ct_mri", "pet_mri", "spect_mri")
-
-#: pair name -> modality code of its second scan (the first is the MRI)
-MODALITY_OF_PAIR = {"ct_mri": "CT", "pet_mri": "PT", "spect_mri": "NM"}
-_PAIR_OF_MODALITY = {modality: pair for pair, modality in MODALITY_OF_PAIR.items()}
-
-#: inputs may exceed [0, 1] by this much (rounding); beyond it they were not normalized
-_RANGE_TOLERANCE = 1e-3
-
-
-def _check_same_shape(a: np.ndarray, b: np.ndarray, who: str) -> None:
-    """Raise :class:`~medfuse.errors.SpaceMismatchError` unless ``a`` and ``b`` have one shape."""
-    if a.shape != b.shape:
-        from medfuse.errors import SpaceMismatchError
-
-        raise SpaceMismatchError(
-            f"{who}: the two images must share one grid; got shapes {a.shape} and {b.shape}: "
-            "register/resample the second onto the reference first"
-        )
-
-
-def check_fusion_inputs(
-    a: np.ndarray, b: np.ndarray, who: str, *, dtype: type = np.float32, min_size: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Check the two images a fusion method takes and return them clipped to [0, 1].
-
-    Args:
-        a: the anatomical image (MRI), ``(H, W)`` or ``(X, Y, Z)``, normalized to [0, 1].
-        b: the other image on the same grid.
-        who: what is checking (``"classical fusion"``...); every message starts with it.
-        dtype: dtype of the returned arrays.
-        min_size: the least size of the first two (in-plane) axes.
-
-    Returns:
-        ``(a, b)`` as ``dtype`` arrays clipped to [0, 1] (values up to ``1e-3`` outside are rounding).
-
-    Raises:
-        SpaceMismatchError: the shapes differ.
-        UnsupportedInputError: not 2D/3D, empty or smaller than ``min_size`` in plane, or values
-            outside [0, 1] (not normalized).
-        NonFiniteError: NaN/inf values.
-    """
-    from medfuse.errors import NonFiniteError, UnsupportedInputError
-
-    a = np.asarray(a, dtype=dtype)
-    b = np.asarray(b, dtype=dtype)
-    _check_same_shape(a, b, who)
-    if a.ndim not in (2, 3) or a.size == 0 or min(a.shape[:2]) < min_size:
-        raise UnsupportedInputError(
-            f"{who}: expected 2D (H, W) or 3D (X, Y, Z) images of at least {min_size}x{min_size} pixels "
-            f"in plane; got shape {a.shape}"
-        )
-    for name, arr in (("a (the anatomical image)", a), ("b (the second image)", b)):
-        if not np.isfinite(arr).all():
-            raise NonFiniteError(
-                f"{who}: {name} holds {int((~np.isfinite(arr)).sum())} NaN/inf values; "
-                "replace or mask them before fusing"
-            )
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < -_RANGE_TOLERANCE or hi > 1.0 + _RANGE_TOLERANCE:
-            raise UnsupportedInputError(
-                f"{who}: {name} has values in [{lo:.4g}, {hi:.4g}]; expected images normalized to [0, 1]: "
-                "normalize first (medfuse.intensity.normalize)"
-            )
-    return np.clip(a, 0.0, 1.0), np.clip(b, 0.0, 1.0)
-
-
-def pair_for_modality(modality: str | None) -> str | None:
-    """The pair name (``"pet_mri"``...) for the second scan's modality code, or None (e.g. MR-MR)."""
-    return _PAIR_OF_MODALITY.get((modality or "").upper())
-
 
 def available_methods() -> dict[str, str]:
     """Every method name ``--method`` accepts, mapped to ``"classical"`` or ``"network"``."""
@@ -124,45 +51,6 @@ def available_methods() -> dict[str, str]:
         NETWORKS = {}
     methods.update({name: "network" for name in NETWORKS})
     return methods
-
-
-def fuse_slicewise(
-    a: np.ndarray,
-    b: np.ndarray,
-    fuse_stack: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    *,
-    affine: np.ndarray | None = None,
-    axis: int = -1,
-) -> np.ndarray:
-    """The one slice runner: run a 2D fusion over a 2D image or a 3D volume, slice by slice.
-
-    Args:
-        a, b: ``(H, W)`` or ``(X, Y, Z)`` arrays of one shape.
-        fuse_stack: ``f(a_stack, b_stack) -> fused_stack`` on C-contiguous ``(S, H, W)`` stacks of
-            slices (a batch for a network, a loop for a classical method); ``(S, H, W)`` out.
-        affine: for a 3D volume, the voxel-to-RAS affine of its grid (the reference's). The slices
-            are then the axial slices in the canonical in-plane orientation
-            (:func:`medfuse.volume.to_axial`; exact permutations and flips) and the result is put
-            back in the storage order. None: slices across ``axis`` as stored (no geometry; logged
-            at DEBUG).
-        axis: the stored slice axis, used only when ``affine`` is None.
-
-    Returns:
-        The fused array, ``a``'s shape and storage order.
-    """
-    if a.ndim == 2:
-        return np.asarray(fuse_stack(a[None], b[None]))[0]
-    if a.ndim != 3:
-        raise ValueError(f"fuse_slicewise expects (H, W) or (X, Y, Z) arrays; got shape {a.shape}")
-    if affine is not None:
-        stacks = [np.ascontiguousarray(np.moveaxis(to_axial(x, affine), 2, 0)) for x in (a, b)]
-        fused = np.asarray(fuse_stack(*stacks))
-        return np.ascontiguousarray(from_axial(np.moveaxis(fused, 0, 2), affine))
-    log.debug("no affine given: fusing a volume of shape %s in slices across stored axis %d, whatever its "
-              "anatomical plane", a.shape, axis)
-    axis = int(axis) % 3
-    stacks = [np.ascontiguousarray(np.moveaxis(x, axis, 0)) for x in (a, b)]
-    return np.ascontiguousarray(np.moveaxis(np.asarray(fuse_stack(*stacks)), 0, axis))
 
 
 def fuse_arrays(
@@ -199,7 +87,7 @@ def fuse_arrays(
 
     a = np.asarray(a, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
-    _check_same_shape(a, b, "fusion")
+    check_same_shape(a, b, "fusion")
     kind = look_up(method, available_methods(), "fusion method")
     if kind == "classical":
         from medfuse.classical import fuse_classical

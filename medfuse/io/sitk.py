@@ -1,8 +1,9 @@
 """Explicit conversion between :class:`~medfuse.volume.Volume` (RAS) and SimpleITK images (LPS).
 
 SimpleITK arrays are indexed ``[k, j, i]`` (z, y, x) while medfuse arrays are ``[i, j, k]``;
-SimpleITK's origin/direction are LPS while medfuse affines are RAS. Both conversions live here
-and only here.
+SimpleITK's origin/direction are LPS while medfuse affines are RAS. Every Volume <-> SimpleITK
+image conversion goes through these two functions; the RAS/LPS arithmetic itself is
+:func:`medfuse.volume.affine_from_lps` and :func:`medfuse.volume.lps_from_affine`.
 """
 
 from __future__ import annotations

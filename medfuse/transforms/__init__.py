@@ -10,6 +10,8 @@ from medfuse.transforms.array import (
     NormalizeModality,
     RegisterToReference,
     SplitLuminance,
+    WriteSidecar,
+    ras_affine,
     to_metatensor,
     to_volume,
 )
@@ -32,15 +34,21 @@ from medfuse.transforms.dictionary import (
     SplitLuminanced,
     SplitLuminanceD,
     SplitLuminanceDict,
+    WriteSidecard,
+    WriteSidecarD,
+    WriteSidecarDict,
 )
+from medfuse.transforms.writer import VolumeWriter
 
 __all__ = [
-    "to_volume", "to_metatensor",
+    "to_volume", "to_metatensor", "ras_affine", "VolumeWriter",
     "LoadVolume", "RegisterToReference", "NormalizeModality", "SplitLuminance", "MergeLuminance", "FuseImages",
+    "WriteSidecar",
     "LoadVolumed", "LoadVolumeD", "LoadVolumeDict",
     "RegisterToReferenced", "RegisterToReferenceD", "RegisterToReferenceDict",
     "NormalizeModalityd", "NormalizeModalityD", "NormalizeModalityDict",
     "SplitLuminanced", "SplitLuminanceD", "SplitLuminanceDict",
     "MergeLuminanced", "MergeLuminanceD", "MergeLuminanceDict",
     "FuseImagesd", "FuseImagesD", "FuseImagesDict",
+    "WriteSidecard", "WriteSidecarD", "WriteSidecarDict",
 ]

@@ -13,7 +13,13 @@ them, so geometry is converted in one place.
 - :class:`RegisterToReference`: :func:`medfuse.registration.register` (output on the reference grid).
 - :class:`NormalizeModality`: :func:`medfuse.intensity.normalize` (same grid, values in [0, 1]).
 - :class:`SplitLuminance` / :class:`MergeLuminance`: :mod:`medfuse.color` (pseudo-colour slices).
-- :class:`FuseImages`: :func:`medfuse.fusion.fuse_arrays` (inputs on one grid).
+- :class:`FuseImages`: :func:`medfuse.fusion.fuse_arrays` (inputs on one grid; two or more).
+- :class:`WriteSidecar`: :func:`medfuse.report.sidecar.write_sidecar` beside a written output.
+
+Transforms whose plain function works on arrays (colour split/merge, fusion) keep the input
+``MetaTensor`` itself (``convert_to_dst_type``: the same meta, affine and applied operations);
+those whose plain function needs geometry (load, register, normalize) convert at that boundary.
+All return plain tensors when MONAI's ``get_track_meta()`` is False.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from medfuse.volume import LPS_RAS_FLIP, Volume
 __all__ = [
     "to_volume",
     "to_metatensor",
+    "ras_affine",
+    "FUSION_STRATEGIES",
     "CHROMA_META_KEY",
     "LoadVolume",
     "RegisterToReference",
@@ -37,21 +45,57 @@ __all__ = [
     "SplitLuminance",
     "MergeLuminance",
     "FuseImages",
+    "WriteSidecar",
 ]
 
 log = logging.getLogger(__name__)
 
-from monai.transforms import Transform  # noqa: E402  (MONAI and torch: importing this package needs them)
-from monai.utils import TransformBackends  # noqa: E402
+from monai.data import get_track_meta  # noqa: E402  (MONAI and torch: importing this package needs them)
+from monai.transforms import Transform  # noqa: E402
+from monai.utils import TransformBackends, convert_to_dst_type  # noqa: E402
 
 #: meta key where :class:`SplitLuminance` keeps the chroma planes ``(2, H, W)`` (Cb, Cr on 0..255)
 CHROMA_META_KEY = "medfuse_chroma"
 #: Volume meta entries carried through MetaTensor meta (non-identifying; used by the plain functions)
-_CARRIED_META = ("pet", "frame_of_reference", "units", "value_max", "suv_factor")
+_CARRIED_META = ("pet", "frame_of_reference", "units", "value_max", "suv_factor", "modality_source", "format")
+#: how :class:`FuseImages` fuses more than two images (see its docstring)
+FUSION_STRATEGIES = ("mean_of_pairs", "sequential")
 
 
 def _is_lps(meta: Mapping) -> bool:
-    return str(meta.get("space", "RAS")).upper().endswith("LPS")
+    space = meta.get("space", "RAS")
+    if isinstance(space, (list, tuple)) and space:  # collated batch meta: one entry per sample
+        space = space[0]
+    return str(space).upper().endswith("LPS")
+
+
+def _track(out: Any) -> Any:
+    """``out`` as it is while MONAI tracks metadata (``get_track_meta()``), else its plain tensor."""
+    return out if get_track_meta() or not _has_meta(out) else out.as_tensor()
+
+
+def _like(array: np.ndarray, img: Any, extra_meta: Mapping | None = None, drop: Sequence[str] = ()):
+    """``array`` (channel-first) as the type of ``img``; a ``MetaTensor`` keeps a copy of ``img``'s meta,
+    affine and applied operations, plus ``extra_meta``, minus ``drop``."""
+    out = convert_to_dst_type(np.ascontiguousarray(array, dtype=np.float32), img, dtype=np.float32)[0]
+    if _has_meta(out):
+        meta = {k: v for k, v in img.meta.items() if k not in drop}
+        meta.update(extra_meta or {})
+        out.meta = meta
+    return _track(out)
+
+
+def ras_affine(img: Any) -> np.ndarray | None:
+    """The voxel-to-RAS affine of a ``MetaTensor`` (``(4, 4)``, or ``(B, 4, 4)`` for a batch), converted
+    from LPS when ``meta["space"]`` says so; None for inputs without metadata."""
+    from monai.utils import convert_data_type
+
+    if not _has_meta(img):
+        return None
+    affine = np.asarray(convert_data_type(img.affine, np.ndarray)[0], dtype=np.float64)
+    if _is_lps(img.meta):
+        affine = LPS_RAS_FLIP @ affine
+    return affine
 
 
 def _affine_4x4(affine: np.ndarray) -> np.ndarray:
@@ -140,6 +184,8 @@ def to_metatensor(volumes: Volume | Sequence[Volume], like: Any = None, extra_me
     affine = vols[0].affine
     if _is_lps(meta):
         affine = LPS_RAS_FLIP @ affine
+    else:
+        meta["space"] = "RAS"  # MONAI's writers then keep the affine as it is
     meta["spatial_shape"] = np.asarray(vols[0].shape)
     if vols[0].modality is not None:
         meta["modality"] = vols[0].modality
@@ -180,8 +226,8 @@ class LoadVolume(Transform):
         volume = load_volume(path, modality=self.modality)
         if self.keep_color and volume.rgb is not None:
             channels = [volume.with_array(volume.rgb[..., c], rgb=None) for c in range(3)]
-            return to_metatensor(channels, extra_meta={"filename_or_obj": str(path)})
-        return to_metatensor(volume, extra_meta={"filename_or_obj": str(path)})
+            return _track(to_metatensor(channels, extra_meta={"filename_or_obj": str(path)}))
+        return _track(to_metatensor(volume, extra_meta={"filename_or_obj": str(path)}))
 
 
 class RegisterToReference(Transform):
@@ -272,7 +318,7 @@ class RegisterToReference(Transform):
         like = img if _has_meta(img) else None
         if _has_meta(reference) and "space" in reference.meta:
             extra["space"] = reference.meta["space"]
-        return to_metatensor(out, like=like, extra_meta=extra)
+        return _track(to_metatensor(out, like=like, extra_meta=extra))
 
 
 class NormalizeModality(Transform):
@@ -324,8 +370,8 @@ class NormalizeModality(Transform):
             result = normalize(vol, vol.modality, window=self.window, mask=m, percentiles=self.percentiles)
             out.append(result)
             records.append(result.meta["normalization"])
-        return to_metatensor(out, like=img if _has_meta(img) else None,
-                             extra_meta={"normalization": records[0] if len(records) == 1 else records})
+        return _track(to_metatensor(out, like=img if _has_meta(img) else None,
+                                    extra_meta={"normalization": records[0] if len(records) == 1 else records}))
 
 
 class SplitLuminance(Transform):
@@ -349,9 +395,7 @@ class SplitLuminance(Transform):
             raise ValueError(f"SplitLuminance expects (3, H, W) RGB or (1, H, W), got shape {tuple(img.shape)}")
         rgb = np.moveaxis(np.asarray(convert_data_type(img, np.ndarray)[0]), 0, -1)
         y, cb, cr = split_luminance(rgb)
-        vol = to_volume(img, 0).with_array(y)
-        return to_metatensor(vol, like=img if _has_meta(img) else None,
-                             extra_meta={CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)})
+        return _like(y[None], img, extra_meta={CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)})
 
 
 class MergeLuminance(Transform):
@@ -381,58 +425,130 @@ class MergeLuminance(Transform):
         chroma = np.asarray(convert_data_type(chroma, np.ndarray)[0], dtype=np.float32)
         y = np.asarray(convert_data_type(img, np.ndarray)[0][0], dtype=np.float32) * self.scale
         rgb = merge_luminance(y, chroma[0], chroma[1]).astype(np.float32)
-        base = to_volume(img, 0)
-        channels = [base.with_array(rgb[..., c]) for c in range(3)]
-        out = to_metatensor(channels, like=img if _has_meta(img) else None)
-        out.meta.pop(CHROMA_META_KEY, None)
-        return out
+        return _like(np.moveaxis(rgb, -1, 0), img, drop=(CHROMA_META_KEY,))
 
 
 class FuseImages(Transform):
-    """Fuse a reference and a moving image that share one grid (:func:`medfuse.fusion.fuse_arrays`).
+    """Fuse a reference image with one or more images on its grid (:func:`medfuse.fusion.fuse_arrays`).
 
     Args:
         method: a classical method (``mean``, ``max``, ``laplacian``, ``wavelet``, ``guided``) or a
             network (``fmmf``, ``mdgan``, ``msra``, ``light``).
         weights: network checkpoint; default the shipped weights for ``pair``.
-        pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``; default from the moving image's modality.
+        pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``; default from each other image's modality.
         device: torch device for networks.
         axis: stored slice axis for 2D methods on volumes **without geometry** (plain tensors or
             arrays). A ``MetaTensor`` reference is fused in axial slices oriented like the 2D
             training slices, whatever its storage order (its affine goes to
             :func:`medfuse.fusion.fuse_arrays`).
+        strategy: how more than two images are fused (two images: both give ``fuse(reference, other)``).
+            ``"mean_of_pairs"`` (default): the reference is fused with each other image, and the
+            fusions are averaged voxel by voxel; every fusion is the two-input case the methods and
+            networks are made for, each other image weighs the same and the order does not matter
+            (BraTS: T1 with T1ce, T2 and FLAIR). ``"sequential"``: ``fuse(fuse(fuse(reference, o1), o2), ...)``,
+            each result the reference of the next fusion; later images weigh more.
 
-    Returns (``__call__(reference, moving)``):
-        ``(1, *spatial)`` float32 in [0, 1] with **the reference's affine** and meta.
+    Returns (``__call__(reference, *others)``):
+        ``(1, *spatial)`` float32 in [0, 1] with **the reference's affine** and meta (the
+        reference ``MetaTensor`` itself, values replaced).
 
     Raises:
         SpaceMismatchError: the inputs' shapes or affines differ (register them first).
+        ValueError: no image to fuse with, or an unknown ``strategy``.
     """
 
     backend = [TransformBackends.NUMPY]
 
     def __init__(self, method: str = "mean", weights: str | None = None, pair: str | None = None,
-                 device: str = "cpu", axis: int = -1) -> None:
+                 device: str = "cpu", axis: int = -1, strategy: str = "mean_of_pairs") -> None:
+        from medfuse.errors import look_up
+
         self.method = method
         self.weights = weights
         self.pair = pair
         self.device = device
         self.axis = int(axis)
+        self.strategy = look_up(strategy, FUSION_STRATEGIES, "multi-input fusion strategy")
 
-    def __call__(self, reference: Any, moving: Any):  # type: ignore[override]
+    def __call__(self, reference: Any, *others: Any):  # type: ignore[override]
         from medfuse.errors import SpaceMismatchError
         from medfuse.fusion import fuse_arrays, pair_for_modality
 
+        if not others:
+            raise ValueError("FuseImages needs the reference and at least one other image on its grid")
         ref = to_volume(reference, 0)
-        mov = to_volume(moving, 0)
-        if not ref.same_grid(mov):
-            raise SpaceMismatchError(
-                f"cannot fuse images on different grids (shapes {ref.shape} and {mov.shape}, affines differ by up to "
-                f"{float(np.abs(ref.affine - mov.affine).max()):.3g} mm); put the moving image on the reference grid "
-                "first with RegisterToReference (register=False for pre-aligned scans)"
-            )
+        movs = [to_volume(m, 0) for m in others]
+        for mov in movs:
+            if not ref.same_grid(mov):
+                raise SpaceMismatchError(
+                    f"cannot fuse images on different grids (shapes {ref.shape} and {mov.shape}, affines differ by up "
+                    f"to {float(np.abs(ref.affine - mov.affine).max()):.3g} mm); put the other image on the reference "
+                    "grid first with RegisterToReference (register=False for pre-aligned scans)"
+                )
         affine = ref.affine if _has_meta(reference) and ref.ndim == 3 else None  # RAS, from to_volume
-        fused = fuse_arrays(ref.array, mov.array, self.method, weights=self.weights,
-                            pair=self.pair or pair_for_modality(mov.modality), device=self.device, axis=self.axis,
-                            affine=affine)
-        return to_metatensor(ref.with_array(fused), like=reference if _has_meta(reference) else None)
+
+        def fuse(a: np.ndarray, mov) -> np.ndarray:
+            return fuse_arrays(a, mov.array, self.method, weights=self.weights,
+                               pair=self.pair or pair_for_modality(mov.modality), device=self.device, axis=self.axis,
+                               affine=affine)
+
+        if self.strategy == "sequential":
+            fused = ref.array
+            for mov in movs:
+                fused = fuse(fused, mov)
+        else:
+            fused = np.mean([fuse(ref.array, mov) for mov in movs], axis=0)
+        return _like(np.asarray(fused, dtype=np.float32)[None], reference)
+
+
+class WriteSidecar(Transform):
+    """Write medfuse's JSON sidecar (:mod:`medfuse.report.sidecar`) beside a fused image already saved.
+
+    Args:
+        method: the fusion method or network name.
+        weights: the network checkpoint used (its file name and SHA-256 go in the record).
+        command: what made the output (``"python -m monai.bundle run"``).
+
+    ``__call__(img, reference=None, moving=None)``: ``img`` is the fused ``MetaTensor`` after
+    ``SaveImage(savepath_in_metadict=True)`` (its ``meta["saved_to"]`` names the output);
+    ``reference``/``moving`` are the normalized inputs, whose metadata (modality and its source,
+    format, normalization, registration summary) the record reports. Returns ``img`` unchanged.
+    No patient identifiers: no input paths, only what medfuse computed.
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(self, method: str | None = None, weights: str | os.PathLike | None = None,
+                 command: str = "medfuse transforms") -> None:
+        self.method, self.weights, self.command = method, weights, command
+
+    def __call__(self, img: Any, reference: Any = None, moving: Any = None):  # type: ignore[override]
+        import platform
+        from pathlib import Path
+
+        from medfuse import __version__
+        from medfuse.report.sidecar import file_sha256, volume_record, write_sidecar
+
+        saved = img.meta.get("saved_to") if _has_meta(img) else None
+        if not saved:
+            raise ValueError("WriteSidecar needs the output's path in meta['saved_to']: run "
+                             "SaveImage(savepath_in_metadict=True) before it")
+        inputs = {}
+        for role, x in (("reference", reference), ("moving", moving)):
+            if x is not None:
+                vol = to_volume(x, 0)
+                vol.meta.update({k: x.meta[k] for k in ("normalization",) if _has_meta(x) and k in x.meta})
+                record = volume_record(vol, vol)
+                record.pop("sha256_of_values", None)  # these are the normalized values, not the input's
+                inputs[role] = record
+        registration = moving.meta.get("registration") if _has_meta(moving) else None
+        record = {
+            "medfuse_version": __version__, "command": self.command, "python": platform.python_version(),
+            "output": Path(saved).name, "method": self.method,
+            "weights": None if self.weights is None else {"file": Path(self.weights).name,
+                                                          "sha256": file_sha256(self.weights)},
+            "inputs": inputs,
+            "registration": registration if registration is not None else {"registered": False},
+        }
+        write_sidecar(saved, record, force=True)
+        return img

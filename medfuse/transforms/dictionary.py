@@ -1,7 +1,9 @@
 """MONAI dictionary transforms: each only wraps its array transform from :mod:`medfuse.transforms.array`.
 
 Keys name entries of the data dictionary; the reference (MRI) image is ``ref_key``. Outputs keep
-MetaTensor geometry: registered, normalized and fused images carry the reference's affine.
+MetaTensor geometry: registered, normalized and fused images carry the reference's affine. Each
+takes every argument of its array transform (as MONAI's ``NormalizeIntensityd`` mirrors
+``NormalizeIntensity``); arguments that can differ per image (``modality``) also take one value per key.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from medfuse.transforms.array import (
     NormalizeModality,
     RegisterToReference,
     SplitLuminance,
+    WriteSidecar,
 )
 
 __all__ = [
@@ -29,7 +32,17 @@ __all__ = [
     "SplitLuminanced", "SplitLuminanceD", "SplitLuminanceDict",
     "MergeLuminanced", "MergeLuminanceD", "MergeLuminanceDict",
     "FuseImagesd", "FuseImagesD", "FuseImagesDict",
+    "WriteSidecard", "WriteSidecarD", "WriteSidecarDict",
 ]
+
+
+def _per_key(value: Any, keys: Sequence[Hashable], name: str) -> list[Any]:
+    """One value per key: a list/tuple gives them in key order, anything else is used for every key."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(keys):
+            raise ValueError(f"{name} gives {len(value)} value(s) for {len(keys)} key(s) {list(keys)}")
+        return list(value)
+    return [value] * len(keys)
 
 
 class LoadVolumed(MapTransform):
@@ -40,7 +53,7 @@ class LoadVolumed(MapTransform):
     def __init__(self, keys: KeysCollection, modality: Sequence[str | None] | str | None = None,
                  keep_color: bool = False, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        mods = modality if isinstance(modality, (list, tuple)) else [modality] * len(self.keys)
+        mods = _per_key(modality, self.keys, "modality")
         self.loaders = {k: LoadVolume(modality=m, keep_color=keep_color) for k, m in zip(self.keys, mods)}
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -51,33 +64,54 @@ class LoadVolumed(MapTransform):
 
 
 class RegisterToReferenced(MapTransform):
-    """Dictionary wrapper of :class:`RegisterToReference`: each key is registered onto ``d[ref_key]``."""
+    """Dictionary wrapper of :class:`RegisterToReference`: each key is registered onto ``d[ref_key]``;
+    ``modality`` and ``label_map`` may give one value per key."""
 
     backend = RegisterToReference.backend
 
-    def __init__(self, keys: KeysCollection, ref_key: str, transform: str = "rigid", label_map: bool = False,
-                 register: bool = True, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        ref_key: str,
+        transform: str = "rigid",
+        label_map: bool | Sequence[bool] = False,
+        register: bool = True,
+        modality: Sequence[str | None] | str | None = None,
+        reference_modality: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        skip_same_frame: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.ref_key = ref_key
-        self.registrar = RegisterToReference(transform=transform, label_map=label_map, register=register)
+        self.registrars = {
+            k: RegisterToReference(transform=transform, label_map=lm, register=register, modality=m,
+                                   reference_modality=reference_modality, settings=settings,
+                                   skip_same_frame=skip_same_frame)
+            for k, m, lm in zip(self.keys, _per_key(modality, self.keys, "modality"),
+                                _per_key(label_map, self.keys, "label_map"))
+        }
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.registrar(d[key], d[self.ref_key])
+            d[key] = self.registrars[key](d[key], d[self.ref_key])
         return d
 
 
 class NormalizeModalityd(MapTransform):
-    """Dictionary wrapper of :class:`NormalizeModality`; ``modality`` may give one code per key."""
+    """Dictionary wrapper of :class:`NormalizeModality`; ``modality`` may give one code per key
+    (``window`` is a CT preset or HU/SUV range: give one per transform when the keys differ)."""
 
     backend = NormalizeModality.backend
 
     def __init__(self, keys: KeysCollection, modality: Sequence[str | None] | str | None = None,
-                 window: Any = None, allow_missing_keys: bool = False) -> None:
+                 window: Any = None, percentiles: Sequence[float] = (0.5, 99.5),
+                 allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        mods = modality if isinstance(modality, (list, tuple)) else [modality] * len(self.keys)
-        self.normalizers = {k: NormalizeModality(modality=m, window=window) for k, m in zip(self.keys, mods)}
+        mods = _per_key(modality, self.keys, "modality")
+        self.normalizers = {k: NormalizeModality(modality=m, window=window, percentiles=percentiles)
+                            for k, m in zip(self.keys, mods)}
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -123,26 +157,52 @@ class MergeLuminanced(MapTransform):
 
 
 class FuseImagesd(MapTransform):
-    """Dictionary wrapper of :class:`FuseImages`: ``keys`` = (reference key, moving key); the result
-    goes to ``d[output_key]`` with the reference's affine. A ``MetaTensor`` reference's affine
-    chooses the slices of 2D methods (axial, in the training orientation); ``axis`` only serves
-    inputs without geometry."""
+    """Dictionary wrapper of :class:`FuseImages`: ``keys`` = (reference key, other key, ...); the result
+    goes to ``d[output_key]`` with the reference's affine. Two keys fuse a pair; more keys are fused
+    by ``strategy`` (``"mean_of_pairs"``: the mean of the reference fused with each other image;
+    ``"sequential"``: each fusion the reference of the next; see :class:`FuseImages`). A
+    ``MetaTensor`` reference's affine chooses the slices of 2D methods (axial, in the training
+    orientation); ``axis`` only serves inputs without geometry."""
 
     backend = FuseImages.backend
 
     def __init__(self, keys: KeysCollection, output_key: str = "fused", method: str = "mean",
                  weights: str | None = None, pair: str | None = None, device: str = "cpu", axis: int = -1,
-                 allow_missing_keys: bool = False) -> None:
+                 strategy: str = "mean_of_pairs", allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        if len(self.keys) != 2:
-            raise ValueError(f"FuseImagesd needs two keys (reference, moving); got {self.keys}")
+        if len(self.keys) < 2:
+            raise ValueError(f"FuseImagesd needs two or more keys (reference first); got {self.keys}")
         self.output_key = output_key
-        self.fuser = FuseImages(method=method, weights=weights, pair=pair, device=device, axis=axis)
+        self.fuser = FuseImages(method=method, weights=weights, pair=pair, device=device, axis=axis,
+                                strategy=strategy)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        ref_key, mov_key = self.keys
-        d[self.output_key] = self.fuser(d[ref_key], d[mov_key])
+        ref_key, *other_keys = self.keys
+        others = [d[k] for k in other_keys if k in d or not self.allow_missing_keys]
+        d[self.output_key] = self.fuser(d[ref_key], *others)
+        return d
+
+
+class WriteSidecard(MapTransform):
+    """Dictionary wrapper of :class:`WriteSidecar`: for each key (a fused image saved by
+    ``SaveImaged(savepath_in_metadict=True)``), the sidecar reports ``d[reference_key]`` and ``d[moving_key]``."""
+
+    backend = WriteSidecar.backend
+
+    def __init__(self, keys: KeysCollection, reference_key: str | None = None, moving_key: str | None = None,
+                 method: str | None = None, weights: str | None = None, command: str = "medfuse transforms",
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.reference_key, self.moving_key = reference_key, moving_key
+        self.writer = WriteSidecar(method=method, weights=weights, command=command)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        ref = d.get(self.reference_key) if self.reference_key else None
+        mov = d.get(self.moving_key) if self.moving_key else None
+        for key in self.key_iterator(d):
+            d[key] = self.writer(d[key], ref, mov)
         return d
 
 
@@ -152,3 +212,4 @@ NormalizeModalityD = NormalizeModalityDict = NormalizeModalityd
 SplitLuminanceD = SplitLuminanceDict = SplitLuminanced
 MergeLuminanceD = MergeLuminanceDict = MergeLuminanced
 FuseImagesD = FuseImagesDict = FuseImagesd
+WriteSidecarD = WriteSidecarDict = WriteSidecard

@@ -25,7 +25,7 @@ from medfuse.errors import (
     TooLargeError,
     UnsupportedInputError,
 )
-from medfuse.io import dicom as dicom_mod
+from medfuse.io.dicom import reader as dicom_mod
 from medfuse.io.dicom import SeriesInfo, list_series, read_dicom_series
 from medfuse.volume import ras_to_lps
 from tests.io.dicom_fixtures import (

@@ -112,3 +112,61 @@ def test_load_volume_transform(tmp_path):
     assert mt.meta["modality"] == "MR"
     d = LoadVolumed(keys=["mri", "pet"], keep_color=True)({"mri": tmp_path / "mri.nii.gz", "pet": tmp_path / "pet.png"})
     assert d["pet"].shape == (3, 16, 12) and d["mri"].shape == (1, 20, 22, 12)
+
+
+def _signature_args(cls):
+    import inspect
+
+    return {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs")}
+
+
+@pytest.mark.parametrize("array_cls, dict_cls", [
+    (LoadVolume, LoadVolumed), (RegisterToReference, RegisterToReferenced), (NormalizeModality, NormalizeModalityd),
+    (SplitLuminance, SplitLuminanced), (MergeLuminance, MergeLuminanced), (FuseImages, FuseImagesd),
+])
+def test_dictionary_transforms_take_every_array_argument(array_cls, dict_cls):
+    assert _signature_args(array_cls) <= _signature_args(dict_cls)
+
+
+def test_meta_kept_without_round_trip_and_track_meta_respected():
+    from monai.data import set_track_meta
+
+    ref, mov = NormalizeModality()(_mt(_head(0))), NormalizeModality()(_mt(_head(1), modality="PT"))
+    ref.meta["custom"] = "kept"
+    fused = FuseImages(method="max")(ref, mov)
+    assert fused.meta["custom"] == "kept" and fused.meta["normalization"] == ref.meta["normalization"]
+    set_track_meta(False)
+    try:
+        plain = FuseImages(method="max")(ref, mov)
+        assert not isinstance(plain, MetaTensor) and isinstance(plain, torch.Tensor)
+        assert not isinstance(NormalizeModality()(_mt(_head(0))), MetaTensor)
+    finally:
+        set_track_meta(True)
+
+
+def test_fuse_more_than_two_images_strategies():
+    imgs = [NormalizeModality()(_mt(_head(i))) for i in range(3)]
+    a, b, c = (x.as_tensor() for x in imgs)
+    pairs = FuseImages(method="max")(*imgs)
+    torch.testing.assert_close(pairs.as_tensor(), (torch.maximum(a, b) + torch.maximum(a, c)) / 2)
+    seq = FuseImagesd(keys=("a", "b", "c"), method="max", strategy="sequential")(dict(zip("abc", imgs)))["fused"]
+    torch.testing.assert_close(seq.as_tensor(), torch.maximum(torch.maximum(a, b), c))
+    np.testing.assert_allclose(seq.affine.numpy(), AFFINE)
+    with pytest.raises(ValueError, match="did you mean"):
+        FuseImages(strategy="sequentail")
+
+
+@pytest.mark.real
+def test_fuse_brats_four_sequences(real_dir):
+    """BraTS: T1 fused with T1ce, T2 and FLAIR (one grid) by the mean of pairwise fusions, T1's geometry kept."""
+    case = real_dir / "brats" / "TCGA-FG-6692"
+    keys = ["t1", "t1ce", "t2", "flair"]
+    data = {k: str(case / f"TCGA-FG-6692_{k}.nii.gz") for k in keys}
+    d = LoadVolumed(keys=keys, modality="MR")(data)
+    d = NormalizeModalityd(keys=keys)(d)
+    out = FuseImagesd(keys=keys, method="mean")(d)["fused"]
+    np.testing.assert_allclose(out.affine.numpy(), d["t1"].affine.numpy())
+    assert out.shape == d["t1"].shape
+    expected = (3 * d["t1"].as_tensor() + d["t1ce"].as_tensor() + d["t2"].as_tensor() + d["flair"].as_tensor()) / 6
+    torch.testing.assert_close(out.as_tensor(), expected, atol=1e-5, rtol=0)
+    assert 0 <= float(out.min()) and float(out.max()) <= 1

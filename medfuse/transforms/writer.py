@@ -1,0 +1,60 @@
+"""A MONAI image writer that writes through :func:`medfuse.io.save_volume`.
+
+``SaveImage``/``SaveImaged(writer="medfuse.transforms.VolumeWriter")`` keep MONAI's file naming
+(``output_dir``, ``output_postfix``, ``data_root_dir``...) while the file is written the way every
+other medfuse door writes it: atomically, the affine as the ``MetaTensor`` carries it (RAS, converted
+from LPS when ``meta["space"]`` says so; NIfTI sform = qform), 2D slices as 8-bit PNG/TIFF in
+medfuse's ``(row, col)`` layout, colour kept.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from monai.data import ImageWriter
+
+from medfuse.transforms.array import to_volume
+
+__all__ = ["VolumeWriter"]
+
+#: image-file formats: 2D slices, written 8-bit
+_SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
+
+
+class VolumeWriter(ImageWriter):
+    """Write a channel-first image with :func:`medfuse.io.save_volume` (format from the file name).
+
+    Args:
+        output_dtype: kept for MONAI's interface; medfuse writes float32 volumes and 8-bit slices.
+        scale: as MONAI's ``PILWriter``: for image-file formats, one-channel values are clipped to
+            [0, 1] and multiplied by ``scale`` (255 for a fused slice in [0, 1]); ignored for volumes.
+
+    A 3-channel 2D image (``MergeLuminance``'s RGB, 0..255) is written as an RGB picture.
+    Overwrites, like MONAI's writers: a bundle checks its outputs before any work
+    (:func:`medfuse.bundle.make_datalist`).
+    """
+
+    def __init__(self, output_dtype: Any = np.float32, scale: float | None = None, **kwargs: Any) -> None:
+        super().__init__(output_dtype=output_dtype, scale=scale, **kwargs)
+
+    def set_data_array(self, data_array, channel_dim: int | None = 0, squeeze_end_dims: bool = True, **kwargs):
+        """Keep ``data_array`` (channel-first ``(C, H, W[, D])``, or without channel when ``channel_dim`` is None)."""
+        self.data_obj = data_array if channel_dim is not None else data_array[None]
+
+    def set_metadata(self, meta_dict: dict | None = None, **options) -> None:
+        """Nothing to do: the ``MetaTensor`` given to :meth:`set_data_array` carries its geometry."""
+
+    def write(self, filename: str | os.PathLike, verbose: bool = False, **kwargs):
+        from medfuse.io import save_volume
+        from medfuse.io.atomic import full_suffix
+
+        img = self.data_obj
+        volume = to_volume(img, 0)
+        if volume.ndim == 2 and full_suffix(filename) in _SLICE_SUFFIXES:
+            if int(img.shape[0]) == 3:
+                volume.rgb = np.stack([to_volume(img, c).array for c in range(3)], axis=-1)
+            elif self.scale:
+                volume = volume.with_array(np.clip(volume.array, 0.0, 1.0) * float(self.scale))
+        return save_volume(volume, filename, force=True)
