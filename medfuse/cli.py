@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fuse(sub)
     _add_register(sub)
     _add_fuse_dir(sub)
+    _add_batch(sub)
     _add_demo(sub)
     _add_info(sub)
     _add_evaluate(sub)
@@ -215,6 +216,12 @@ def _run_fuse_dir(args) -> int:
     print(f"fused {counts['ok']}, skipped {counts['skipped']} (already done), failed {counts['failed']}; "
           f"outputs in {args.out}")
     return 1 if counts["failed"] else 0
+
+
+def _add_batch(sub) -> None:
+    from medfuse.batch_cli import add_batch_parser
+
+    add_batch_parser(sub)
 
 
 def _add_demo(sub) -> None:

@@ -5,6 +5,8 @@
     DATA/{ct_mri,pet_mri,spect_mri}/<pair>/{mri.png, ct.png | pet.png | spect.png}
 
 ``DATA/index.csv`` (optional) maps each pair to its AANLIB case, used to split by subject.
+:func:`find_harvard_pairs` lists the complete pairs (training, ``fuse-dir``);
+:func:`discover_harvard` returns them as batch cases with what was skipped and why (``medfuse batch``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HARVARD_TASKS", "HarvardPair", "find_harvard_pairs"]
+__all__ = ["HARVARD_TASKS", "HarvardPair", "find_harvard_pairs", "discover_harvard"]
 
 #: task folder -> file name of the second (non-MRI) image
 HARVARD_TASKS = {"ct_mri": "ct.png", "pet_mri": "pet.png", "spect_mri": "spect.png"}
@@ -84,3 +86,55 @@ def find_harvard_pairs(data: str | os.PathLike, tasks=None) -> list[HarvardPair]
             "{mri.png, ct.png|pet.png|spect.png}"
         )
     return pairs
+
+
+#: modality code of the second image of each task
+_MODALITY = {"ct_mri": "CT", "pet_mri": "PT", "spect_mri": "NM"}
+#: files at the root that belong to the data set (not stray)
+_ROOT_FILES = {"index.csv", "readme.md", "readme.txt", "license", "license.txt"}
+
+
+def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
+    """Every pair of a Harvard-layout folder as a batch case (``case_id`` = ``<task>/<pair>``).
+
+    Reference ``mri`` (MR), moving ``ct``/``pet``/``spect`` (CT, PT, NM). A pair folder without both
+    images is skipped with the reason; other files are counted as ignored.
+
+    Raises:
+        NotADirectoryError: ``data`` is not a folder.
+    """
+    from medfuse.datasets.base import Case, Discovery, Skipped
+
+    data = Path(data)
+    if not data.is_dir():
+        raise NotADirectoryError(f"{data}: not a folder; give the folder holding ct_mri/, pet_mri/, spect_mri/")
+    found = Discovery("harvard", data)
+    cases = _cases(data)
+    for entry in sorted(data.iterdir()):
+        if entry.is_file() and entry.name.lower() not in _ROOT_FILES:
+            found.ignore(entry, "file outside the task folders")
+        elif entry.is_dir() and entry.name not in HARVARD_TASKS:
+            found.skipped.append(Skipped(entry.name, "not a task folder (ct_mri, pet_mri, spect_mri)"))
+    for task, other_name in HARVARD_TASKS.items():
+        if tasks is not None and task not in tasks:
+            continue
+        task_dir = data / task
+        if not task_dir.is_dir():
+            continue
+        role = other_name.split(".")[0]
+        for pair_dir in sorted(task_dir.iterdir()):
+            if not pair_dir.is_dir():
+                found.ignore(pair_dir, "file outside the pair folders")
+                continue
+            mri, other = pair_dir / "mri.png", pair_dir / other_name
+            missing = [p.name for p in (mri, other) if not p.is_file()]
+            for f in pair_dir.iterdir():
+                if f.name not in ("mri.png", other_name):
+                    found.ignore(f, "not one of the pair's two images")
+            if missing:
+                found.skipped.append(Skipped(found.relative(pair_dir), f"incomplete pair: missing {', '.join(missing)}"))
+                continue
+            case = cases.get((task, pair_dir.name)) or _case_from_id(pair_dir.name)
+            found.cases.append(Case(f"{task}/{pair_dir.name}", {"mri": mri, role: other},
+                                    {"mri": "MR", role: _MODALITY[task]}, info={"task": task, "subject": case}))
+    return found
