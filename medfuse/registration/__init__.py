@@ -2,7 +2,8 @@
 
 - :func:`register`: rigid / affine / B-spline, Mattes mutual information, multi-resolution,
   robust initialization; raises :class:`~medfuse.errors.RegistrationError` instead of failing
-  silently (see :mod:`medfuse.registration.core`).
+  silently, unless overridden with ``checks=False`` (then the failures are listed in
+  ``RegistrationResult.check_failures``; see :mod:`medfuse.registration.core`).
 - :func:`resample_to_reference`: resample onto the reference grid through a transform or, without
   one, in world coordinates (pre-aligned scans, ``medfuse fuse --no-register``).
 - :func:`save_transform` / :func:`load_transform`: ITK transform files (``.tfm``, ``.h5``), in

@@ -4,7 +4,9 @@
   (checked before starting: at least half must be covered);
 - :func:`decompose_linear`: rotation angle, scales and the displacement of the head centre of a
   4x4 reference->moving matrix (implausible beyond 30 degrees, 100 mm, scales outside 0.9-1.1);
-- :func:`dice`: overlap of the reference head mask and the registered moving head mask;
+- :func:`dice`: overlap of the reference head mask and the registered moving head mask (reported
+  only: masks of different modalities do not outline the same thing, so it is no refusal
+  criterion; the metric checks in :mod:`medfuse.registration.core` are);
 - :func:`same_frame_of_reference`: hybrid PET/CT or PET/MR series share a DICOM frame of reference,
   so registering them is unnecessary.
 """

@@ -26,7 +26,7 @@ def test_rigid_ct_recovers_known_motion_and_keeps_reference_geometry(ct_case, fa
     assert out.shape == ct_case.mri.shape
     np.testing.assert_array_equal(out.affine, ct_case.mri.affine)
     assert out.array.dtype == np.float32 and out.modality == "CT"
-    assert result.transform_type == "rigid" and result.dice > 0.9
+    assert result.transform_type == "rigid" and not result.check_failures
     assert result.metric_after < result.metric_before
     # the SimpleITK transform and the RAS matrix describe the same mapping
     np.testing.assert_allclose(matrix_ras(result.transform), result.reference_to_moving_ras, atol=1e-9)
@@ -86,16 +86,50 @@ def test_implausible_rotation_raises(ct_case):
         register(ct_case.mri, ct_case.moving, settings=strict)
 
 
-def test_low_head_dice_raises_and_checks_off_only_warns(aligned_ct_case, caplog):
-    # a Dice threshold no real registration reaches (the 3 mm masks overlap about 0.98)
-    strict = RegistrationSettings(working_spacing_mm=3.0, min_dice=0.999)
-    with pytest.raises(RegistrationError, match=r"head masks overlap poorly after registration \(Dice 0\.9\d+"):
-        register(aligned_ct_case.mri, aligned_ct_case.moving, settings=strict)
+def test_failed_check_raises_and_checks_off_overrides_it(ct_case, caplog):
+    strict = RegistrationSettings(working_spacing_mm=3.0, max_rotation_deg=5.0)  # the case is rotated ~14 degrees
+    with pytest.raises(RegistrationError, match=r"override the check \(--accept-registration\)"):
+        register(ct_case.mri, ct_case.moving, settings=strict)
     with caplog.at_level(logging.WARNING, logger="medfuse"):
-        result = register(aligned_ct_case.mri, aligned_ct_case.moving, settings=strict, checks=False)
+        result = register(ct_case.mri, ct_case.moving, settings=strict, checks=False)
     assert any(m.startswith("CHECK FAILED") for m in result.messages)
-    assert "head masks overlap poorly" in caplog.text
-    assert aligned_ct_case.tre(result.reference_to_moving_ras).mean() < 1.0
+    assert len(result.check_failures) == 1 and "implausible result: rotation" in result.check_failures[0]
+    assert "implausible result: rotation" in caplog.text
+    summary = result.summary()
+    assert summary["checks"] == "overridden" and summary["check_failures"] == result.check_failures
+    assert result.resampled.meta["registration"]["checks"] == "overridden"
+    assert ct_case.tre(result.reference_to_moving_ras).mean() < 1.0
+
+
+def test_checks_enforced_result_reports_quality_and_no_failures(aligned_ct_case, fast):
+    result = register(aligned_ct_case.mri, aligned_ct_case.moving, settings=fast)
+    summary = result.summary()
+    assert summary["checks"] == "enforced" and summary["check_failures"] == []
+    assert 0.0 < result.dice <= 1.0  # reported, no longer a refusal criterion
+    assert result.quality["basin_rise"] > 0.05
+    assert not result.quality["rival_gain"] > 0.0  # nan (no far start worth refining) or worse than the result
+
+
+def test_pre_start_refusal_becomes_a_warning_when_overridden(ct_case, fast):
+    far = _moved(ct_case.moving, rigid_matrix((0, 0, 0), (0, 0, 400.0)), "far.nii.gz")
+    result = register(ct_case.mri, far, settings=fast, checks=False)
+    assert any("field of view" in m for m in result.check_failures)
+    assert result.summary()["checks"] == "overridden"
+
+
+def test_non_head_object_is_refused_and_can_be_overridden(aligned_ct_case, fast):
+    # a CT of a water cylinder with inserts, correct headers: not a head
+    ct = aligned_ct_case.moving
+    world = ct.world_coordinates(np.indices(ct.shape).reshape(3, -1).T.astype(np.float64))
+    d = world - world.mean(axis=0)
+    r = np.hypot(d[:, 0], d[:, 1])
+    arr = np.where((r < 80) & (np.abs(d[:, 2]) < 60), 0.0, -1000.0)
+    arr[(np.hypot(d[:, 0] - 40, d[:, 1]) < 12) & (np.abs(d[:, 2]) < 50)] = 1000.0
+    cylinder = ct.with_array(arr.reshape(ct.shape).astype(np.float32))
+    with pytest.raises(RegistrationError, match="--accept-registration"):
+        register(aligned_ct_case.mri, cylinder, settings=fast)
+    result = register(aligned_ct_case.mri, cylinder, settings=fast, checks=False)
+    assert result.check_failures and result.resampled.same_grid(aligned_ct_case.mri)
 
 
 def test_slab_moving_scan_is_stopped(aligned_ct_case, fast):
