@@ -16,6 +16,28 @@ changed here: the output has exactly the input's shape and storage order.
 * Sizes not divisible by the network's ``size_divisor`` are padded (edge values repeated) and
   the result cropped back.
 
+Two inference-side safeguards (no retraining; both on by default, both in :func:`fuse_slices`):
+
+* **Training intensities** (3D volumes of a known pair only). The shipped networks were trained on
+  AANLIB display slices (PNG / 255, colour PET/SPECT as luminance Y), whose intensities differ
+  from volumes normalized by :mod:`medfuse.intensity.normalize`: AANLIB SPECT-Y peaks near 0.6 and
+  half of the head is 0 in PET-Y, while a percentile-normalized SPECT spans [0, 1]; fed such a
+  bright SPECT the ``light`` network's residual pushed half of the brain to white. Before the
+  network, each input volume is therefore mapped, monotonically and once per volume, so that the
+  quantiles of its content voxels (:func:`content_mask`) equal those of the pair's training slices
+  (:data:`TRAINING_QUANTILES`, measured on the training pairs with the same mask rule;
+  :func:`medfuse.training.data.training_quantiles` recomputes them). The fused image is then
+  brought back to the inputs' own intensities: a blend network (``light``) returns its weight map
+  ``w`` and residual ``r`` and the output is composed from the **unmapped** inputs,
+  ``w * a + (1 - w) * b + r``; an image network's output goes through the monotone map taking the
+  quantiles of the mapped inputs' mean to those of the inputs' mean. 2D images are display images
+  like the training slices and are fed as they are.
+* **Bounded output**: the fused value is clamped to the local range of the two sources,
+  ``[min(a, b) - m, max(a, b) + m]`` over a 3 x 3 in-plane neighbourhood
+  (:func:`clamp_to_local_range`, ``m`` = :data:`OUTPUT_MARGIN` = 0.05 of the [0, 1] scale): no
+  halos, ringing, noise amplification or saturation beyond what the sources hold. For the blend
+  network this bounds the residual only (the blend itself always lies in the sources' range).
+
 Checkpoints are read with ``torch.load(..., weights_only=True)`` only
 (:func:`medfuse.training.checkpoint.read_checkpoint`).
 """
@@ -30,12 +52,103 @@ from typing import Any
 
 import numpy as np
 
+from medfuse.classical import OUTPUT_MARGIN, clamp_to_local_range
 from medfuse.errors import UnsupportedInputError, look_up
-from medfuse.fusion import PAIRS, check_fusion_inputs, fuse_slicewise
+from medfuse.pairs import PAIRS
+from medfuse.slicing import check_fusion_inputs, fuse_slicewise
 
-__all__ = ["load_model", "fuse_with_network", "fuse_slices", "shipped_weights_path", "predict", "torch_device"]
+__all__ = [
+    "load_model",
+    "fuse_with_network",
+    "fuse_slices",
+    "shipped_weights_path",
+    "predict",
+    "torch_device",
+    "content_mask",
+    "match_training_intensities",
+    "clamp_to_local_range",
+    "OUTPUT_MARGIN",
+    "TRAINING_QUANTILES",
+    "TRAINING_QUANTILE_LEVELS",
+]
 
 log = logging.getLogger(__name__)
+
+#: a blend network's detail residual is bounded by this fraction of the sources' local contrast
+#: (3 x 3 range) and by ``OUTPUT_MARGIN`` times the headroom of the blend (see :func:`fuse_slices`)
+RESIDUAL_BOUND = 0.25
+#: content voxels (:func:`content_mask`): ``max(a, b)`` above this, holes filled per slice
+CONTENT_THRESHOLD = 0.05
+#: percentile levels of :data:`TRAINING_QUANTILES`
+TRAINING_QUANTILE_LEVELS = (0, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 100)
+#: pair -> ``(MRI quantiles, other-scan quantiles)`` of the content pixels (:func:`content_mask`) of
+#: all the pair's AANLIB training pairs (PNG / 255, PET/SPECT as luminance Y), at
+#: :data:`TRAINING_QUANTILE_LEVELS`; recomputed by
+#: :func:`medfuse.training.data.training_quantiles` (tests/test_saturation.py checks them against
+#: the data when it is present). Every pair of the development set, rounded to 3 decimals.
+TRAINING_QUANTILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "ct_mri": (
+        (0.0, 0.0, 0.0, 0.0, 0.012, 0.11, 0.224, 0.294, 0.337, 0.392, 0.447, 0.506, 0.62, 0.745, 0.859, 0.902, 1.0),
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.267, 0.349, 0.408, 0.463, 0.561, 0.788, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ),
+    "pet_mri": (
+        (0.0, 0.0, 0.0, 0.0, 0.063, 0.192, 0.298, 0.4, 0.49, 0.569, 0.659, 0.753, 0.867, 1.0, 1.0, 1.0, 1.0),
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.047, 0.369, 0.608, 0.757, 0.827, 0.863, 0.867, 0.882),
+    ),
+    "spect_mri": (
+        (0.0, 0.0, 0.0, 0.0, 0.02, 0.098, 0.196, 0.278, 0.329, 0.376, 0.439, 0.514, 0.659, 0.769, 0.882, 0.941, 1.0),
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.071, 0.165, 0.188, 0.216, 0.243, 0.376, 0.494, 0.518, 0.545, 0.588, 0.922),
+    ),
+}
+
+
+def content_mask(a: np.ndarray, b: np.ndarray, threshold: float = CONTENT_THRESHOLD) -> np.ndarray:
+    """Pixels of the head: ``max(a, b) > threshold`` with holes filled in each 2D slice.
+
+    The same rule for the training slices and for the volumes inference maps to them.
+
+    Args:
+        a, b: ``(H, W)`` images or ``(S, H, W)`` stacks of slices in [0, 1].
+    """
+    from scipy import ndimage
+
+    m = np.maximum(a, b) > threshold
+    if m.ndim == 2:
+        return ndimage.binary_fill_holes(m)
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = ndimage.generate_binary_structure(2, 1)
+    return ndimage.binary_fill_holes(m, structure=structure)
+
+
+def _quantile_map(x: np.ndarray, values: np.ndarray, levels, targets) -> np.ndarray:
+    """Monotone map sending the ``levels`` percentiles of ``values`` to ``targets``."""
+    src = np.percentile(values, levels) if values.size else np.asarray(levels, dtype=np.float64) / 100.0
+    src = np.maximum.accumulate(np.asarray(src, dtype=np.float64))
+    return np.interp(x, src, np.asarray(targets, dtype=np.float64)).astype(np.float32)
+
+
+def match_training_intensities(
+    a: np.ndarray, b: np.ndarray, pair: str, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map two normalized volumes to the intensity distribution of ``pair``'s training slices.
+
+    Each of ``a`` (MRI) and ``b`` goes through the monotone piecewise-linear map that sends the
+    :data:`TRAINING_QUANTILE_LEVELS` percentiles of its voxels inside ``mask`` to the training
+    quantiles (:data:`TRAINING_QUANTILES`); one map per volume, never per slice.
+
+    Args:
+        a, b: arrays in [0, 1] of one shape (a volume or a stack of axial slices).
+        pair: ``ct_mri``, ``pet_mri`` or ``spect_mri``.
+        mask: the voxels the statistics use; default :func:`content_mask` (stacks along axis 0).
+
+    Returns:
+        ``(a_mapped, b_mapped)`` float32 in [0, 1].
+    """
+    qa, qb = TRAINING_QUANTILES[pair]
+    if mask is None:
+        mask = content_mask(a, b)
+    levels = TRAINING_QUANTILE_LEVELS
+    return _quantile_map(a, a[mask], levels, qa), _quantile_map(b, b[mask], levels, qb)
 
 
 def torch_device(device: str):
@@ -64,6 +177,7 @@ def _load_cached(path: str, mtime_ns: int, size: int, device: str):
     info["path"] = path
     info["spatial_dims"] = int(model.spatial_dims)
     info["size_divisor"] = int(getattr(model, "size_divisor", 1))
+    model.fusion_pair = ckpt.get("pair")  # read by fuse_slices (training-intensity map)
     return model, info
 
 
@@ -131,8 +245,36 @@ def _pad_to_multiple(x, divisor: int):
     return F.pad(x, flat, mode="replicate"), spatial
 
 
+def _local_contrast(a: np.ndarray, b: np.ndarray, size: int = 3) -> np.ndarray:
+    """Largest in-plane ``size`` x ``size`` range (max - min) of either source after a light
+    in-plane Gaussian smoothing (sigma 1 pixel, so that noise alone has little range), per pixel."""
+    from scipy import ndimage
+
+    window = (1,) * (a.ndim - 2) + (size, size)
+    sigma = (0,) * (a.ndim - 2) + (1.0, 1.0)
+    smooth = [ndimage.gaussian_filter(x, sigma, mode="nearest") for x in (a, b)]
+    return np.maximum(*(ndimage.maximum_filter(x, size=window, mode="nearest")
+                        - ndimage.minimum_filter(x, size=window, mode="nearest") for x in smooth))
+
+
+def _run_padded(fn, model, x, batch_size: int):
+    """``fn(chunk)`` over ``batch_size`` samples at a time, padded to the model's divisor, cropped back."""
+    import torch
+
+    divisor = int(getattr(model, "size_divisor", 1))
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], max(int(batch_size), 1)):
+            chunk, spatial = _pad_to_multiple(x[start : start + batch_size], divisor)
+            y = fn(chunk)
+            outs.append(y[(slice(None), slice(None), *(slice(0, s) for s in spatial))])
+    return torch.cat(outs, dim=0)
+
+
 def predict(model, x, batch_size: int = 16):
     """Run a 2D or 3D fusion network on a batch, padding to its ``size_divisor`` and cropping back.
+
+    The raw network (no intensity map, no output bound: see :func:`fuse_slices`).
 
     Args:
         model: a fusion network (``spatial_dims`` and ``size_divisor`` attributes).
@@ -142,16 +284,14 @@ def predict(model, x, batch_size: int = 16):
     Returns:
         tensor ``(N, out_channels, *S)`` in [0, 1] (no gradients).
     """
+    return _run_padded(model, model, x, batch_size).clamp_(0.0, 1.0)
+
+
+def _predict_blend(model, x, batch_size: int = 16):
+    """``(N, 2, *S)`` tensor of the blend network's weight map (channel 0) and residual (channel 1)."""
     import torch
 
-    divisor = int(getattr(model, "size_divisor", 1))
-    outs = []
-    with torch.inference_mode():
-        for start in range(0, x.shape[0], max(int(batch_size), 1)):
-            chunk, spatial = _pad_to_multiple(x[start : start + batch_size], divisor)
-            y = model(chunk)
-            outs.append(y[(slice(None), slice(None), *(slice(0, s) for s in spatial))])
-    return torch.cat(outs, dim=0).clamp_(0.0, 1.0)
+    return _run_padded(lambda c: torch.cat(model.blend_components(c), dim=1), model, x, batch_size)
 
 
 def fuse_slices(
@@ -163,6 +303,10 @@ def fuse_slices(
     axis: int = -1,
     batch_size: int = 16,
     device=None,
+    pair: str | None = None,
+    match_intensities: bool = True,
+    margin: float | None = OUTPUT_MARGIN,
+    residual_bound: float | None = RESIDUAL_BOUND,
 ) -> np.ndarray:
     """Run a 2D fusion network over a 2D image or a 3D volume, ``batch_size`` slices per pass.
 
@@ -176,6 +320,18 @@ def fuse_slices(
         axis: stored slice axis when ``affine`` is None.
         batch_size: slices per forward pass.
         device: torch device of ``model`` (default: where its parameters are).
+        pair: the pair the network was trained for (default ``model.fusion_pair``, set by
+            :func:`load_model`): selects the training intensities of a volume's map.
+        match_intensities: map a 3D volume to the training intensities before the network (see
+            the module docstring); ignored for 2D images and without a known pair.
+        margin: bound the output to the sources' local range plus this margin
+            (:func:`clamp_to_local_range`); None: the raw network output.
+        residual_bound: blend networks (``light``): the detail residual ``r`` is clipped to
+            ``+- residual_bound`` times the sources' local contrast (largest 3 x 3 range of either,
+            after a sigma-1 Gaussian smoothing)
+            and to ``[-m * blend, m * (1 - blend)]`` (``m`` the margin, ``blend = w a + (1 - w) b``):
+            edges are sharpened, flat-region noise is not amplified, and the output reaches 1
+            only where a source does. None: the residual as trained (only ``margin`` applies).
 
     Returns:
         float32 numpy array of ``a``'s shape and storage order, values in [0, 1].
@@ -185,15 +341,43 @@ def fuse_slices(
     if device is None:
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
+    pair = pair if pair is not None else getattr(model, "fusion_pair", None)
+    matched = bool(match_intensities) and a.ndim == 3 and pair in TRAINING_QUANTILES
+    blend = bool(getattr(model, "blend", False)) and hasattr(model, "blend_components")
 
     def fuse_stack(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(np.stack([sa, sb], axis=1), dtype=np.float32)).to(device)
-        return predict(model, x, batch_size)[:, 0].cpu().numpy()  # (S, 2, H, W) -> (S, H, W)
+        if matched:
+            mask = content_mask(sa, sb)
+            ma, mb = match_training_intensities(sa, sb, pair, mask)
+        else:
+            ma, mb = sa, sb
+        x = torch.from_numpy(np.ascontiguousarray(np.stack([ma, mb], axis=1), dtype=np.float32)).to(device)
+        if blend:
+            wr = _predict_blend(model, x, batch_size).cpu().numpy()  # (S, 2, H, W)
+            base = wr[:, 0] * sa + (1.0 - wr[:, 0]) * sb  # always within [min(a, b), max(a, b)]
+            residual = wr[:, 1]
+            if residual_bound is not None:
+                # the detail: at most a fraction of the local contrast (no noise amplification in
+                # flat regions), and at most the margin's share of the headroom (no saturation)
+                contrast = residual_bound * _local_contrast(sa, sb)
+                m = OUTPUT_MARGIN if margin is None else float(margin)
+                residual = np.clip(residual, -np.minimum(contrast, m * base), np.minimum(contrast, m * (1.0 - base)))
+            fused = base + residual
+        else:
+            fused = predict(model, x, batch_size)[:, 0].cpu().numpy()  # (S, 2, H, W) -> (S, H, W)
+            if matched:  # back to the inputs' intensities: quantiles of the mapped mean -> of the mean
+                levels = np.linspace(0.0, 100.0, 101)
+                mean_in, mean_mapped = 0.5 * (sa + sb), 0.5 * (ma + mb)
+                fused = _quantile_map(fused, mean_mapped[mask], levels, np.percentile(mean_in[mask], levels))
+        if margin is not None:
+            fused = clamp_to_local_range(fused, sa, sb, float(margin))
+        return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
     return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis)
 
 
-def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device) -> np.ndarray:
+def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device,
+                 margin: float | None = OUTPUT_MARGIN) -> np.ndarray:
     import torch
     from monai.inferers import sliding_window_inference
 
@@ -216,7 +400,8 @@ def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: in
             y = sliding_window_inference(padded, roi, max(1, min(batch_size, 4)), model, overlap=0.25,
                                          mode="gaussian")
     y = y[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
-    return y[0, 0].clamp(0.0, 1.0).cpu().numpy()
+    fused = y[0, 0].clamp(0.0, 1.0).cpu().numpy()
+    return clamp_to_local_range(fused, a, b) if margin is not None else fused
 
 
 def fuse_with_network(
@@ -230,6 +415,8 @@ def fuse_with_network(
     affine: np.ndarray | None = None,
     batch_size: int = 16,
     device: str = "cpu",
+    match_intensities: bool = True,
+    margin: float | None = OUTPUT_MARGIN,
 ) -> np.ndarray:
     """Fuse two registered, normalized images with a trained network.
 
@@ -246,6 +433,10 @@ def fuse_with_network(
             (:func:`medfuse.fusion.fuse_slicewise`). Ignored by 3D networks and for 2D images.
         batch_size: slices (2D network) or windows (3D network, at most 4) per forward pass.
         device: torch device.
+        match_intensities: 2D network on a volume: map the inputs to the training intensities
+            of the checkpoint's pair first (module docstring, :func:`match_training_intensities`).
+        margin: bound of the output around the sources' local range (:func:`clamp_to_local_range`);
+            None: the raw network output.
 
     Returns:
         float32 array of the inputs' shape, values in [0, 1].
@@ -280,7 +471,8 @@ def fuse_with_network(
         raise UnsupportedInputError(f"{weights}: network expects {model.in_channels} channels per modality; "
                                     "fuse_with_network takes gray images (1 channel each)")
     if info["spatial_dims"] == 2:
-        fused = fuse_slices(model, a, b, affine=affine, axis=axis, batch_size=batch_size, device=dev)
+        fused = fuse_slices(model, a, b, affine=affine, axis=axis, batch_size=batch_size, device=dev,
+                            pair=info.get("pair") or pair, match_intensities=match_intensities, margin=margin)
     else:
-        fused = _fuse_volume(model, info, a, b, batch_size, dev)
+        fused = _fuse_volume(model, info, a, b, batch_size, dev, margin)
     return np.ascontiguousarray(fused, dtype=np.float32)

@@ -7,6 +7,8 @@ import pytest
 
 from medfuse.classical import (
     CLASSICAL_METHODS,
+    OUTPUT_MARGIN,
+    clamp_to_local_range,
     fuse_classical,
     guided_filter,
     laplacian_pyramid,
@@ -91,7 +93,26 @@ def test_laplacian_pyramid_reconstructs_exactly_and_selects_max_abs_details():
     pb = laplacian_pyramid(b, 4)
     chosen = [np.where(np.abs(x) >= np.abs(y), x, y) for x, y in zip(pa[:-1], pb[:-1])]
     expected = reconstruct_laplacian_pyramid(chosen + [(pa[-1] + pb[-1]) / 2])
-    np.testing.assert_allclose(fuse_classical(a, b, "laplacian"), np.clip(expected, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(fuse_classical(a, b, "laplacian", margin=None, rule="max_abs"),
+                               np.clip(expected, 0, 1), atol=1e-6)
+    # the default is the same rule bounded to the sources' local range (medfuse.classical.clamp_to_local_range)
+    bounded = np.clip(clamp_to_local_range(expected, a, b, OUTPUT_MARGIN), 0, 1)
+    np.testing.assert_allclose(fuse_classical(a, b, "laplacian", rule="max_abs"), bounded, atol=1e-6)
+
+
+def test_clamp_to_local_range_bounds():
+    rng = np.random.default_rng(3)
+    a, b = rng.random((40, 40)), rng.random((40, 40))
+    wild = rng.uniform(-1.0, 2.0, (40, 40))
+    out = clamp_to_local_range(wild, a, b, 0.05)
+    from scipy import ndimage
+
+    lo = ndimage.minimum_filter(np.minimum(a, b), 3, mode="nearest")
+    hi = ndimage.maximum_filter(np.maximum(a, b), 3, mode="nearest")
+    assert (out >= lo - 0.05 - 1e-12).all() and (out <= hi + 0.05 + 1e-12).all()
+    assert (out <= 0.5 * (1 + np.maximum(a, b)) + 1e-12).all() and (out >= 0.5 * np.minimum(a, b) - 1e-12).all()
+    inside = 0.5 * (a + b)
+    np.testing.assert_array_equal(clamp_to_local_range(inside, a, b, 0.05), inside)  # in range: untouched
 
 
 def test_small_images_use_fewer_levels():

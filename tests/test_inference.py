@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medfuse.errors import CorruptFileError, NonFiniteError, SpaceMismatchError, UnsupportedInputError
-from medfuse.inference import fuse_with_network, load_model, predict
+from medfuse.inference import OUTPUT_MARGIN, fuse_with_network, load_model, predict
 from medfuse.networks import build_network
 from medfuse.training.checkpoint import make_checkpoint, save_checkpoint
 
@@ -37,7 +37,7 @@ def _rand(*shape, seed=0):
 def test_2d_any_size(light_ckpt):
     path, model = light_ckpt
     a, b = _rand(37, 50), _rand(37, 50, seed=1)
-    fused = fuse_with_network(a, b, "light", path)
+    fused = fuse_with_network(a, b, "light", path, margin=None)
     assert fused.shape == (37, 50) and fused.dtype == np.float32
     assert 0.0 <= fused.min() and fused.max() <= 1.0
     # the padded region does not leak: equal to running the model on an edge-padded 40x56 input
@@ -45,17 +45,28 @@ def test_2d_any_size(light_ckpt):
     with torch.no_grad():
         ref = model(x)[0, 0, :37, :50].numpy()
     assert np.allclose(fused, ref, atol=1e-6)
+    # by default the output is bounded to the sources' local range (+ OUTPUT_MARGIN)
+    bounded = fuse_with_network(a, b, "light", path)
+    from scipy import ndimage
+
+    hi = ndimage.maximum_filter(np.maximum(a, b), 3, mode="nearest")
+    lo = ndimage.minimum_filter(np.minimum(a, b), 3, mode="nearest")
+    assert (bounded <= hi + OUTPUT_MARGIN + 1e-6).all() and (bounded >= lo - OUTPUT_MARGIN - 1e-6).all()
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
 def test_2d_network_runs_slice_by_slice(light_ckpt, axis):
     path, _ = light_ckpt
     a, b = _rand(9, 16, 12), _rand(9, 16, 12, seed=1)
-    fused = fuse_with_network(a, b, "light", path, axis=axis, batch_size=4)
+    # without the per-volume intensity map (2D images get none) each slice is fused on its own
+    fused = fuse_with_network(a, b, "light", path, axis=axis, batch_size=4, match_intensities=False)
     assert fused.shape == a.shape
     k = a.shape[axis] // 2
     one = fuse_with_network(np.take(a, k, axis=axis), np.take(b, k, axis=axis), "light", path)
     assert np.allclose(np.take(fused, k, axis=axis), one, atol=1e-6)
+    # with it (the default for volumes of a known pair), one map per volume: slices still independent of batching
+    mapped = fuse_with_network(a, b, "light", path, axis=axis, batch_size=4)
+    assert np.allclose(mapped, fuse_with_network(a, b, "light", path, axis=axis, batch_size=1), atol=1e-6)
 
 
 def test_3d_network_native_and_sliding_window(tmp_path):

@@ -132,8 +132,8 @@ class LightFusionNet(FusionNetwork):
         self.head = conv_norm_act(d, f1 + stem_channels, head_out, 1, act=None, norm=None)
         self.unstem = DepthToSpace(d, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
+    def _head_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's output at full resolution (before sigmoid / the blend)."""
         self.check_input(x)
         s = self.stem(x)
         if self.spatial_dims == 2:
@@ -143,8 +143,25 @@ class LightFusionNet(FusionNetwork):
         b = self.bottom(self.pool2(e2))
         d2 = self.dec2(resize_like(b, e2) + e2)
         d1 = self.dec1(resize_like(d2, e1) + e1)
-        y = self.unstem(self.head(torch.cat([d1, s], dim=1))).contiguous()
+        return self.unstem(self.head(torch.cat([d1, s], dim=1))).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
+        y = self._head_output(x)
         if self.blend:
             w, r = torch.sigmoid(y[:, :1]), 0.5 * torch.tanh(y[:, 1:])
             return (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
         return torch.sigmoid(y)
+
+    def blend_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The blend head's weight map ``w`` in (0, 1) and detail residual ``r`` in (-0.5, 0.5).
+
+        ``forward(x) == clip(w * x[:, :1] + (1 - w) * x[:, 1:2] + r, 0, 1)``. Inference
+        (:mod:`medfuse.inference`) uses the two maps to compose the fused image from the sources it
+        was given while the network saw them mapped to its training intensities, and to bound the
+        residual (no halos, no saturation). Only for ``output="blend"``.
+        """
+        if not self.blend:
+            raise ValueError("blend_components needs a network built with output='blend'")
+        y = self._head_output(x)
+        return torch.sigmoid(y[:, :1]), 0.5 * torch.tanh(y[:, 1:])

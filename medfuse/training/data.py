@@ -8,7 +8,8 @@ Sources:
   luminance Y) and divided by its bit depth's maximum (255), giving float32 ``(H, W)`` in [0, 1].
 * Optionally, slices of the digital brain phantom (:mod:`medfuse.phantom`): an MRI (T1) and the
   pair's second contrast rendered on one grid (aligned), each normalized per volume by
-  :func:`medfuse.intensity.normalize`, axial slices taken from the central part of the head.
+  :func:`medfuse.intensity.normalize`, axial slices taken from the central part of the head, in
+  the AANLIB in-plane orientation (:func:`medfuse.volume.to_axial`).
   Phantom slices only ever go to the training side.
 
 The split is by whole case (index.csv ``case``, else derived from the pair id), seeded and
@@ -35,6 +36,7 @@ __all__ = [
     "split_digest",
     "PatchSampler",
     "PHANTOM_CONTRAST",
+    "training_quantiles",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,7 @@ def load_phantom_slices(pair: str, cases: int, slices_per_case: int = 16, seed: 
         ) from err
     from medfuse.intensity import normalize
     from medfuse.phantom import HEAD_CENTER_MM
+    from medfuse.volume import to_axial
 
     rng = np.random.default_rng(seed)
     out: list[SlicePair] = []
@@ -127,14 +130,35 @@ def load_phantom_slices(pair: str, cases: int, slices_per_case: int = 16, seed: 
         mri = make_volume("t1", reference_to_scan=turn, seed=int(noise_seeds[0]))
         other = make_volume(PHANTOM_CONTRAST[pair], affine=mri.affine, shape=mri.shape, reference_to_scan=turn,
                             seed=int(noise_seeds[1]))
-        a = normalize(mri).array
-        b = normalize(other).array
+        # axial slices oriented like the AANLIB slices and like inference feeds them
+        # (medfuse.volume.to_axial: rows anterior -> posterior, columns patient right -> left)
+        a = to_axial(normalize(mri).array, mri.affine)
+        b = to_axial(normalize(other).array, mri.affine)
         depth = a.shape[2]
         for k in np.linspace(0.2 * depth, 0.8 * depth, slices_per_case).astype(int):
             out.append(SlicePair(f"phantom/{pair}/{seed}-{case}/k{k}", f"phantom-{seed}-{case}",
                                  np.ascontiguousarray(a[:, :, k]), np.ascontiguousarray(b[:, :, k])))
     log.info("made %d phantom %s slices from %d cases", len(out), pair, cases)
     return out
+
+
+def training_quantiles(pairs: Sequence[SlicePair], levels: Sequence[float] | None = None):
+    """Quantiles of the content pixels of training pairs: ``(MRI quantiles, other-scan quantiles)``.
+
+    Content pixels are :func:`medfuse.inference.content_mask` (``max(a, b) > 0.05``, holes filled),
+    the rule inference uses on volumes; ``levels`` default
+    :data:`medfuse.inference.TRAINING_QUANTILE_LEVELS`. This is how
+    :data:`medfuse.inference.TRAINING_QUANTILES` was computed (all Harvard pairs of each task).
+    """
+    from medfuse.inference import TRAINING_QUANTILE_LEVELS, content_mask
+
+    if not pairs:
+        raise ValueError("training_quantiles needs at least one pair")
+    levels = TRAINING_QUANTILE_LEVELS if levels is None else levels
+    masks = [content_mask(p.a, p.b) for p in pairs]
+    a = np.concatenate([p.a[m] for p, m in zip(pairs, masks)])
+    b = np.concatenate([p.b[m] for p, m in zip(pairs, masks)])
+    return (tuple(float(v) for v in np.percentile(a, levels)), tuple(float(v) for v in np.percentile(b, levels)))
 
 
 def split_by_case(cases: Sequence[str], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -96,3 +96,18 @@ def test_phantom_slices_are_aligned_and_normalized():
         assert 0.0 <= s.a.min() and s.a.max() <= 1.0 and 0.0 <= s.b.min() and s.b.max() <= 1.0
         head = (s.a > 0.1) | (s.b > 0.1)
         assert head.mean() > 0.2  # a head, not background
+
+
+def test_phantom_slices_are_axial_like_aanlib():
+    """Phantom training slices come out like AANLIB / inference slices (medfuse.volume.to_axial):
+    rows anterior -> posterior, columns patient right -> left, not the RAS storage order."""
+    pytest.importorskip("medfuse.phantom")
+    from medfuse.training.data import load_phantom_slices
+
+    slices = load_phantom_slices("pet_mri", cases=1, slices_per_case=2, seed=0, max_rotation_deg=0.0)
+    assert len(slices) == 2
+    a = slices[0].a
+    assert a.shape == (152, 128)  # (A-P rows, R-L columns) of the 128 x 152 x 120 RAS phantom MRI
+    rows = np.flatnonzero(a.max(axis=1) > 0.1)
+    # the head is longer front to back than side to side, and rows run over that long axis
+    assert rows.size > np.flatnonzero(a.max(axis=0) > 0.1).size
