@@ -86,8 +86,11 @@ COLORMAPS: dict[str, tuple[tuple[float, tuple[int, int, int]], ...]] = {
     ),
 }
 
-#: the colour map used for each functional modality when none is given
-DEFAULT_COLORMAPS = {"PT": "aanlib_pet", "NM": "aanlib_spect"}
+#: the colour map used for each functional modality when none is given. SPECT too is shown in the AANLIB PET
+#: map: the top of the AANLIB SPECT map is nearly white (little chroma), so a SPECT hot spot over a dark MRI
+#: region vanished from the fused image (seen on the phantom lesion); the PET map keeps it magenta. The networks
+#: are unaffected: they see the luminance after it is mapped to their training intensities (medfuse.inference).
+DEFAULT_COLORMAPS = {"PT": "aanlib_pet", "NM": "aanlib_pet"}
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:

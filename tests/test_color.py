@@ -40,7 +40,7 @@ def test_colormap_names():
     assert colormap_name("pet") == "aanlib_pet"
     with pytest.raises(OptionError, match="did you mean"):
         colormap_name("viridiss")
-    assert default_colormap("PT") == "aanlib_pet" and default_colormap("NM") == "aanlib_spect"
+    assert default_colormap("PT") == "aanlib_pet" and default_colormap("NM") == "aanlib_pet"
     assert default_colormap("CT") is None and default_colormap("MR") is None
 
 

@@ -33,7 +33,7 @@ def _pair(modality: str = "PT") -> tuple[Volume, Volume]:
     return Volume(mri, AFFINE, modality="MR"), Volume(mov.astype(np.float32), AFFINE, modality=modality)
 
 
-@pytest.mark.parametrize("modality,colormap", [("PT", "aanlib_pet"), ("NM", "aanlib_spect")])
+@pytest.mark.parametrize("modality,colormap", [("PT", "aanlib_pet"), ("NM", "aanlib_pet")])
 def test_pet_spect_volumes_fuse_in_colour(modality, colormap):
     mri, mov = _pair(modality)
     result = fuse_volumes(mri, mov, "mean")
@@ -49,6 +49,17 @@ def test_pet_spect_volumes_fuse_in_colour(modality, colormap):
     q = result.quantitative
     np.testing.assert_array_equal(q.affine, mri.affine)
     np.testing.assert_allclose(q.array, mov.array)
+
+
+@pytest.mark.parametrize("modality", ["PT", "NM"])
+def test_hot_spot_over_a_dark_mri_region_stays_visible_with_the_default_network(modality):
+    """The phantom's lesion is dark on the MRI and hot on PET/SPECT: the fused image must still show it in colour."""
+    mri, mov = _pair(modality)
+    mri.array[19:24, 13:18, 9:14] = 150.0  # hypointense on the MRI where the tracer is hot
+    fused = fuse_volumes(mri, mov).fused.rgb  # default method: the shipped network of the pair
+    lesion, tissue = fused[21, 15, 11], fused[14, 15, 6]
+    assert lesion.max() - lesion.min() > 80, lesion  # strongly coloured, not grey
+    assert np.linalg.norm(lesion - tissue) > 60
 
 
 def test_ct_and_gray_colormap_stay_gray():
