@@ -93,7 +93,12 @@ def _add_fuse(sub) -> None:
                                    "the reference grid plus a QC picture (<out>_qc.png).")
     p.add_argument("--reference", required=True, help="anatomical scan (MRI): NIfTI, NRRD, DICOM folder or PNG")
     p.add_argument("--moving", required=True, help="the other scan: CT, PET, SPECT or MRI")
-    p.add_argument("--out", required=True, help="fused output; the extension picks the format (.nii.gz, .nrrd, .png)")
+    p.add_argument("--out", required=True, help="fused output; the extension picks the format (.nii.gz, .nrrd, .png); "
+                                                "with --format dicom, a folder")
+    p.add_argument("--format", default=None, choices=["nifti", "nrrd", "dicom"], dest="out_format",
+                   help="output format: nifti or nrrd (--out must have that extension) or dicom: --out is a folder "
+                        "that receives the fused volume as a derived DICOM series (RGB for PET/SPECT colour fusion), "
+                        "and <out>_moving/ the moving scan in its units as a second series (default: from --out)")
     _add_common_fusion(p)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--no-register", action="store_true",
@@ -119,7 +124,7 @@ def _add_fuse(sub) -> None:
 def _add_colormap(p: argparse.ArgumentParser) -> None:
     p.add_argument("--colormap", default=None, metavar="NAME",
                    help="colour map of PET/SPECT volumes, whose fused result is an RGB volume: aanlib_pet (PET "
-                        "default), aanlib_spect (SPECT default), hot_iron, hot_yellow, rainbow, viridis, or gray "
+                        "and SPECT default), aanlib_spect, hot_iron, hot_yellow, rainbow, viridis, or gray "
                         "for a grey result; CT and MR are always grey")
 
 
@@ -153,7 +158,7 @@ def _run_fuse(args) -> int:
         reference_modality=args.reference_modality, moving_modality=args.moving_modality,
         reference_options=_input_options(args, "reference"), moving_options=_input_options(args, "moving"),
         accept_registration=args.accept_registration, colormap=args.colormap,
-        quantitative=not args.no_quantitative, progress=_progress_printer(args),
+        quantitative=not args.no_quantitative, progress=_progress_printer(args), out_format=args.out_format,
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -258,11 +263,20 @@ def _run_info(args) -> int:
     import nibabel.orientations as nio
     import numpy as np
 
+    from medfuse.errors import MedfuseError
     from medfuse.io import load_volume
+    from medfuse.io.naming import input_label, redact
 
-    v = load_volume(args.path, series=args.series, check=False)
+    label = "the input (PATH)"  # the path may hold identifiers: never echoed (medfuse.io.naming)
+    with input_label(args.path, label):
+        try:
+            v = load_volume(args.path, series=args.series, check=False)
+        except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+            text = redact(str(err))
+            if text == str(err):
+                raise
+            raise type(err)(text) from None
     a = v.array
-    print(f"file: {args.path}")
     print(f"modality: {v.modality or 'unknown'}  format: {v.meta.get('format')}  colour: {v.is_color}")
     print(f"shape: {a.shape}  spacing (mm): {tuple(round(float(s), 4) for s in v.spacing)}")
     if v.ndim == 3:

@@ -47,7 +47,12 @@ __all__ = [
     "SLICE_SUFFIXES",
     "quantity_units",
     "quantitative_path",
+    "role_label",
+    "OUT_FORMATS",
 ]
+
+#: what ``fuse_files(out_format=...)`` / ``medfuse fuse --format`` accept (None: from the extension of ``out``)
+OUT_FORMATS = ("nifti", "nrrd", "dicom")
 
 log = logging.getLogger(__name__)
 
@@ -228,26 +233,36 @@ def load_inputs(
         SpaceMismatchError: a 2D and a 3D input.
     """
     from medfuse.io import load_volume
+    from medfuse.io.naming import input_label, redact
     from medfuse.modality import require_modality
 
     volumes = []
     for role, path, options in (("reference", reference, reference_options), ("moving", moving, moving_options)):
-        try:
-            volume = load_volume(path, **{k: v for k, v in (options or {}).items() if v is not None})
-            require_modality(volume, f"--{role}-modality")
-        except MedfuseError as err:
-            text = _role_flags(str(err), role)
-            if text == str(err):
-                raise
-            raise type(err)(text) from err
+        label = role_label(role)
+        with input_label(path, label):  # messages and logs name the input by its role, never by its path
+            try:
+                volume = load_volume(path, **{k: v for k, v in (options or {}).items() if v is not None})
+                volume.source = label
+                require_modality(volume, f"--{role}-modality")
+            except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+                text = redact(_role_flags(str(err), role))
+                if text == str(err):
+                    raise
+                raise type(err)(text) from None  # the original text may name the path
         volumes.append(volume)
     ref, mov = volumes
     if ref.ndim != mov.ndim:
         raise SpaceMismatchError(
-            f"{moving}: a {mov.ndim}D image cannot be fused with the {ref.ndim}D reference {reference}; give two "
-            "volumes or two slices"
+            f"{role_label('moving')}: a {mov.ndim}D image cannot be fused with the {ref.ndim}D "
+            f"{role_label('reference')}; give two volumes or two slices"
         )
     return ref, mov
+
+
+def role_label(role: str) -> str:
+    """How messages name an input read through the pipeline: by its role and flag, never by its path
+    (folder and file names may be identifiers; see :mod:`medfuse.io.naming`)."""
+    return f"the {role} scan (--{role})"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -552,6 +567,7 @@ def fuse_files(
     colormap: str | None = None,
     quantitative: str | os.PathLike | bool | None = True,
     progress: Progress | None = None,
+    out_format: str | None = None,
 ) -> dict[str, Path]:
     """Read two scans, fuse them and write the result, its sidecar and a QC picture.
 
@@ -574,11 +590,36 @@ def fuse_files(
             units (SUV, Bq/mL, HU...; float32, reference affine) as :func:`quantitative_path`; a path
             writes it there; False/None: not written. Its units are in the sidecar.
         progress: called as ``progress(percent, step)`` at each step (:func:`print_progress`).
+        out_format: None (the extension of ``out`` decides), ``"nifti"`` / ``"nrrd"`` (``out`` must end in
+            that format's extension), or ``"dicom"``: ``out`` is a folder that receives the fused volume as a
+            derived DICOM series (:func:`medfuse.io.dicom.writer.write_dicom_series`: RGB for colour fusion,
+            else grey), and ``<out>_moving/`` the quantitative moving scan as a second series; the QC picture
+            is ``<out>_qc.png`` and the sidecar ``<out>.json``. 3D only.
         The rest as in :func:`fuse_volumes`.
 
     Returns:
         ``{"fused", "quantitative", "transform", "qc", "sidecar"}`` -> paths, for what was written.
     """
+    if out_format is not None:
+        from medfuse.errors import look_up
+
+        out_format = look_up(str(out_format).lower(), OUT_FORMATS, "output format")
+        if out_format == "dicom":
+            return _fuse_to_dicom(
+                reference, moving, out, method, force=force, qc=qc, register=register,
+                registration_type=registration_type, transform_out=transform_out, weights=weights, window=window,
+                device=device, reference_modality=reference_modality, moving_modality=moving_modality,
+                reference_options=reference_options, moving_options=moving_options,
+                accept_registration=accept_registration, sidecar=sidecar, colormap=colormap,
+                quantitative=quantitative, progress=progress,
+            )
+        from medfuse.io.atomic import full_suffix as _suffix
+
+        wanted = {"nifti": (".nii.gz", ".nii"), "nrrd": (".nrrd", ".nhdr")}[out_format]
+        if _suffix(out) not in wanted:
+            raise UnsupportedInputError(
+                f"{out}: the {out_format} output format writes {' or '.join(wanted)} files; give --out such a name"
+            )
     from medfuse.io import save_volume
     from medfuse.io.atomic import full_suffix
     from medfuse.report.sidecar import (
@@ -661,6 +702,123 @@ def fuse_files(
         record.update(fused_image_record(result.fused, result.colour))
         if "quantitative" in written:
             record["quantitative"] = quantitative_record(result.quantitative, written["quantitative"])
+        written["sidecar"] = write_sidecar(out, record, force=force)
+    _step(progress, 100, "done")
+    return written
+
+
+def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, registration_type, transform_out,
+                   weights, window, device, reference_modality, moving_modality, reference_options, moving_options,
+                   accept_registration, sidecar, colormap, quantitative, progress) -> dict[str, Path]:
+    """:func:`fuse_files` with ``out_format="dicom"``: ``out`` (and ``<out>_moving``) are derived DICOM series."""
+    from medfuse.io.dicom.writer import check_dicom_output, new_uid, write_dicom_series
+    from medfuse.report.sidecar import file_sha256, fused_image_record, sidecar_path, volume_record, write_sidecar
+
+    out = Path(out)
+    qc_path = out.with_name(out.name + "_qc.png") if qc is True else (Path(qc) if qc else None)
+    quant_dir = None
+    if quantitative is True:
+        quant_dir = out.with_name(out.name + "_moving")
+    elif quantitative:
+        quant_dir = Path(quantitative)
+    if colormap is not None and str(colormap).strip().lower() not in _GRAY:
+        from medfuse.color import colormap_name
+
+        colormap = colormap_name(colormap)
+    checked = check_fusion_options(
+        method=method, weights=weights, window=window, device=device, registration_type=registration_type,
+        transform_out=transform_out, extra_outputs=(qc_path, sidecar_path(out) if sidecar else None), force=force,
+    )
+    for folder in (out, quant_dir):
+        if folder is not None:
+            check_dicom_output(folder, force)
+    _step(progress, 5, "loading")
+    ref, mov = load_inputs(
+        reference, moving,
+        reference_options={**(reference_options or {}), "modality": reference_modality},
+        moving_options={**(moving_options or {}), "modality": moving_modality},
+    )
+    if ref.ndim != 3:
+        raise UnsupportedInputError(f"{out}: DICOM output holds 3D volumes; write fused 2D slices as .png")
+    _step(progress, 15, "loaded")
+    result = fuse_volumes(
+        ref, mov, checked["method"], register=register, registration_type=registration_type, weights=weights,
+        window=window, device=device, accept_registration=accept_registration, colormap=colormap, progress=progress,
+    )
+    _step(progress, 90, "writing")
+    from medfuse import __version__
+
+    alignment = dict(result.alignment)
+    how = ("registered (" + str(alignment.get("transform", registration_type)) + ", mutual information)"
+           if alignment.get("registered") else "resampled in world coordinates (not registered)")
+    derivation = (f"medfuse {__version__}: {mov.modality} {how} onto the {ref.modality} reference grid, fused "
+                  f"with method '{result.method}'" + (f", colour map {result.colour['colormap']}"
+                                                       if result.colour else ""))
+    study = None if ref.meta.get("dicom_uids") is not None else new_uid()  # one study for both series
+    sources = (ref.meta, mov.meta)
+    fused_info = write_dicom_series(
+        result.fused, out, reference_meta=ref.meta, sources=sources, kind="FUSION", modality="OT",
+        description=f"medfuse fused {result.method}", derivation=derivation, series_number=9001, study_uid=study,
+        force=force,
+    )
+    written = {"fused": fused_info["folder"]}
+    quant_info = None
+    if quant_dir is not None and result.quantitative is not None:
+        units = result.quantitative.meta.get("units")
+        quant_info = write_dicom_series(
+            result.quantitative, quant_dir, reference_meta=ref.meta, sources=sources, kind="QUANTITATIVE",
+            modality=mov.modality or "OT", description=f"medfuse {mov.modality} on reference grid ({units})"[:64],
+            derivation=f"medfuse {__version__}: {mov.modality} {how} onto the {ref.modality} reference grid, in "
+                       f"its own units ({units})",
+            series_number=9002, units=units, study_uid=fused_info["study_uid"],
+            frame_of_reference_uid=fused_info["frame_of_reference_uid"], force=force,
+        )
+        written["quantitative"] = quant_info["folder"]
+    if transform_out is not None and result.registration is not None:
+        from medfuse.registration import save_transform
+
+        written["transform"] = save_transform(result.registration.transform, transform_out, force=force)
+    if qc_path is not None:
+        from medfuse.report.qc import save_qc_figure
+
+        written["qc"] = save_qc_figure(result, qc_path, force=force)
+    if sidecar:
+        if "transform" in written:
+            alignment["transform_file"] = written["transform"].name
+        placeholders = fused_info["placeholders"]
+        dicom_record = {
+            "sop_class": "Secondary Capture Image Storage (1.2.840.10008.5.1.4.1.1.7)",
+            "image_type": "DERIVED\\SECONDARY",
+            "series": {"fused": {"folder": out.name, "files": fused_info["n_files"],
+                                 "storage": "RGB 8-bit" if result.fused.rgb is not None else "uint16 with rescale"}},
+            "patient_and_study": (
+                "anonymous placeholders (PatientName/PatientID ANONYMOUS, a new StudyInstanceUID and "
+                "FrameOfReferenceUID): the reference is not DICOM" if placeholders else
+                "the reference series' patient and study modules, StudyInstanceUID and FrameOfReferenceUID"),
+            "source_image_sequence": "every instance of both inputs" if any(
+                m.get("dicom_uids") is not None for m in sources) else "none (no input is DICOM)",
+            "uids": "new SOPInstanceUIDs and SeriesInstanceUIDs of the form 2.25.<uuid4>",
+        }
+        if quant_info is not None:
+            dicom_record["series"]["quantitative"] = {
+                "folder": quant_dir.name, "files": quant_info["n_files"], "storage": "uint16 with rescale",
+                "rescale": quant_info["rescale"], "units": result.quantitative.meta.get("units")}
+        record = _provenance(
+            "fuse",
+            output=out.name,
+            output_format="dicom",
+            method=result.method,
+            weights=None if result.weights is None else {"file": result.weights.name,
+                                                         "sha256": file_sha256(result.weights)},
+            inputs={"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)},
+            registration=alignment,
+            slice_plane=_slice_plane(ref),
+            overrides=_overrides(register, accept_registration, alignment, reference_modality, moving_modality),
+            timings_s={k: round(v, 3) for k, v in result.timings.items()},
+            outputs={k: Path(v).name for k, v in written.items()},
+            dicom=dicom_record,
+        )
+        record.update(fused_image_record(result.fused, result.colour))
         written["sidecar"] = write_sidecar(out, record, force=force)
     _step(progress, 100, "done")
     return written

@@ -75,11 +75,11 @@ def test_cli_asks_for_the_modality_in_one_line_before_registering(phantom_scans,
     # the MRI named scan3 is refused first, with the reference flag
     assert fuse("scan2.nii.gz") == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "--reference-modality MR|CT|PT|NM" in err and "scan3.nii.gz" in err
+    assert "\n" not in err and "--reference-modality MR|CT|PT|NM" in err and "the reference scan (--reference)" in err
     # the PET named scan2 next, with the moving flag
     assert fuse("scan2.nii.gz", "--reference-modality", "MR") == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "--moving-modality MR|CT|PT|NM" in err and "scan2.nii.gz" in err
+    assert "\n" not in err and "--moving-modality MR|CT|PT|NM" in err and "the moving scan (--moving)" in err
     assert not out.exists()
     # with both given, or with the CT recognised by its Hounsfield units, the pipeline goes on to register
     with pytest.raises(_Reached):

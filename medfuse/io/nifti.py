@@ -23,6 +23,7 @@ import numpy as np
 
 from medfuse.errors import AmbiguousGeometryError, CorruptFileError, TooLargeError, UnsupportedInputError
 from medfuse.io.atomic import atomic_output
+from medfuse.io.naming import log_name
 from medfuse.volume import Volume
 
 __all__ = ["read_nifti", "write_nifti", "axcodes_affine", "max_image_bytes", "RGB24"]
@@ -183,7 +184,7 @@ def read_nifti(
         raise CorruptFileError(f"{path}: scl_inter is {raw_inter} with a finite scl_slope; fix the header")
     if raw_slope == 0 or np.isinf(raw_slope):
         # NaN is how nibabel itself writes "no scaling", so only 0 and inf are worth a warning
-        log.warning("%s: scl_slope is %s; treated as 1 (no scaling), as nibabel does", path.name, raw_slope)
+        log.warning("%s: scl_slope is %s; treated as 1 (no scaling), as nibabel does", log_name(path), raw_slope)
 
     affine = _choose_affine(path, img, xform, assume_orientation)
     _check_orthogonal(path, affine)

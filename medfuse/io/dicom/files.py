@@ -92,6 +92,7 @@ def _read(path: Path, *, pixels: bool, images_only: bool = True):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    _check_deflated_size(path)
     with _quiet_pydicom():
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=not pixels)
@@ -106,6 +107,59 @@ def _read(path: Path, *, pixels: bool, images_only: bool = True):
             return None
         _set_transfer_syntax(ds)
     return ds
+
+
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+
+
+def _check_deflated_size(path: Path) -> None:
+    """Refuse a Deflated Explicit VR Little Endian file whose dataset inflates beyond the size limit.
+
+    pydicom inflates the whole dataset into memory before parsing it; a small crafted file can inflate to
+    gigabytes (a deflate bomb). The stream is inflated here first in 1 MiB steps, counting, and abandoned
+    as soon as it passes :func:`medfuse.io.nifti.max_image_bytes` (``$MEDFUSE_MAX_BYTES``, 2 GiB).
+
+    Raises:
+        TooLargeError: the inflated dataset would exceed the limit.
+    """
+    import zlib
+
+    from pydicom.filereader import _read_file_meta_info
+
+    from medfuse.errors import TooLargeError
+    from medfuse.io.naming import describe
+    from medfuse.io.nifti import max_image_bytes
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(132)[128:132] != b"DICM":
+                return
+            meta = _read_file_meta_info(fh)
+            if str(meta.get("TransferSyntaxUID", "")).strip() != _DEFLATED:
+                return
+            limit = max_image_bytes()
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            total = 0
+            while True:
+                chunk = fh.read(1 << 16)
+                data = inflater.decompress(chunk, 1 << 20) if chunk else b""
+                while True:
+                    total += len(data)
+                    if total > limit:
+                        raise TooLargeError(
+                            f"{describe(path)}: the deflated DICOM dataset inflates to more "
+                            f"than {limit / 1024**3:.2f} GiB (a deflate bomb?), above the limit; refused. Raise "
+                            "MEDFUSE_MAX_BYTES if the file is genuine"
+                        )
+                    if not inflater.unconsumed_tail:
+                        break
+                    data = inflater.decompress(inflater.unconsumed_tail, 1 << 20)
+                if not chunk or inflater.eof:
+                    return
+    except TooLargeError:
+        raise
+    except Exception:  # noqa: BLE001 - not DICOM or damaged: the normal reading path reports it
+        return
 
 
 def _as_floats(ds, keyword: str, n: int, label: str) -> np.ndarray | None:
@@ -143,7 +197,12 @@ def _text(ds, keyword: str) -> str | None:
 
 
 def _file_label(path: Path, root: Path) -> str:
-    """How messages name a file: the path the user gave, plus the relative name unless it is a UID."""
+    """How messages name a file: the path the user gave, plus the relative name unless it is a UID; under a
+    role (:mod:`medfuse.io.naming`: pipeline, CLI) the role and an opaque id, never a file name."""
+    from medfuse.io.naming import describe, private
+
+    if private():
+        return describe(path)
     if path == root:
         return str(root)
     rel = str(path.relative_to(root))

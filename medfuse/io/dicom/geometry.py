@@ -188,8 +188,7 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
     sbs = _as_floats(headers[order[0]].ds, "SpacingBetweenSlices", 1, label)
     if sbs is not None and abs(abs(sbs[0]) - spacing) > _UNIFORM_REL * spacing:
         logger.debug(
-            "%s: SpacingBetweenSlices %.4g mm differs from the positions' %.4g mm; using the positions",
-            label,
+            "SpacingBetweenSlices %.4g mm differs from the slice positions' %.4g mm; using the positions",
             sbs[0],
             spacing,
         )

@@ -10,10 +10,13 @@ import numpy as np
 
 from medfuse.errors import CorruptFileError, MissingSlicesError, TooLargeError
 from medfuse.io.dicom.files import _as_floats, _as_int, _file_label, _opaque, _quiet_pydicom, _read, _sanitize, _text
+from medfuse.io.dicom.enhanced import _expand_enhanced
+from medfuse.io.dicom.identity import DicomIdentity
 from medfuse.io.dicom.geometry import _geometry, _resample_uniform
 from medfuse.io.dicom.pet import _pet_meta
 from medfuse.io.dicom.pixels import _LOSSY_TRANSFER_SYNTAXES, _pixels, _real_world
 from medfuse.io.dicom.series import _check_single_frame_stack, _scan, _select
+from medfuse.io.naming import log_name
 from medfuse.modality import MODALITIES
 from medfuse.volume import Volume, lps_to_ras
 
@@ -104,23 +107,25 @@ def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int
     info = _select(scan, series)
     headers = scan.headers[info.uid]
     label = f"{root} (series {info.opaque_id})" if root.is_dir() else str(root)
+    headers = _expand_enhanced(headers, label)  # enhanced multi-frame: one pseudo-header per frame
     _check_single_frame_stack(headers, label)
     first = headers[0].ds
+    samples = _as_int(first, "SamplesPerPixel", label, default=1)
 
     rows, cols = _as_int(first, "Rows", label), _as_int(first, "Columns", label)
     if not rows or not cols or rows <= 0 or cols <= 0:
         raise CorruptFileError(f"{label}: Rows/Columns must be positive, found {rows}x{cols}")
     n = len(headers)
-    if max_bytes is not None and rows * cols * n * 4 > max_bytes:
+    if max_bytes is not None and rows * cols * n * 4 * samples > max_bytes:
         raise TooLargeError(
-            f"{label}: {cols}x{rows}x{n} voxels need {rows * cols * n * 4 / 2**30:.2f} GiB as float32, "
+            f"{label}: {cols}x{rows}x{n} voxels need {rows * cols * n * 4 * samples / 2**30:.2f} GiB as float32, "
             f"above the limit of {max_bytes / 2**30:.2f} GiB; raise max_bytes if this is intended"
         )
 
     if scan.n_unreadable:
         logger.warning(
             "%s: %d file(s) in the folder could not be parsed as DICOM and were skipped",
-            root,
+            log_name(root),
             scan.n_unreadable,
         )
     no_geometry = n == 1 and "ImagePositionPatient" not in first and "ImageOrientationPatient" not in first
@@ -136,25 +141,38 @@ def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int
     order = np.arange(1) if geom is None else geom.order
 
     datasets = [headers[int(i)].ds for i in order]  # headers (no pixel data), in slice order
-    buffer = np.empty((len(order), rows, cols), dtype=np.float32)  # slice-major: DICOM's own layout
+    # slice-major: DICOM's own layout; colour slices keep their 3 samples last
+    buffer = np.empty((len(order), rows, cols) + ((3,) if samples == 3 else ()), dtype=np.float32)
+    frames_cache: dict[Path, np.ndarray] = {}  # enhanced multi-frame: the decoded frames of one file
     for out_k, idx in enumerate(order):
         h = headers[int(idx)]
         flabel = _file_label(h.path, root) if root.is_dir() else str(root)
-        try:
-            ds = _read(h.path, pixels=True)
-        except Exception as err:  # noqa: BLE001 - wrapped: pydicom's text may quote values
-            raise CorruptFileError(
-                f"{flabel}: the file can no longer be read as DICOM (changed or damaged? {type(err).__name__})"
-            ) from None
-        if ds is None:
-            raise CorruptFileError(f"{flabel}: the file changed while reading (no longer a DICOM image)")
-        arr = _pixels(ds, flabel)
-        if arr.shape != (rows, cols):
+        if h.frame is not None and h.path in frames_cache:
+            arr, ds = frames_cache[h.path][h.frame], h.ds
+        else:
+            try:
+                ds = _read(h.path, pixels=True)
+            except Exception as err:  # noqa: BLE001 - wrapped: pydicom's text may quote values
+                raise CorruptFileError(
+                    f"{flabel}: the file can no longer be read as DICOM (changed or damaged? {type(err).__name__})"
+                ) from None
+            if ds is None:
+                raise CorruptFileError(f"{flabel}: the file changed while reading (no longer a DICOM image)")
+            arr = _pixels(ds, flabel)
+            if h.frame is not None:
+                n_frames = _as_int(ds, "NumberOfFrames", flabel, default=1) or 1
+                if n_frames == 1 and arr.ndim == (3 if samples == 3 else 2):
+                    arr = arr[None]
+                frames_cache[h.path] = arr
+                arr, ds = arr[h.frame], h.ds
+        expected = (rows, cols, 3) if samples == 3 else (rows, cols)
+        if arr.shape != expected:
             raise CorruptFileError(
                 f"{flabel}: decoded pixel data have shape {arr.shape}, expected Rows x Columns = {(rows, cols)}"
             )
-        buffer[out_k] = _real_world(arr, ds, flabel)
+        buffer[out_k] = arr if samples == 3 else _real_world(arr, ds, flabel)
         del ds, arr
+    frames_cache.clear()
     lossy = any(
         _text(d, "LossyImageCompression") == "01"
         or str(d.file_meta.TransferSyntaxUID) in _LOSSY_TRANSFER_SYNTAXES
@@ -172,27 +190,51 @@ def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int
         "lossy": bool(lossy),
         "n_slices": n,
     }
+    meta["dicom_uids"] = DicomIdentity.from_datasets(datasets, info.uid)  # repr withheld; see .identity
+    meta["rescale"] = (
+        "RGB colour samples, no rescale" if samples == 3 else
+        "per slice: Modality LUT Sequence where present, else RescaleSlope/RescaleIntercept (stored values when "
+        "absent); vendor private scale factors (Philips MR scale slope) and RealWorldValueMappingSequence not "
+        "applied"
+    )
+    if any(h.frame is not None for h in headers):
+        meta["enhanced"] = {"frames": n, "geometry": "per-frame and shared functional groups"}
     if dicom_modality == "PT":
         meta["pet"] = _pet_meta(datasets)
     modality = dicom_modality if dicom_modality in _VOLUME_MODALITIES else None
 
+    rgb = None
+    if samples == 3:  # a colour series (RGB, e.g. a fused PET/SPECT written by medfuse): Y in array, RGB kept
+        from medfuse.color import split_luminance
+
+        rgb = buffer
+        buffer = split_luminance(buffer)[0] / np.float32(255.0)
+        meta["colour"] = "RGB"
+        meta["value_max"] = 1.0
     if geom is None:
         ps = _as_floats(first, "PixelSpacing", 2, label)
         ps = (1.0, 1.0) if ps is None else tuple(float(v) for v in ps)
         logger.warning(
-            "%s: the image has no patient geometry; read as a 2D slice with an unoriented affine", label
+            "%s: the image has no patient geometry; read as a 2D slice with an unoriented affine", log_name(root)
         )
         meta["geometry"] = "none"
         return Volume(
-            buffer[0], np.diag([ps[0], ps[1], 1.0, 1.0]), modality=modality, meta=meta, source=str(root)
+            buffer[0], np.diag([ps[0], ps[1], 1.0, 1.0]), modality=modality, meta=meta, source=str(root),
+            rgb=None if rgb is None else rgb[0],
         )
 
     # (X, Y, Z) = (column, row, slice) as a view: Fortran-contiguous, like nibabel's arrays, and
     # exactly the memory SimpleITK wants (to_sitk's ``array.T`` is C-contiguous, no copy)
     stack = buffer.transpose(2, 1, 0)
+    rgb_stack = None if rgb is None else rgb.transpose(2, 1, 0, 3)
     spacing = geom.slice_spacing
     if not geom.uniform:
         steps = np.diff(geom.positions)
+        if rgb_stack is not None:
+            raise MissingSlicesError(
+                f"{label}: the colour series has non-uniform slice spacing; medfuse does not resample colour "
+                "series. Re-export it with equidistant slices"
+            )
         stack, spacing = _resample_uniform(stack, geom.positions, geom.slice_spacing)
         meta["slice_resampling"] = {
             "method": "linear",
@@ -204,7 +246,7 @@ def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int
         logger.warning(
             "%s: slice spacing varies from %.3f to %.3f mm; resampled %d slices linearly onto %d "
             "equidistant slices of %.3f mm (strict=True refuses instead)",
-            label,
+            log_name(root),
             steps.min(),
             steps.max(),
             n,
@@ -213,6 +255,6 @@ def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int
         )
     affine = lps_to_ras(geom.affine_lps(spacing))
     logger.debug(
-        "%s: read %d slice(s) of %dx%d, %s", label, n, cols, rows, dicom_modality or "unknown modality"
+        "%s: read %d slice(s) of %dx%d, %s", log_name(root), n, cols, rows, dicom_modality or "unknown modality"
     )
-    return Volume(stack, affine, modality=modality, meta=meta, source=str(root))
+    return Volume(stack, affine, modality=modality, meta=meta, source=str(root), rgb=rgb_stack)

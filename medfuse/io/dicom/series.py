@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medfuse.errors import MultipleSeriesError, SeriesNotFoundError, UnsupportedInputError
+from medfuse.errors import MultipleSeriesError, SeriesNotFoundError, TooLargeError, UnsupportedInputError
+from medfuse.io.naming import log_name
 from medfuse.io.dicom.files import _UID_LIKE, _as_int, _file_label, _looks_like_image, _opaque, _private, _quiet_pydicom, _read, _sanitize, _text
 
 __all__ = ["SeriesInfo", "list_series"]
@@ -50,7 +51,8 @@ class SeriesInfo:
 @dataclass
 class _Header:
     path: Path
-    ds: Any  # pydicom Dataset without pixel data
+    ds: Any  # pydicom Dataset without pixel data (for a frame of an enhanced object: its pseudo-header)
+    frame: int | None = None  # index of the frame in an enhanced multi-frame file, None for single-frame files
 
 
 @dataclass
@@ -75,9 +77,11 @@ def _scan(root: Path) -> _Scan:
     for path in files:
         try:
             ds = _read(path, pixels=False, images_only=False)
+        except TooLargeError:
+            raise
         except Exception:  # noqa: BLE001 - pydicom raises many types; the text may hold values
             n_unreadable += 1
-            logger.debug("could not parse %s as DICOM", _file_label(path, root))
+            logger.debug("could not parse %s as DICOM", log_name(path))
             continue
         if ds is None:
             n_skipped += 1
@@ -101,7 +105,7 @@ def _scan(root: Path) -> _Scan:
         logger.info(
             "%s: skipped %d non-DICOM or non-image file(s), %d unreadable file(s) and %d extra "
             "copy(ies) of the same instance, of %d file(s)",
-            root,
+            log_name(root),
             n_skipped,
             n_unreadable,
             n_copies,
@@ -155,7 +159,19 @@ def list_series(folder: str | Path) -> list[SeriesInfo]:
 
 
 def _series_table(series: Sequence[SeriesInfo]) -> str:
-    """The series found, on one line: ``733790eb (#1 MR 'T1 MPRAGE', 176 slice(s)); ...``."""
+    """The series found, on one line: ``733790eb (#1 MR 'T1 MPRAGE', 176 slice(s)); ...``.
+
+    Under a role (pipeline, CLI, batch: :func:`medfuse.io.naming.private`) the SeriesDescription is left
+    out: it is free text typed at the scanner and may hold identifiers; id, number, modality and count remain.
+    """
+    from medfuse.io.naming import private
+
+    if private():
+        return "; ".join(
+            f"{s.opaque_id} ({'#%d ' % s.number if s.number is not None else ''}{s.modality or '?'}, "
+            f"{s.n_slices} slice(s))"
+            for s in series
+        )
     return "; ".join(f"{s.opaque_id} ({str(s)[len(s.opaque_id):].strip()})" for s in series)
 
 
@@ -248,8 +264,8 @@ def _check_single_frame_stack(headers: Sequence[_Header], label: str) -> None:
                 "convert the series with dcm2niix (a 4D NIfTI when it holds several time points: "
                 "choose one volume with --frame N) or export it as single slices"
             )
-        enhanced = _is_enhanced(ds)
-        if enhanced or (frames is not None and frames > 1):
+        enhanced = h.frame is None and _is_enhanced(ds)  # expanded frames (h.frame set) were read already
+        if enhanced or (h.frame is None and frames is not None and frames > 1):
             kind = "an enhanced multi-frame object" if enhanced else "a multi-frame object"
             raise UnsupportedInputError(
                 f"{label}: {kind} with {frames} frame(s) in one file; medfuse reads single-frame "
@@ -257,6 +273,11 @@ def _check_single_frame_stack(headers: Sequence[_Header], label: str) -> None:
                 "frames) and pass the result"
             )
         samples = _as_int(ds, "SamplesPerPixel", label, default=1)
+        photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+        if samples == 3 and photometric in ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT"):
+            if _as_int(headers[0].ds, "SamplesPerPixel", label, default=1) != 3:
+                raise UnsupportedInputError(f"{label}: the series mixes colour and greyscale images")
+            continue  # a colour (RGB) series: read as a colour volume (pydicom converts YBR to RGB)
         if samples != 1:
             raise UnsupportedInputError(
                 f"{label}: colour DICOM images ({samples} samples per pixel, "
