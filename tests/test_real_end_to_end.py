@@ -123,3 +123,20 @@ def test_fuse_real_native_mr_sequences(real_dir, tmp_path, capsys):
     ref = load_volume(t1c)
     tre = _tre(side["registration"]["reference_to_moving_ras"], peer, _brain_points(ref))
     assert tre <= 2.5, f"disagreement with the peer registration {tre:.2f} mm"
+
+
+@pytest.mark.parametrize("pair, modality, seed", [("ct_mri", "CT", 6), ("pet_mri", "PT", 7), ("spect_mri", "NM", 8)])
+def test_bundles_on_real_templates(templates, tmp_path, pair, modality, seed):
+    """Each MONAI bundle, run as its docs say, on the T1 template and a moved real CT/PET/SPECT template."""
+    from tests.bundles.test_bundles import _run_bundle
+
+    moving, truth = _moved_case(templates[modality], seed)
+    save_volume(templates["t1"], tmp_path / "t1.nii.gz")
+    save_volume(moving, tmp_path / "moving.nii.gz")
+    _run_bundle(pair, tmp_path / "out", "--reference", tmp_path / "t1.nii.gz", "--moving", tmp_path / "moving.nii.gz")
+    fused = nib.load(str(tmp_path / "out" / "t1_fused.nii.gz"))
+    np.testing.assert_allclose(fused.affine, nib.load(str(tmp_path / "t1.nii.gz")).affine, atol=1e-4)
+    side = json.loads((tmp_path / "out" / "t1_fused.json").read_text())
+    assert side["inputs"]["moving"]["modality"] == modality
+    tre = _tre(side["registration"]["reference_to_moving_ras"], truth, _brain_points(templates["t1"]))
+    assert tre <= 2 * {"CT": 1.0, "PT": 2.0, "NM": 3.0}[modality], f"TRE {tre:.2f} mm"
