@@ -622,14 +622,7 @@ def fuse_files(
             )
     from medfuse.io import save_volume
     from medfuse.io.atomic import full_suffix
-    from medfuse.report.sidecar import (
-        file_sha256,
-        fused_image_record,
-        quantitative_record,
-        sidecar_path,
-        volume_record,
-        write_sidecar,
-    )
+    from medfuse.report.sidecar import quantitative_record, sidecar_path, write_sidecar
 
     out = Path(out)
     qc_path = None
@@ -674,32 +667,13 @@ def fuse_files(
     written = {"fused": save_volume(result.fused, out, force=force)}
     if quant_path is not None and result.quantitative is not None:
         written["quantitative"] = save_volume(result.quantitative, quant_path, force=force)
-    if transform_out is not None and result.registration is not None:
-        from medfuse.registration import save_transform
-
-        written["transform"] = save_transform(result.registration.transform, transform_out, force=force)
-    if qc_path is not None:
-        from medfuse.report.qc import save_qc_figure
-
-        written["qc"] = save_qc_figure(result, qc_path, force=force)
+    written.update(_write_transform_and_qc(result, transform_out, qc_path, force))
     if sidecar:
         alignment = dict(result.alignment)
         if "transform" in written:
             alignment["transform_file"] = written["transform"].name
-        record = _provenance(
-            "fuse",
-            output=out.name,
-            method=result.method,
-            weights=None if result.weights is None else {"file": result.weights.name,
-                                                         "sha256": file_sha256(result.weights)},
-            inputs={"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)},
-            registration=alignment,
-            slice_plane=_slice_plane(ref),
-            overrides=_overrides(register, accept_registration, alignment, reference_modality, moving_modality),
-            timings_s={k: round(v, 3) for k, v in result.timings.items()},
-            outputs={k: Path(v).name for k, v in written.items()},
-        )
-        record.update(fused_image_record(result.fused, result.colour))
+        record = _fusion_record(result, ref, mov, out, written, alignment,
+                                _overrides(register, accept_registration, alignment, reference_modality, moving_modality))
         if "quantitative" in written:
             record["quantitative"] = quantitative_record(result.quantitative, written["quantitative"])
         written["sidecar"] = write_sidecar(out, record, force=force)
@@ -712,7 +686,7 @@ def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, regis
                    accept_registration, sidecar, colormap, quantitative, progress) -> dict[str, Path]:
     """:func:`fuse_files` with ``out_format="dicom"``: ``out`` (and ``<out>_moving``) are derived DICOM series."""
     from medfuse.io.dicom.writer import check_dicom_output, new_uid, write_dicom_series
-    from medfuse.report.sidecar import file_sha256, fused_image_record, sidecar_path, volume_record, write_sidecar
+    from medfuse.report.sidecar import sidecar_path, write_sidecar
 
     out = Path(out)
     qc_path = out.with_name(out.name + "_qc.png") if qc is True else (Path(qc) if qc else None)
@@ -774,14 +748,7 @@ def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, regis
             frame_of_reference_uid=fused_info["frame_of_reference_uid"], force=force,
         )
         written["quantitative"] = quant_info["folder"]
-    if transform_out is not None and result.registration is not None:
-        from medfuse.registration import save_transform
-
-        written["transform"] = save_transform(result.registration.transform, transform_out, force=force)
-    if qc_path is not None:
-        from medfuse.report.qc import save_qc_figure
-
-        written["qc"] = save_qc_figure(result, qc_path, force=force)
+    written.update(_write_transform_and_qc(result, transform_out, qc_path, force))
     if sidecar:
         if "transform" in written:
             alignment["transform_file"] = written["transform"].name
@@ -803,25 +770,48 @@ def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, regis
             dicom_record["series"]["quantitative"] = {
                 "folder": quant_dir.name, "files": quant_info["n_files"], "storage": "uint16 with rescale",
                 "rescale": quant_info["rescale"], "units": result.quantitative.meta.get("units")}
-        record = _provenance(
-            "fuse",
-            output=out.name,
-            output_format="dicom",
-            method=result.method,
-            weights=None if result.weights is None else {"file": result.weights.name,
-                                                         "sha256": file_sha256(result.weights)},
-            inputs={"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)},
-            registration=alignment,
-            slice_plane=_slice_plane(ref),
-            overrides=_overrides(register, accept_registration, alignment, reference_modality, moving_modality),
-            timings_s={k: round(v, 3) for k, v in result.timings.items()},
-            outputs={k: Path(v).name for k, v in written.items()},
-            dicom=dicom_record,
-        )
-        record.update(fused_image_record(result.fused, result.colour))
+        record = _fusion_record(result, ref, mov, out, written, alignment,
+                                _overrides(register, accept_registration, alignment, reference_modality, moving_modality),
+                                output_format="dicom", dicom=dicom_record)
         written["sidecar"] = write_sidecar(out, record, force=force)
     _step(progress, 100, "done")
     return written
+
+
+def _write_transform_and_qc(result: FusionResult, transform_out, qc_path, force: bool) -> dict[str, Path]:
+    """Write the registration transform (when registered) and the QC picture, if asked for."""
+    written = {}
+    if transform_out is not None and result.registration is not None:
+        from medfuse.registration import save_transform
+
+        written["transform"] = save_transform(result.registration.transform, transform_out, force=force)
+    if qc_path is not None:
+        from medfuse.report.qc import save_qc_figure
+
+        written["qc"] = save_qc_figure(result, qc_path, force=force)
+    return written
+
+
+def _fusion_record(result: FusionResult, ref: Volume, mov: Volume, out: Path, written: dict, alignment: dict,
+                   overrides: list[str], **extra: Any) -> dict[str, Any]:
+    """The sidecar of a fusion: provenance, method and weights, inputs, registration, slice plane, outputs."""
+    from medfuse.report.sidecar import file_sha256, fused_image_record, volume_record
+
+    record = _provenance(
+        "fuse",
+        output=out.name,
+        method=result.method,
+        weights=None if result.weights is None else {"file": result.weights.name, "sha256": file_sha256(result.weights)},
+        inputs={"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)},
+        registration=alignment,
+        slice_plane=_slice_plane(ref),
+        overrides=overrides,
+        timings_s={k: round(v, 3) for k, v in result.timings.items()},
+        outputs={k: Path(v).name for k, v in written.items()},
+        **extra,
+    )
+    record.update(fused_image_record(result.fused, result.colour))
+    return record
 
 
 def _overrides(register, accept_registration, alignment, reference_modality, moving_modality) -> list[str]:
