@@ -100,7 +100,7 @@ def fuse_directory(
                 continue
             counts["ok"] += 1
             writer.writerow([pair.key, "ok", f"{time.perf_counter() - t0:.3f}", result.method, ""])
-            bar.set_postfix(counts)
+            bar.set_postfix(counts, refresh=False)  # drawn at tqdm's next refresh, not once per pair
         fh.flush()
     return counts
 

@@ -1,9 +1,17 @@
 """Building blocks shared by the fusion networks (2D and 3D).
 
-Every layer comes from MONAI's factories (``Conv[Conv.CONV, spatial_dims]``, ``Pool``, and
-:func:`~monai.networks.layers.utils.get_act_layer` / ``get_norm_layer`` over ``Act`` and ``Norm``),
-so one block serves ``spatial_dims`` 2 and 3. Tensors are channel-first ``(N, C, H, W[, D])``.
-The blocks are TorchScript-compatible (``torch.jit.script``).
+Layers are looked up by spatial dimension (``nn.Conv2d``/``nn.Conv3d``, pooling), and activation and
+normalization layers are given MONAI-style (``"relu"``, ``("leakyrelu", {"negative_slope": 0.2})``,
+``"instance"``, ``("group", {"num_groups": 4})``), so one block serves ``spatial_dims`` 2 and 3.
+Tensors are channel-first ``(N, C, H, W[, D])``. The blocks are TorchScript-compatible
+(``torch.jit.script``).
+
+The common specs (the activations and normalizations of MONAI's ``Act``/``Norm`` factories that are
+plain ``torch.nn`` classes) are resolved here with the same semantics as MONAI's
+:func:`~monai.networks.layers.utils.get_act_layer` / ``get_norm_layer`` (case-insensitive names,
+``num_features``/``num_channels`` filled in from the channel count); any other spec (MONAI's own
+layers such as ``"swish"``/``"mish"``, a callable) is handed to MONAI's factories. Importing MONAI
+costs seconds, and the fusion networks are on the path of every ``medfuse fuse``.
 """
 
 from __future__ import annotations
@@ -12,8 +20,6 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.networks.layers.factories import Conv, Pool
-from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
 __all__ = [
@@ -35,10 +41,89 @@ __all__ = [
     "pool_layer",
     "linear_mode",
     "check_input",
+    "Conv",
+    "Pool",
+    "get_act_layer",
+    "get_norm_layer",
 ]
 
 #: A layer given MONAI-style: a name (``"relu"``) or ``(name, kwargs)``; JSON lists are accepted too.
 LayerSpec = Any
+
+
+class _DimFactory:
+    """A by-dimension layer lookup with the interface of MONAI's ``Conv``/``Pool`` factories as
+    medfuse uses them: ``Conv[Conv.CONV, 3]`` is ``nn.Conv3d``, ``Pool[Pool.AVG, 2]`` is ``nn.AvgPool2d``."""
+
+    def __init__(self, **types: tuple[type[nn.Module], ...]) -> None:
+        self._types = {name.upper(): classes for name, classes in types.items()}
+        for name in self._types:
+            setattr(self, name, name)
+
+    def __getitem__(self, key: tuple[str, int]) -> type[nn.Module]:
+        name, dim = key
+        return self._types[name.upper()][dim - 1]
+
+
+#: ``Conv[Conv.CONV, spatial_dims]`` -> ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d``
+Conv = _DimFactory(conv=(nn.Conv1d, nn.Conv2d, nn.Conv3d))
+#: ``Pool[Pool.MAX | Pool.AVG, spatial_dims]`` -> ``nn.MaxPool{d}d`` / ``nn.AvgPool{d}d``
+Pool = _DimFactory(max=(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), avg=(nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d))
+
+# MONAI's Act entries that are torch.nn classes (monai.networks.layers.factories)
+_ACTS: dict[str, type[nn.Module]] = {
+    "ELU": nn.ELU, "RELU": nn.ReLU, "LEAKYRELU": nn.LeakyReLU, "PRELU": nn.PReLU, "RELU6": nn.ReLU6,
+    "SELU": nn.SELU, "CELU": nn.CELU, "GELU": nn.GELU, "SIGMOID": nn.Sigmoid, "TANH": nn.Tanh,
+    "SOFTMAX": nn.Softmax, "LOGSOFTMAX": nn.LogSoftmax,
+}
+# MONAI's Norm entries that are torch.nn classes, by spatial dimension, and the argument that takes
+# the channel count (MONAI fills ``num_features`` / ``num_channels`` when the class has it)
+_NORMS: dict[str, tuple[tuple[type[nn.Module], ...], str | None]] = {
+    "INSTANCE": ((nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d), "num_features"),
+    "BATCH": ((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), "num_features"),
+    "GROUP": ((nn.GroupNorm,) * 3, "num_channels"),
+    "LAYER": ((nn.LayerNorm,) * 3, None),
+    "LOCALRESPONSE": ((nn.LocalResponseNorm,) * 3, None),
+    "SYNCBATCH": ((nn.SyncBatchNorm,) * 3, "num_features"),
+}
+
+
+def _split_spec(spec: Any) -> tuple[Any, dict] | None:
+    """``"name"`` -> ``("NAME", {})``, ``("name", {...})`` -> ``("NAME", {...})``; None for anything
+    else (a callable, a malformed spec): those go to MONAI, which builds or rejects them."""
+    if isinstance(spec, str):
+        return spec.upper(), {}
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
+        return spec[0].upper(), spec[1]
+    return None
+
+
+def get_act_layer(name: LayerSpec) -> nn.Module:
+    """An activation layer from a MONAI-style spec (as :func:`monai.networks.layers.get_act_layer`)."""
+    if name == "":
+        return nn.Identity()
+    split = _split_spec(name)
+    if split is not None and split[0] in _ACTS:
+        return _ACTS[split[0]](**split[1])
+    from monai.networks.layers.utils import get_act_layer as monai_act  # MONAI's own layers
+
+    return monai_act(name)
+
+
+def get_norm_layer(name: LayerSpec, spatial_dims: int | None = 1, channels: int | None = 1) -> nn.Module:
+    """A normalization layer from a MONAI-style spec (as :func:`monai.networks.layers.get_norm_layer`)."""
+    if name == "":
+        return nn.Identity()
+    split = _split_spec(name)
+    if split is not None and split[0] in _NORMS and spatial_dims in (1, 2, 3):
+        classes, channel_arg = _NORMS[split[0]]
+        kwargs = dict(split[1])
+        if channel_arg is not None and channel_arg not in kwargs:
+            kwargs[channel_arg] = channels
+        return classes[spatial_dims - 1](**kwargs)
+    from monai.networks.layers.utils import get_norm_layer as monai_norm  # MONAI's own layers
+
+    return monai_norm(name, spatial_dims=spatial_dims, channels=channels)
 
 
 def check_spatial_dims(spatial_dims: int) -> int:
@@ -314,7 +399,7 @@ def split_modalities(x: torch.Tensor, in_channels: int) -> tuple[torch.Tensor, t
 
 
 def pool_layer(spatial_dims: int, kind: str = "max", size: int = 2) -> nn.Module:
-    """A ``size``-strided max or average pooling layer from MONAI's ``Pool`` factory."""
+    """A ``size``-strided max or average pooling layer (``nn.MaxPool{d}d`` or ``nn.AvgPool{d}d``)."""
     pool_type = Pool[Pool.MAX if kind == "max" else Pool.AVG, spatial_dims]
     return pool_type(kernel_size=size, stride=size)
 

@@ -37,12 +37,12 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.networks.layers.factories import Pool
 from torch import nn
 
 from medfuse.networks.blocks import (
     FusionNetwork,
     LayerSpec,
+    Pool,
     ResidualBlock,
     check_features,
     check_positive,

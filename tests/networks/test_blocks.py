@@ -62,3 +62,71 @@ def test_conv_norm_act_errors():
         conv_norm_act(2, 6, 4, groups=4)
     with pytest.raises(ValueError, match="odd"):
         conv_norm_act(2, 4, 4, kernel_size=2)
+
+
+# The layer lookups replace MONAI's factories (importing MONAI costs seconds on every `medfuse fuse`):
+# same classes, same arguments, same errors, so networks and their checkpoints are unchanged.
+ACT_SPECS = ["relu", "RELU", ("relu", {"inplace": True}), ["leakyrelu", {"negative_slope": 0.2}], "prelu",
+             ("PReLU", {"num_parameters": 1, "init": 0.1}), "gelu", "sigmoid", "tanh", "elu", "selu", "celu",
+             "relu6", ("softmax", {"dim": 1}), "logsoftmax", "swish", "mish", "memswish"]
+NORM_SPECS = ["instance", ("instance", {"affine": True}), "batch", ("BATCH", {"momentum": 0.2}),
+              ("group", {"num_groups": 2}), ("group", {"num_groups": 4, "num_channels": 8}),
+              ("layer", {"normalized_shape": 8}), ("localresponse", {"size": 3})]
+
+
+def _spec(spec):
+    return tuple(spec) if isinstance(spec, list) else spec
+
+
+@pytest.mark.parametrize("spec", ACT_SPECS)
+def test_act_layer_as_monai(spec):
+    from monai.networks.layers.utils import get_act_layer as monai_act
+
+    from medfuse.networks.blocks import get_act_layer
+
+    ours, theirs = get_act_layer(_spec(spec)), monai_act(_spec(spec))
+    assert type(ours) is type(theirs) and repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("spec", NORM_SPECS)
+def test_norm_layer_as_monai(spec, dims):
+    from monai.networks.layers.utils import get_norm_layer as monai_norm
+
+    from medfuse.networks.blocks import get_norm_layer
+
+    ours, theirs = get_norm_layer(spec, spatial_dims=dims, channels=8), monai_norm(spec, spatial_dims=dims, channels=8)
+    assert type(ours) is type(theirs) and repr(ours) == repr(theirs)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+
+
+@pytest.mark.parametrize("bad", [("relu",), 3, ("nope", {}), "nope", ("relu", "inplace")])
+def test_layer_spec_errors_as_monai(bad):
+    from monai.networks.layers.utils import get_act_layer as monai_act
+
+    from medfuse.networks.blocks import get_act_layer
+
+    with pytest.raises(Exception) as theirs:
+        monai_act(bad)
+    with pytest.raises(type(theirs.value)):
+        get_act_layer(bad)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_conv_and_pool_lookup_as_monai(dims):
+    from monai.networks.layers.factories import Conv as MonaiConv
+    from monai.networks.layers.factories import Pool as MonaiPool
+
+    from medfuse.networks.blocks import Conv, Pool
+
+    assert Conv[Conv.CONV, dims] is MonaiConv[MonaiConv.CONV, dims]
+    assert Pool[Pool.MAX, dims] is MonaiPool[MonaiPool.MAX, dims]
+    assert Pool[Pool.AVG, dims] is MonaiPool[MonaiPool.AVG, dims]
+
+
+def test_blocks_with_norm_and_act_specs():
+    x = torch.rand(2, 4, 8, 8)
+    block = conv_norm_act(2, 4, 8, 3, act=["leakyrelu", {"negative_slope": 0.1}], norm=("group", {"num_groups": 2}))
+    assert [type(m).__name__ for m in block] == ["Conv2d", "GroupNorm", "LeakyReLU"]
+    assert block[0].bias is None and block(x).shape == (2, 8, 8, 8)
+    assert type(ResidualBlock(3, 4, act="prelu", norm="instance").conv1[1]).__name__ == "InstanceNorm3d"

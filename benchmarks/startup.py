@@ -1,0 +1,200 @@
+"""Fast from the first call: the cost of medfuse commands run as a user runs them (whole process).
+
+Every figure is a whole ``medfuse`` process (the installed console script, a fresh interpreter),
+measured by the kernel's accounting of the finished child (``os.wait4``: user + system CPU time of
+all its threads, wall time, peak resident memory). Commands run interleaved, round after round
+(the order rotates each round); each figure is the median over rounds, and every ratio is taken
+within one round (both sides measured minutes apart at most, under the same machine load) and
+then the median over rounds, so that the noise of a shared machine cancels.
+
+Measured:
+
+* ``import torch``: ``python -c "import torch"``, the floor of any torch tool (baseline).
+* ``fuse 2D``: ``medfuse fuse --reference mri.png --moving pet.png --out x.png --force`` on one
+  AANLIB ``pet_mri`` pair with the default network (writes the fused PNG, the QC picture and the
+  sidecar, as a user gets them). Target: CPU <= 1.5 x ``import torch``.
+* ``fuse-dir``: ``medfuse fuse-dir`` over a 100-pair and a 10-pair subset (33/34/33 and 3/4/3 pairs
+  of ct_mri/pet_mri/spect_mri, symlinked in the Harvard layout); the cost per pair after start-up
+  is ``(cpu(100) - cpu(10)) / 90`` (start-up and the first load of each network cancel). Targets:
+  ``max`` <= 20 ms per pair, the default networks <= 2 x ``max``.
+* ``fuse 3D`` (``--3d``): a 256x256x180 MRI with a 128x128x90 PET (``medfuse.phantom.make_case``,
+  the timing case of ``benchmarks/registration.py``) as NIfTI, ``medfuse fuse`` with registration
+  and with ``--no-register``; wall time on this machine's cores, CPU time, peak memory. Targets:
+  <= 15 s, <= 3 s, <= 2 GB.
+
+Bytecode: the processes run with a private ``PYTHONPYCACHEPREFIX`` (compiled once by a warm-up
+run, as an installed package has its ``.pyc`` files) and without ``PYTHONDONTWRITEBYTECODE``, so
+that a development checkout that never writes ``.pyc`` files does not bill the compiler to medfuse.
+
+Run: ``python benchmarks/startup.py [--rounds 5] [--3d] [--data ../shared/data/harvard]``; it
+prints a Markdown table (recorded in ``benchmarks/results/startup.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "harvard"
+TASKS = {"ct_mri": "ct", "pet_mri": "pet", "spect_mri": "spect"}
+
+
+def medfuse_script() -> list[str]:
+    """The installed console script, run by this interpreter (a pyenv shim would add its own cost)."""
+    script = Path(sys.executable).parent / "medfuse"
+    if script.is_file():
+        return [sys.executable, str(script)]
+    return [sys.executable, "-c", "import sys; from medfuse.cli import main; sys.exit(main())"]
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Run ``cmd`` to completion; CPU (user + sys, all threads), wall, peak RSS of the child."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr.decode(errors='replace')[-2000:]}")
+    return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "rss_mb": usage.ru_maxrss / 1024}
+
+
+def make_subset(data: Path, dest: Path, per_task: dict[str, int]) -> Path:
+    """A Harvard-layout folder of symlinks to the first pairs of each task."""
+    for task, n in per_task.items():
+        (dest / task).mkdir(parents=True, exist_ok=True)
+        for pair in sorted(p for p in (data / task).iterdir() if p.is_dir())[:n]:
+            (dest / task / pair.name).symlink_to(pair.resolve())
+    return dest
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MEDFUSE_HARVARD", DEFAULT_DATA)))
+    ap.add_argument("--3d", dest="three_d", action="store_true", help="also time the 3D case")
+    ap.add_argument("--3d-rounds", dest="rounds_3d", type=int, default=3)
+    ap.add_argument("--skip-2d", action="store_true")
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="medfuse-startup-"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    env.pop("OMP_WAIT_POLICY", None)  # medfuse's own default applies, as for a user
+    mf = medfuse_script()
+    py = [sys.executable]
+    rows: list[tuple[str, str]] = []
+    load0 = os.getloadavg()
+    try:
+        if not args.skip_2d:
+            rows += bench_2d(args, tmp, env, mf, py)
+        if args.three_d:
+            rows += bench_3d(args, tmp, env, mf, py)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    load1 = os.getloadavg()
+    print(f"\nmachine: {os.cpu_count()} cores; load average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; "
+          f"python {sys.version.split()[0]}")
+    print("\n| figure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    return 0
+
+
+def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
+    data = args.data
+    pair = sorted(p for p in (data / "pet_mri").iterdir() if p.is_dir())[0]
+    sub100 = make_subset(data, tmp / "h100", {"ct_mri": 33, "pet_mri": 34, "spect_mri": 33})
+    sub10 = make_subset(data, tmp / "h10", {"ct_mri": 3, "pet_mri": 4, "spect_mri": 3})
+    out = tmp / "out"
+
+    def fuse_dir(sub, method):
+        extra = ["--method", method] if method else []
+        return mf + ["fuse-dir", str(sub), "--out", str(out / f"{sub.name}-{method or 'default'}"), "--force"] + extra
+
+    commands = {
+        "import torch": py + ["-c", "import torch"],
+        "fuse 2D": mf + ["fuse", "--reference", str(pair / "mri.png"), "--moving", str(pair / "pet.png"),
+                         "--out", str(out / "x.png"), "--force"],
+        "fuse-dir 10 max": fuse_dir(sub10, "max"),
+        "fuse-dir 100 max": fuse_dir(sub100, "max"),
+        "fuse-dir 10 default": fuse_dir(sub10, None),
+        "fuse-dir 100 default": fuse_dir(sub100, None),
+    }
+    out.mkdir()
+    for cmd in commands.values():  # warm-up: bytecode, file cache
+        run(cmd, env, REPO)
+    names = list(commands)
+    res: dict[str, list[dict]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            res[n].append(run(commands[n], env, REPO))
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {res[n][-1]['cpu']:.2f}s" for n in names),
+              file=sys.stderr)
+
+    def per_pair(i, method):
+        return (res[f"fuse-dir 100 {method}"][i]["cpu"] - res[f"fuse-dir 10 {method}"][i]["cpu"]) / 90 * 1000
+
+    rounds = range(args.rounds)
+    fuse_ratio = [res["fuse 2D"][i]["cpu"] / res["import torch"][i]["cpu"] for i in rounds]
+    pp_max = [per_pair(i, "max") for i in rounds]
+    pp_def = [per_pair(i, "default") for i in rounds]
+    pp_ratio = [d / m for d, m in zip(pp_def, pp_max)]
+    rows = [(f"CPU s, {n} (median of {args.rounds}; wall s; peak MB)",
+             f"{median([x['cpu'] for x in res[n]]):.2f} ({median([x['wall'] for x in res[n]]):.2f}; "
+             f"{median([x['rss_mb'] for x in res[n]]):.0f})") for n in names]
+    rows += [
+        ("fuse 2D / import torch, CPU (target <= 1.5)",
+         f"**{median(fuse_ratio):.2f}** (rounds: {', '.join(f'{x:.2f}' for x in fuse_ratio)})"),
+        ("fuse-dir per pair after start-up, max, CPU ms (target <= 20)",
+         f"**{median(pp_max):.1f}** (rounds: {', '.join(f'{x:.1f}' for x in pp_max)})"),
+        ("fuse-dir per pair after start-up, default networks, CPU ms",
+         f"{median(pp_def):.1f} (rounds: {', '.join(f'{x:.1f}' for x in pp_def)})"),
+        ("fuse-dir per pair, default / max (target <= 2)",
+         f"**{median(pp_ratio):.2f}** (rounds: {', '.join(f'{x:.2f}' for x in pp_ratio)})"),
+    ]
+    return rows
+
+
+def bench_3d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
+    d = tmp / "case3d"
+    d.mkdir()
+    setup = (
+        "import sys; from medfuse.phantom import make_case; from medfuse.io import save_volume; "
+        "c = make_case('pet', seed=100, mri_shape=(256, 256, 180), moving_shape=(128, 128, 90)); "
+        f"save_volume(c.mri, {str(d / 'mri.nii.gz')!r}); save_volume(c.moving, {str(d / 'pet.nii.gz')!r})"
+    )
+    subprocess.run(py + ["-c", setup], env=env, check=True, cwd=REPO)
+    base = mf + ["fuse", "--reference", str(d / "mri.nii.gz"), "--moving", str(d / "pet.nii.gz"), "--force"]
+    commands = {
+        "fuse 3D, registration included": base + ["--out", str(d / "reg.nii.gz")],
+        "fuse 3D, --no-register": base + ["--out", str(d / "noreg.nii.gz"), "--no-register"],
+    }
+    for cmd in commands.values():
+        run(cmd, env, REPO)
+    res: dict[str, list[dict]] = {n: [] for n in commands}
+    for r in range(args.rounds_3d):
+        for n in (list(commands) if r % 2 == 0 else list(commands)[::-1]):
+            res[n].append(run(commands[n], env, REPO))
+    goals = {"fuse 3D, registration included": 15.0, "fuse 3D, --no-register": 3.0}
+    return [(f"{n}: wall s (target <= {goals[n]:g}); CPU s; peak MB (target <= 2048)",
+             f"**{median([x['wall'] for x in res[n]]):.1f}**; {median([x['cpu'] for x in res[n]]):.1f}; "
+             f"**{max(x['rss_mb'] for x in res[n]):.0f}**") for n in commands]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
