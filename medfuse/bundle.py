@@ -4,9 +4,13 @@ Each bundle's ``configs/inference.json`` is a MONAI model-zoo workflow built fro
 components and :mod:`medfuse.transforms`::
 
     datalist -> Dataset -> DataLoader -> preprocessing (LoadVolumed, SplitLuminanced,
-    RegisterToReferenced, NormalizeModalityd, ConcatItemsd) -> SupervisedEvaluator (network,
-    SliceFusionInferer, CheckpointLoader) -> postprocessing (MergeLuminanced, SaveImaged with
-    medfuse's VolumeWriter, WriteSidecard) -> run
+    RegisterToReferenced, NormalizeModalityd, ApplyColormapd (PET/SPECT), ConcatItemsd) ->
+    SupervisedEvaluator (network, SliceFusionInferer, CheckpointLoader) -> postprocessing
+    (MergeLuminanced, SaveImaged with medfuse's VolumeWriter, WriteSidecard) -> run
+
+A 3D PET/SPECT is fused in colour as the CLI fuses it: ApplyColormapd maps it through its colour map
+and keeps the chroma, the network fuses the luminance, MergeLuminanced puts the chroma back and the
+writer saves an RGB volume (NIfTI RGB24) with the MRI's affine.
 
 This module owns no step of the fusion pipeline. It holds:
 
@@ -193,10 +197,13 @@ class SliceFusionInferer:
     affine of a ``MetaTensor`` batch) axial slices in the orientation of the training slices
     whatever the storage order; without one, slices across the stored spatial ``axis``. Slices are
     padded to the network's ``size_divisor`` and cropped back (:func:`medfuse.inference.predict`).
+    ``pair`` (``ct_mri``, ``pet_mri``, ``spect_mri``) is the pair the network was trained for: a volume
+    is mapped to its training intensities first, as :func:`medfuse.fusion.fuse_arrays` (the CLI) does;
+    without it (and without the network's ``fusion_pair``) volumes are fused as they are.
     """
 
-    def __init__(self, axis: int = -1, batch_size: int = 16) -> None:
-        self.axis, self.batch_size = axis, batch_size
+    def __init__(self, axis: int = -1, batch_size: int = 16, pair: str | None = None) -> None:
+        self.axis, self.batch_size, self.pair = axis, batch_size, pair
 
     def __call__(self, inputs, network, *args: Any, affine=None, **kwargs: Any):
         import torch
@@ -220,9 +227,9 @@ class SliceFusionInferer:
             affines = [aff] * inputs.shape[0] if aff.ndim == 2 else list(aff)
         outs = []
         for sample, aff in zip(inputs, affines):  # (2, X, Y, Z)
-            pair = np.asarray(sample.detach().float().cpu())
-            fused = fuse_slices(network, pair[0], pair[1], affine=aff, axis=self.axis, batch_size=self.batch_size,
-                                device=inputs.device)
+            images = np.asarray(sample.detach().float().cpu())
+            fused = fuse_slices(network, images[0], images[1], affine=aff, axis=self.axis, batch_size=self.batch_size,
+                                device=inputs.device, pair=self.pair)
             outs.append(torch.from_numpy(fused)[None])
         return convert_to_dst_type(torch.stack(outs).to(inputs.device), inputs)[0]
 
@@ -376,6 +383,11 @@ def _inference_config(pair: str, ckpt: dict) -> dict:
     from medfuse.networks import NETWORKS
 
     cls = NETWORKS[ckpt["network"]["name"]]
+    functional = MODALITY_OF_PAIR[pair] in ("PT", "NM")
+    # a 3D PET/SPECT is fused in colour, as the CLI does (medfuse.pipeline.fuse_volumes): its colour map's
+    # luminance is fused, MergeLuminanced puts the chroma back; 2D colour slices are split by SplitLuminanced
+    colour = [{"_target_": "medfuse.transforms.ApplyColormapd", "keys": ["moving"], "colormap": "@colormap"}] \
+        if functional else []
     return {
         "bundle_root": ".",
         "device": "cpu",
@@ -392,6 +404,7 @@ def _inference_config(pair: str, ckpt: dict) -> dict:
         "reference_modality": "MR",
         "moving_modality": MODALITY_OF_PAIR[pair],
         "registration": "rigid",
+        **({"colormap": None} if functional else {}),
         "initialize": [{"_target_": "medfuse.bundle.report_errors"}],
         "datalist": {"_target_": "medfuse.bundle.make_datalist", "reference": "@reference", "moving": "@moving",
                      "dataset_dir": "@dataset_dir", "reference_glob": "@reference_glob",
@@ -406,6 +419,7 @@ def _inference_config(pair: str, ckpt: dict) -> dict:
                 {"_target_": "medfuse.transforms.RegisterToReferenced", "keys": ["moving"], "ref_key": "reference",
                  "transform": "@registration"},
                 {"_target_": "medfuse.transforms.NormalizeModalityd", "keys": ["reference", "moving"]},
+                *colour,
                 {"_target_": "ConcatItemsd", "keys": ["reference", "moving"], "name": "image", "dim": 0},
             ],
         },
@@ -415,7 +429,7 @@ def _inference_config(pair: str, ckpt: dict) -> dict:
         "network_def": {"_target_": f"{cls.__module__}.{cls.__name__}",
                         "spatial_dims": ckpt["network"]["spatial_dims"], **ckpt["network"]["kwargs"]},
         "network": {"_target_": "torch.nn.Module.to", "self": "@network_def", "device": "@device"},
-        "inferer": {"_target_": "medfuse.bundle.SliceFusionInferer", "axis": -1, "batch_size": 16},
+        "inferer": {"_target_": "medfuse.bundle.SliceFusionInferer", "axis": -1, "batch_size": 16, "pair": pair},
         "postprocessing": {
             "_target_": "Compose",
             "transforms": [

@@ -243,6 +243,7 @@ def train(
     resume: bool = False,
     force: bool = False,
     progress: bool = True,
+    exclude_cases=None,
 ) -> TrainingSummary:
     """Train ``method`` for ``pair`` and write the checkpoint ``out``.
 
@@ -260,6 +261,8 @@ def train(
             is then ignored except for ``iterations``); start afresh when it does not.
         force: overwrite an existing ``out`` (start afresh).
         progress: show a tqdm progress bar with the losses.
+        exclude_cases: case names held out entirely (neither training nor validation), e.g. the
+            test fold of a cross-validation (:mod:`medfuse.training.cv`); recorded in the split.
 
     Returns:
         A :class:`TrainingSummary`.
@@ -327,6 +330,13 @@ def train(
             raise UnsupportedInputError("no training data: pass --data DIR (a Harvard AANLIB-layout folder) or set "
                                         "$MEDFUSE_HARVARD")
     slices = load_harvard_slices(data_dir, pair)
+    excluded = sorted(set(exclude_cases or ()))
+    if ckpt is not None:
+        excluded = list(ckpt["split"].get("excluded_cases", excluded))
+    if excluded:
+        slices = [s for s in slices if s.case not in set(excluded)]
+        if not slices:
+            raise UnsupportedInputError(f"{data_dir}: every {pair} case is excluded ({excluded})")
     if ckpt is not None:
         train_cases, val_cases = list(ckpt["split"]["train_cases"]), list(ckpt["split"]["val_cases"])
     else:
@@ -352,6 +362,8 @@ def train(
         "train_sha256": digest, "val_fraction": cfg["val_fraction"], "split_seed": cfg["split_seed"],
         "data_dir_name": Path(data_dir).name,
     }
+    if excluded:
+        split["excluded_cases"] = excluded
     log.info("%s/%s: %d training pairs (%d cases), %d validation pairs (%d cases; %d used for the validation loss)",
              method, pair, len(train_pairs), len(train_cases), len(val_pairs), len(val_cases), len(loss_pairs))
 

@@ -4,6 +4,7 @@ Importing this package imports MONAI and torch; ``import medfuse`` does not.
 """
 
 from medfuse.transforms.array import (
+    ApplyColormap,
     FuseImages,
     LoadVolume,
     MergeLuminance,
@@ -16,6 +17,9 @@ from medfuse.transforms.array import (
     to_volume,
 )
 from medfuse.transforms.dictionary import (
+    ApplyColormapd,
+    ApplyColormapD,
+    ApplyColormapDict,
     FuseImagesd,
     FuseImagesD,
     FuseImagesDict,
@@ -42,13 +46,15 @@ from medfuse.transforms.writer import VolumeWriter
 
 __all__ = [
     "to_volume", "to_metatensor", "ras_affine", "VolumeWriter",
-    "LoadVolume", "RegisterToReference", "NormalizeModality", "SplitLuminance", "MergeLuminance", "FuseImages",
+    "LoadVolume", "RegisterToReference", "NormalizeModality", "SplitLuminance", "MergeLuminance", "ApplyColormap",
+    "FuseImages",
     "WriteSidecar",
     "LoadVolumed", "LoadVolumeD", "LoadVolumeDict",
     "RegisterToReferenced", "RegisterToReferenceD", "RegisterToReferenceDict",
     "NormalizeModalityd", "NormalizeModalityD", "NormalizeModalityDict",
     "SplitLuminanced", "SplitLuminanceD", "SplitLuminanceDict",
     "MergeLuminanced", "MergeLuminanceD", "MergeLuminanceDict",
+    "ApplyColormapd", "ApplyColormapD", "ApplyColormapDict",
     "FuseImagesd", "FuseImagesD", "FuseImagesDict",
     "WriteSidecard", "WriteSidecarD", "WriteSidecarDict",
 ]

@@ -12,7 +12,8 @@ them, so geometry is converted in one place.
 - :class:`LoadVolume`: :func:`medfuse.io.load_volume` (a path to a ``MetaTensor``).
 - :class:`RegisterToReference`: :func:`medfuse.registration.register` (output on the reference grid).
 - :class:`NormalizeModality`: :func:`medfuse.intensity.normalize` (same grid, values in [0, 1]).
-- :class:`SplitLuminance` / :class:`MergeLuminance`: :mod:`medfuse.color` (pseudo-colour slices).
+- :class:`SplitLuminance` / :class:`MergeLuminance`: :mod:`medfuse.color` (pseudo-colour slices and volumes).
+- :class:`ApplyColormap`: :func:`medfuse.color.apply_colormap` (a normalized 3D PET/SPECT in colour, split).
 - :class:`FuseImages`: :func:`medfuse.fusion.fuse_arrays` (inputs on one grid; two or more).
 - :class:`WriteSidecar`: :func:`medfuse.report.sidecar.write_sidecar` beside a written output.
 
@@ -44,6 +45,7 @@ __all__ = [
     "NormalizeModality",
     "SplitLuminance",
     "MergeLuminance",
+    "ApplyColormap",
     "FuseImages",
     "WriteSidecar",
 ]
@@ -375,11 +377,12 @@ class NormalizeModality(Transform):
 
 
 class SplitLuminance(Transform):
-    """RGB pseudo-colour ``(3, H, W)`` (0..255) to its luminance Y ``(1, H, W)`` (0..255).
+    """RGB pseudo-colour ``(3, *spatial)`` (0..255) to its luminance Y ``(1, *spatial)`` (0..255).
 
     The chroma planes (Cb, Cr; :func:`medfuse.color.split_luminance`) go to
-    ``meta[CHROMA_META_KEY]`` as a ``(2, H, W)`` float32 array so :class:`MergeLuminance` can put
-    the colour back after fusion. One-channel images pass through unchanged. Same affine.
+    ``meta[CHROMA_META_KEY]`` as a ``(2, *spatial)`` float32 array so :class:`MergeLuminance` can put
+    the colour back after fusion. 2D ``(3, H, W)`` and 3D ``(3, X, Y, Z)`` images; one-channel images
+    pass through unchanged. Same affine.
     """
 
     backend = [TransformBackends.NUMPY]
@@ -391,21 +394,23 @@ class SplitLuminance(Transform):
 
         if int(img.shape[0]) == 1:
             return img
-        if int(img.shape[0]) != 3 or len(img.shape) != 3:
-            raise ValueError(f"SplitLuminance expects (3, H, W) RGB or (1, H, W), got shape {tuple(img.shape)}")
+        if int(img.shape[0]) != 3 or len(img.shape) not in (3, 4):
+            raise ValueError("SplitLuminance expects (3, H, W[, D]) RGB or a one-channel image, got shape "
+                             f"{tuple(img.shape)}")
         rgb = np.moveaxis(np.asarray(convert_data_type(img, np.ndarray)[0]), 0, -1)
         y, cb, cr = split_luminance(rgb)
         return _like(y[None], img, extra_meta={CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)})
 
 
 class MergeLuminance(Transform):
-    """Put colour back: a (fused) luminance ``(1, H, W)`` plus chroma to RGB ``(3, H, W)`` (0..255).
+    """Put colour back: a (fused) luminance ``(1, *spatial)`` plus chroma to RGB ``(3, *spatial)`` (0..255).
 
     Args:
-        scale: multiplies the luminance before merging (255 for images in [0, 1]).
+        scale: multiplies the luminance before merging (255 for images in [0, 1], as the fused output).
 
-    ``__call__(img, chroma=None)``: ``chroma`` ``(2, H, W)`` defaults to ``img.meta[CHROMA_META_KEY]``;
-    without chroma the image is returned unchanged. The output keeps ``img``'s affine.
+    ``__call__(img, chroma=None)``: ``chroma`` ``(2, *spatial)`` (2D slice or 3D volume) defaults to
+    ``img.meta[CHROMA_META_KEY]``; without chroma the image is returned unchanged. The output keeps
+    ``img``'s affine.
     """
 
     backend = [TransformBackends.NUMPY]
@@ -423,9 +428,63 @@ class MergeLuminance(Transform):
         if chroma is None:
             return img
         chroma = np.asarray(convert_data_type(chroma, np.ndarray)[0], dtype=np.float32)
-        y = np.asarray(convert_data_type(img, np.ndarray)[0][0], dtype=np.float32) * self.scale
+        y = np.asarray(convert_data_type(img, np.ndarray)[0][0], dtype=np.float32) * np.float32(self.scale)
+        if chroma.shape != (2, *y.shape):
+            raise ValueError(f"MergeLuminance: chroma of shape {chroma.shape} does not fit the image "
+                             f"{tuple(img.shape)}")
         rgb = merge_luminance(y, chroma[0], chroma[1]).astype(np.float32)
         return _like(np.moveaxis(rgb, -1, 0), img, drop=(CHROMA_META_KEY,))
+
+
+class ApplyColormap(Transform):
+    """A normalized 3D PET/SPECT ``(1, X, Y, Z)`` in [0, 1] through its colour map, split into luminance and chroma.
+
+    The colour path of :func:`medfuse.pipeline.fuse_volumes` (the CLI): the values go through
+    :func:`medfuse.color.apply_colormap`, the RGB through :func:`medfuse.color.split_luminance`; the
+    output is the luminance Y / 255 in [0, 1] (what the network fuses), the chroma ``(2, X, Y, Z)`` goes to
+    ``meta[CHROMA_META_KEY]`` as :class:`SplitLuminance` stores it (for :class:`MergeLuminance` with
+    ``scale=255`` after fusion), and ``meta["colour"]`` records the colour map and the moving-scan values
+    mapped to its ends (for the sidecar). Same affine.
+
+    Args:
+        colormap: a name of :data:`medfuse.color.COLORMAPS`; default by modality
+            (:func:`medfuse.color.default_colormap`); ``"gray"`` passes the image through.
+
+    Anything else passes through unchanged: CT and MR (modality from the meta, as the other
+    transforms read it), 2D slices, several channels, an image whose chroma is already split.
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(self, colormap: str | None = None) -> None:
+        from medfuse.color import colormap_name
+        from medfuse.pipeline import _GRAY
+
+        if colormap is not None and str(colormap).strip().lower() not in _GRAY:
+            colormap_name(colormap)  # a typo fails here, with "did you mean"
+        self.colormap = colormap
+
+    def __call__(self, img: Any):  # type: ignore[override]
+        from medfuse.color import apply_colormap, split_luminance
+        from medfuse.pipeline import _colormap_for, _colour_record
+
+        if int(img.shape[0]) != 1 or len(img.shape) != 4:
+            return img
+        meta: Mapping = img.meta if _has_meta(img) else {}
+        if meta.get(CHROMA_META_KEY) is not None:
+            return img
+        vol = to_volume(img, 0)
+        name = _colormap_for(vol, self.colormap)
+        if name is None:
+            return img
+        y, cb, cr = split_luminance(apply_colormap(vol.array, name))
+        extra: dict[str, Any] = {CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)}
+        if isinstance(meta.get("normalization"), Mapping):
+            vol.meta["normalization"] = meta["normalization"]
+            extra["colour"] = _colour_record(vol, name)
+        else:
+            extra["colour"] = {"colormap": name}
+        return _like((y / 255.0)[None], img, extra_meta=extra)
 
 
 class FuseImages(Transform):
@@ -512,7 +571,9 @@ class WriteSidecar(Transform):
     ``__call__(img, reference=None, moving=None)``: ``img`` is the fused ``MetaTensor`` after
     ``SaveImage(savepath_in_metadict=True)`` (its ``meta["saved_to"]`` names the output);
     ``reference``/``moving`` are the normalized inputs, whose metadata (modality and its source,
-    format, normalization, registration summary) the record reports. Returns ``img`` unchanged.
+    format, normalization, registration summary) the record reports; for a colour output (3 channels) it
+    also says what the file holds and which colour map ``moving`` went through (``meta["colour"]``, set
+    by :class:`ApplyColormap`), as the CLI's sidecar does. Returns ``img`` unchanged.
     No patient identifiers: no input paths, only what medfuse computed.
     """
 
@@ -550,5 +611,13 @@ class WriteSidecar(Transform):
             "inputs": inputs,
             "registration": registration if registration is not None else {"registered": False},
         }
+        if int(img.shape[0]) == 3:  # MergeLuminance's colour: what the file holds, and the colour map used
+            from types import SimpleNamespace
+
+            from medfuse.report.sidecar import fused_image_record
+
+            colour = moving.meta.get("colour") if _has_meta(moving) else None
+            record.update(fused_image_record(SimpleNamespace(rgb=True, ndim=len(img.shape) - 1),
+                                             colour if isinstance(colour, Mapping) and "range" in colour else None))
         write_sidecar(saved, record, force=True)
         return img

@@ -16,6 +16,7 @@ from monai.transforms import MapTransform
 
 from medfuse.transforms.array import (
     CHROMA_META_KEY,
+    ApplyColormap,
     FuseImages,
     LoadVolume,
     MergeLuminance,
@@ -31,6 +32,7 @@ __all__ = [
     "NormalizeModalityd", "NormalizeModalityD", "NormalizeModalityDict",
     "SplitLuminanced", "SplitLuminanceD", "SplitLuminanceDict",
     "MergeLuminanced", "MergeLuminanceD", "MergeLuminanceDict",
+    "ApplyColormapd", "ApplyColormapD", "ApplyColormapDict",
     "FuseImagesd", "FuseImagesD", "FuseImagesDict",
     "WriteSidecard", "WriteSidecarD", "WriteSidecarDict",
 ]
@@ -156,6 +158,26 @@ class MergeLuminanced(MapTransform):
         return d
 
 
+class ApplyColormapd(MapTransform):
+    """Dictionary wrapper of :class:`ApplyColormap`: a normalized 3D PET/SPECT becomes its colour map's
+    luminance, the chroma kept in its metadata for :class:`MergeLuminanced` (``chroma_key`` this key);
+    CT, MR and colour slices pass through. ``colormap`` may give one name per key."""
+
+    backend = ApplyColormap.backend
+
+    def __init__(self, keys: KeysCollection, colormap: Sequence[str | None] | str | None = None,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.mappers = {k: ApplyColormap(colormap=c)
+                        for k, c in zip(self.keys, _per_key(colormap, self.keys, "colormap"))}
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.mappers[key](d[key])
+        return d
+
+
 class FuseImagesd(MapTransform):
     """Dictionary wrapper of :class:`FuseImages`: ``keys`` = (reference key, other key, ...); the result
     goes to ``d[output_key]`` with the reference's affine. Two keys fuse a pair; more keys are fused
@@ -211,5 +233,6 @@ RegisterToReferenceD = RegisterToReferenceDict = RegisterToReferenced
 NormalizeModalityD = NormalizeModalityDict = NormalizeModalityd
 SplitLuminanceD = SplitLuminanceDict = SplitLuminanced
 MergeLuminanceD = MergeLuminanceDict = MergeLuminanced
+ApplyColormapD = ApplyColormapDict = ApplyColormapd
 FuseImagesD = FuseImagesDict = FuseImagesd
 WriteSidecarD = WriteSidecarDict = WriteSidecard

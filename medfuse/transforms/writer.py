@@ -4,7 +4,7 @@
 (``output_dir``, ``output_postfix``, ``data_root_dir``...) while the file is written the way every
 other medfuse door writes it: atomically, the affine as the ``MetaTensor`` carries it (RAS, converted
 from LPS when ``meta["space"]`` says so; NIfTI sform = qform), 2D slices as 8-bit PNG/TIFF in
-medfuse's ``(row, col)`` layout, colour kept.
+medfuse's ``(row, col)`` layout, colour kept (slices and 3D volumes).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class VolumeWriter(ImageWriter):
         scale: as MONAI's ``PILWriter``: for image-file formats, one-channel values are clipped to
             [0, 1] and multiplied by ``scale`` (255 for a fused slice in [0, 1]); ignored for volumes.
 
-    A 3-channel 2D image (``MergeLuminance``'s RGB, 0..255) is written as an RGB picture.
+    A 3-channel image (``MergeLuminance``'s RGB, 0..255) is written in colour: an RGB picture for a
+    2D slice, an RGB volume for 3D (NIfTI datatype RGB24, NRRD/MHA 3-component uint8), with the image's affine.
     Overwrites, like MONAI's writers: a bundle checks its outputs before any work
     (:func:`medfuse.bundle.make_datalist`).
     """
@@ -50,11 +51,15 @@ class VolumeWriter(ImageWriter):
         from medfuse.io import save_volume
         from medfuse.io.atomic import full_suffix
 
+        from medfuse.color import split_luminance
+
         img = self.data_obj
         volume = to_volume(img, 0)
-        if volume.ndim == 2 and full_suffix(filename) in _SLICE_SUFFIXES:
-            if int(img.shape[0]) == 3:
-                volume.rgb = np.stack([to_volume(img, c).array for c in range(3)], axis=-1)
-            elif self.scale:
-                volume = volume.with_array(np.clip(volume.array, 0.0, 1.0) * float(self.scale))
+        if int(img.shape[0]) == 3:  # MergeLuminance's RGB (0..255): a colour slice or volume
+            rgb = np.stack([to_volume(img, c).array for c in range(3)], axis=-1)
+            # array: the luminance, as medfuse.io reads a colour file back (0..255 for a slice, [0, 1] for a volume)
+            y = split_luminance(rgb)[0]
+            volume = volume.with_array(y if volume.ndim == 2 else y / 255.0, rgb=rgb)
+        elif volume.ndim == 2 and full_suffix(filename) in _SLICE_SUFFIXES and self.scale:
+            volume = volume.with_array(np.clip(volume.array, 0.0, 1.0) * float(self.scale))
         return save_volume(volume, filename, force=True)

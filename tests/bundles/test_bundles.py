@@ -40,6 +40,12 @@ def test_layout_and_no_dollar_expressions(pair):
     assert cfg["evaluator"]["_target_"] == "SupervisedEvaluator"
     assert any(t["_target_"] == "SaveImaged" for t in cfg["postprocessing"]["transforms"])
     assert cfg["reference_modality"] == "MR" and cfg["moving_modality"] in ("CT", "PT", "NM")
+    assert cfg["inferer"]["pair"] == pair  # volumes mapped to the training intensities, as fuse_arrays does
+    steps = [t["_target_"].rsplit(".", 1)[-1] for t in cfg["preprocessing"]["transforms"]]
+    if cfg["moving_modality"] in ("PT", "NM"):  # 3D PET/SPECT fused in colour, as the CLI does
+        assert steps.index("ApplyColormapd") == steps.index("NormalizeModalityd") + 1
+    else:
+        assert "ApplyColormapd" not in steps
     fmt = json.loads(meta.read_text())["network_data_format"]
     assert fmt["inputs"]["image"]["num_channels"] == 2
     assert fmt["inputs"]["image"]["channel_def"]["0"] == "MRI"
@@ -137,7 +143,7 @@ def _run_bundle(pair, out_dir, *args, check=True):
 
 
 def test_run_on_phantom_volume(tmp_path):
-    """The documented command on a 3D phantom MRI + misaligned PET: registered, fused, MRI affine, sidecar."""
+    """The documented command on a 3D phantom MRI + misaligned PET: registered, fused in colour, MRI affine, sidecar."""
     from medfuse.io import load_volume, save_volume
     from medfuse.phantom import make_case
 
@@ -145,13 +151,21 @@ def test_run_on_phantom_volume(tmp_path):
     save_volume(case.mri, tmp_path / "mri.nii.gz")
     save_volume(case.moving, tmp_path / "pet.nii.gz")
     _run_bundle("pet_mri", tmp_path / "out", "--reference", tmp_path / "mri.nii.gz", "--moving", tmp_path / "pet.nii.gz")
+    import nibabel as nib
+
     fused = load_volume(tmp_path / "out" / "mri_fused.nii.gz", modality="MR")
     np.testing.assert_allclose(fused.affine, case.mri.affine, atol=1e-4)
     assert fused.shape == case.mri.shape
     assert 0 <= fused.array.min() and fused.array.max() <= 1
+    # in colour, as the CLI writes a 3D PET fusion: NIfTI RGB24 with the MRI's affine
+    img = nib.load(tmp_path / "out" / "mri_fused.nii.gz")
+    assert img.get_data_dtype().names == ("R", "G", "B") and img.shape == case.mri.shape
+    np.testing.assert_allclose(img.affine, case.mri.affine, atol=1e-4)
+    assert fused.rgb is not None and not np.array_equal(fused.rgb[..., 0], fused.rgb[..., 2])  # not grey
     sidecar = json.loads((tmp_path / "out" / "mri_fused.json").read_text())
     assert sidecar["method"] == "light" and sidecar["registration"]["transform_type"] == "rigid"
     assert sidecar["inputs"]["moving"]["modality"] == "PT"
+    assert sidecar["fused_image"]["kind"] == "rgb" and sidecar["colour"]["colormap"] == "aanlib_pet"
     assert str(tmp_path) not in json.dumps(sidecar)  # no input paths
 
     # the same command again: medfuse's one-line refusal, not a traceback

@@ -10,6 +10,8 @@ from PIL import Image
 
 from medfuse.errors import SpaceMismatchError
 from medfuse.transforms import (
+    ApplyColormap,
+    ApplyColormapd,
     FuseImages,
     FuseImagesd,
     LoadVolume,
@@ -101,6 +103,42 @@ def test_luminance_split_merge_round_trip():
     torch.testing.assert_close(d["fused"].as_tensor(), back.as_tensor())
 
 
+def test_apply_colormap_fuse_merge_equals_fuse_volumes():
+    """ApplyColormapd + fusion + MergeLuminanced (the bundles' 3D PET path) give what the CLI/API gives in colour."""
+    from medfuse.pipeline import fuse_volumes
+
+    mri, pet = Volume(_head(0), AFFINE, modality="MR"), Volume(_head(1) * 0.05, AFFINE, modality="PT")
+    d = NormalizeModalityd(keys=["mri", "pet"])({"mri": to_metatensor(mri), "pet": to_metatensor(pet)})
+    d = ApplyColormapd(keys="pet")(d)
+    assert d["pet"].shape == (1, 20, 22, 12) and d["pet"].meta["medfuse_chroma"].shape == (2, 20, 22, 12)
+    assert d["pet"].meta["colour"]["colormap"] == "aanlib_pet" and len(d["pet"].meta["colour"]["range"]) == 2
+    assert 0 <= float(d["pet"].min()) and float(d["pet"].max()) <= 1
+    np.testing.assert_allclose(d["pet"].affine.numpy(), AFFINE)
+    d = FuseImagesd(keys=("mri", "pet"), method="light")(d)
+    d = MergeLuminanced(keys="fused", chroma_key="pet", scale=255.0)(d)
+    assert d["fused"].shape == (3, 20, 22, 12)
+    expected = fuse_volumes(mri, pet, "light", register=False).fused.rgb  # (X, Y, Z, 3) on 0..255
+    got = np.moveaxis(d["fused"].numpy(), 0, -1)
+    assert float(np.abs(got - expected).max()) <= 1.0  # within rounding (1/255 of the range)
+    # pass-through: already split (applying twice changes nothing), MR, 2D colour slices
+    assert ApplyColormap()(d["pet"]) is d["pet"]
+    assert ApplyColormap()(d["mri"]) is d["mri"]
+    slice_pt = MetaTensor(torch.rand(1, 16, 12), meta={"modality": "PT"})
+    assert ApplyColormap()(slice_pt) is slice_pt
+    assert ApplyColormap("gray")(NormalizeModality()(to_metatensor(pet))).shape == (1, 20, 22, 12)
+    with pytest.raises(Exception, match="did you mean"):
+        ApplyColormap("aanlib_pte")
+
+
+def test_luminance_split_merge_3d():
+    rgb = np.random.default_rng(1).integers(0, 256, (3, 6, 5, 4)).astype(np.float32)
+    y = SplitLuminance()(MetaTensor(torch.from_numpy(rgb), affine=torch.as_tensor(AFFINE)))
+    assert y.shape == (1, 6, 5, 4) and y.meta["medfuse_chroma"].shape == (2, 6, 5, 4)
+    back = MergeLuminance()(y)
+    assert back.shape == (3, 6, 5, 4) and float((back - torch.from_numpy(rgb)).abs().max()) <= 3
+    np.testing.assert_allclose(back.affine.numpy(), AFFINE)
+
+
 def test_load_volume_transform(tmp_path):
     from medfuse.io import save_volume
 
@@ -123,6 +161,7 @@ def _signature_args(cls):
 @pytest.mark.parametrize("array_cls, dict_cls", [
     (LoadVolume, LoadVolumed), (RegisterToReference, RegisterToReferenced), (NormalizeModality, NormalizeModalityd),
     (SplitLuminance, SplitLuminanced), (MergeLuminance, MergeLuminanced), (FuseImages, FuseImagesd),
+    (ApplyColormap, ApplyColormapd),
 ])
 def test_dictionary_transforms_take_every_array_argument(array_cls, dict_cls):
     assert _signature_args(array_cls) <= _signature_args(dict_cls)
