@@ -143,9 +143,13 @@ def _parse_window(text: str | None):
 def _progress_printer(args):
     if not getattr(args, "progress", False):
         return None
-    from medfuse.pipeline import print_progress
+    return _print_progress
 
-    return print_progress
+
+def _print_progress(percent: int, step: str) -> None:
+    """The ``--progress`` protocol: one ``PROGRESS <0-100> <step>`` line on stdout per pipeline step (read by the
+    3D Slicer module and other front ends)."""
+    print(f"PROGRESS {int(percent)} {step}", flush=True)
 
 
 def _run_fuse(args) -> int:

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 #: extensions a fused 2D slice can be written to (3D volumes: ``medfuse.io.VOLUME_SUFFIXES``)
 SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
-#: a progress callback: ``progress(percent, step)`` (see :func:`print_progress`)
+#: a progress callback: ``progress(percent, step)`` (the command line's ``--progress`` prints each call)
 Progress = Callable[[int, str], None]
 
 
@@ -66,12 +66,6 @@ def _step(progress: Progress | None, percent: int, step: str) -> None:
     log.debug("step: %s", step)
     if progress is not None:
         progress(int(percent), step)
-
-
-def print_progress(percent: int, step: str) -> None:
-    """The ``--progress`` protocol of the command line: one ``PROGRESS <0-100> <step>`` line on stdout per step
-    (read by the 3D Slicer module and other front ends)."""
-    print(f"PROGRESS {int(percent)} {step}", flush=True)
 
 
 #: options of :func:`~medfuse.io.load_volume` that the command line offers per input (``--moving-series``...)
@@ -589,7 +583,7 @@ def fuse_files(
         quantitative: 3D: True (default) writes the moving scan on the reference grid in its own
             units (SUV, Bq/mL, HU...; float32, reference affine) as :func:`quantitative_path`; a path
             writes it there; False/None: not written. Its units are in the sidecar.
-        progress: called as ``progress(percent, step)`` at each step (:func:`print_progress`).
+        progress: called as ``progress(percent, step)`` at each step (``medfuse fuse --progress``).
         out_format: None (the extension of ``out`` decides), ``"nifti"`` / ``"nrrd"`` (``out`` must end in
             that format's extension), or ``"dicom"``: ``out`` is a folder that receives the fused volume as a
             derived DICOM series (:func:`medfuse.io.dicom.writer.write_dicom_series`: RGB for colour fusion,
