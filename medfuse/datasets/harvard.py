@@ -64,22 +64,13 @@ def find_harvard_pairs(data: str | os.PathLike, tasks=None) -> list[HarvardPair]
         NotADirectoryError: ``data`` is not a folder.
         FileNotFoundError: no pair was found (the message shows the expected layout).
     """
-    data = Path(data)
-    if not data.is_dir():
-        raise NotADirectoryError(f"{data}: not a folder")
-    cases = _cases(data)
+    # one walk of the layout: the batch adapter's (which also reports what it skipped)
+    found = discover_harvard(data, tasks=tasks)
     pairs = []
-    for task, other_name in HARVARD_TASKS.items():
-        if tasks is not None and task not in tasks:
-            continue
-        task_dir = data / task
-        if not task_dir.is_dir():
-            continue
-        for pair_dir in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-            mri, other = pair_dir / "mri.png", pair_dir / other_name
-            if mri.is_file() and other.is_file():
-                case = cases.get((task, pair_dir.name)) or _case_from_id(pair_dir.name)
-                pairs.append(HarvardPair(task, pair_dir.name, mri, other, case))
+    for case in found.cases:
+        task = case.info["task"]
+        other = case.inputs[HARVARD_TASKS[task].split(".")[0]]
+        pairs.append(HarvardPair(task, case.inputs["mri"].parent.name, case.inputs["mri"], other, case.info["subject"]))
     if not pairs:
         raise FileNotFoundError(
             f"{data}: no fusion pairs found; expected {{ct_mri,pet_mri,spect_mri}}/<pair>/"
@@ -88,8 +79,6 @@ def find_harvard_pairs(data: str | os.PathLike, tasks=None) -> list[HarvardPair]
     return pairs
 
 
-#: modality code of the second image of each task
-_MODALITY = {"ct_mri": "CT", "pet_mri": "PT", "spect_mri": "NM"}
 #: files at the root that belong to the data set (not stray)
 _ROOT_FILES = {"index.csv", "readme.md", "readme.txt", "license", "license.txt"}
 
@@ -104,6 +93,7 @@ def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
         NotADirectoryError: ``data`` is not a folder.
     """
     from medfuse.datasets.base import Case, Discovery, Skipped
+    from medfuse.pairs import MODALITY_OF_PAIR
 
     data = Path(data)
     if not data.is_dir():
@@ -136,5 +126,5 @@ def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
                 continue
             case = cases.get((task, pair_dir.name)) or _case_from_id(pair_dir.name)
             found.cases.append(Case(f"{task}/{pair_dir.name}", {"mri": mri, role: other},
-                                    {"mri": "MR", role: _MODALITY[task]}, info={"task": task, "subject": case}))
+                                    {"mri": "MR", role: MODALITY_OF_PAIR[task]}, info={"task": task, "subject": case}))
     return found
