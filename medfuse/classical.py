@@ -77,14 +77,25 @@ def clamp_to_local_range(
         margin: how far beyond the sources' local extremes the result may go.
         size: neighbourhood edge in pixels (odd).
     """
-    from scipy import ndimage
+    from medfuse.filters import local_max, local_min
 
-    window = (size, size) if np.ndim(fused) == 2 else (1,) * (np.ndim(fused) - 2) + (size, size)
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    lo = ndimage.minimum_filter(low, size=window, mode="nearest")
-    hi = ndimage.maximum_filter(high, size=window, mode="nearest")
-    floor = np.maximum(lo - margin * np.clip(lo, 0.0, 1.0), 0.5 * low)
-    ceiling = np.minimum(hi + margin * np.clip(1.0 - hi, 0.0, 1.0), 0.5 * (1.0 + high))
+    dtype = np.result_type(a, b, np.float32)
+    low, high = np.minimum(a, b, dtype=dtype), np.maximum(a, b, dtype=dtype)
+    lo, hi = local_min(low, size), local_max(high, size)
+    # floor = max(lo - margin * clip(lo, 0, 1), low / 2), ceiling = min(hi + margin * clip(1 - hi, 0, 1),
+    # (1 + high) / 2), in place (a volume's temporaries are ~50 MB each)
+    floor = np.clip(lo, 0.0, 1.0)
+    floor *= -margin
+    floor += lo
+    low *= 0.5
+    np.maximum(floor, low, out=floor)
+    ceiling = np.subtract(1.0, hi, dtype=hi.dtype)
+    np.clip(ceiling, 0.0, 1.0, out=ceiling)
+    ceiling *= margin
+    ceiling += hi
+    high += 1.0
+    high *= 0.5
+    np.minimum(ceiling, high, out=ceiling)
     return np.clip(fused, floor, ceiling)
 
 

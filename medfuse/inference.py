@@ -110,14 +110,10 @@ def content_mask(a: np.ndarray, b: np.ndarray, threshold: float = CONTENT_THRESH
     Args:
         a, b: ``(H, W)`` images or ``(S, H, W)`` stacks of slices in [0, 1].
     """
-    from scipy import ndimage
+    from medfuse.intensity.mask import fill_holes
 
     m = np.maximum(a, b) > threshold
-    if m.ndim == 2:
-        return ndimage.binary_fill_holes(m)
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = ndimage.generate_binary_structure(2, 1)
-    return ndimage.binary_fill_holes(m, structure=structure)
+    return fill_holes(m, plane_axis=0 if m.ndim == 3 else None)  # 2D holes in each slice of a stack
 
 
 def _quantile_map(x: np.ndarray, values: np.ndarray, levels, targets) -> np.ndarray:
@@ -250,11 +246,16 @@ def _local_contrast(a: np.ndarray, b: np.ndarray, size: int = 3) -> np.ndarray:
     in-plane Gaussian smoothing (sigma 1 pixel, so that noise alone has little range), per pixel."""
     from scipy import ndimage
 
-    window = (1,) * (a.ndim - 2) + (size, size)
+    from medfuse.filters import local_max, local_min
+
     sigma = (0,) * (a.ndim - 2) + (1.0, 1.0)
-    smooth = [ndimage.gaussian_filter(x, sigma, mode="nearest") for x in (a, b)]
-    return np.maximum(*(ndimage.maximum_filter(x, size=window, mode="nearest")
-                        - ndimage.minimum_filter(x, size=window, mode="nearest") for x in smooth))
+    out = None
+    for x in (a, b):
+        smooth = ndimage.gaussian_filter(x, sigma, mode="nearest")
+        spread = local_max(smooth, size)
+        spread -= local_min(smooth, size)
+        out = spread if out is None else np.maximum(out, spread, out=out)
+    return out
 
 
 def _run_padded(fn, model, x, batch_size: int):

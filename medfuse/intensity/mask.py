@@ -34,7 +34,7 @@ import numpy as np
 
 from medfuse.volume import Volume
 
-__all__ = ["head_mask", "otsu_threshold", "looks_like_hu", "block_mean", "PET_FRACTION", "CT_AIR_THRESHOLD_HU"]
+__all__ = ["head_mask", "fill_holes", "otsu_threshold", "looks_like_hu", "block_mean", "PET_FRACTION", "CT_AIR_THRESHOLD_HU"]
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _expand(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) 
     return mask[tuple(slice(0, s) for s in shape)]
 
 
-def _fill(mask: np.ndarray, plane_axis: int | None = None) -> np.ndarray:
+def fill_holes(mask: np.ndarray, plane_axis: int | None = None) -> np.ndarray:
     """Fill the holes of ``mask``: background components that do not touch the array border.
 
     Same result as ``scipy.ndimage.binary_fill_holes`` (face connectivity) by one labelling pass,
@@ -147,10 +147,10 @@ def _fill(mask: np.ndarray, plane_axis: int | None = None) -> np.ndarray:
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill holes in every slice across each axis (which fills 3D cavities too); 2D: the plane."""
     if mask.ndim != 3:
-        return _fill(mask)
+        return fill_holes(mask)
     out = mask
     for axis in range(3):
-        out = _fill(out, plane_axis=axis)
+        out = fill_holes(out, plane_axis=axis)
     return out
 
 
@@ -220,5 +220,5 @@ def head_mask(volume: Volume, modality: str | None = None, *, threshold: float |
     pad = radius + 1
     mp = ndimage.binary_closing(np.pad(m, pad), structure=ball, iterations=radius)
     m = mp[tuple(slice(pad, pad + s) for s in m.shape)] | m
-    m = _fill(m)
+    m = fill_holes(m)
     return _expand(m, factors, full_shape)
