@@ -57,5 +57,8 @@ def test_medfuse_error_is_its_one_line(tmp_path):
         with pytest.raises(FusionError) as err:
             job.run(timeout=300)
         message = str(err.value)
-        assert "\n" not in message and "reference.nrrd" in message
+        # stderr merged into stdout: medfuse's one line is found among its log and PROGRESS lines, word for word
+        (line,) = [line for line in job.log if line.startswith("medfuse fuse: error: ")]
+        assert message == line[len("medfuse fuse: error: "):] and "\n" not in message and "reference" in message
+        assert any(line.startswith("PROGRESS ") for line in job.log)  # stdout lines in the same stream
     assert not (tmp_path / "job").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from MedFuseLib.modality import detect_modality, modality_from_volume_name
+from MedFuseLib.modality import detect_modality, modality_for_selection, modality_from_volume_name
 
 
 class FakeNode:
@@ -70,3 +70,25 @@ def test_volume_name(name, code):
 def test_never_a_fixed_default():
     assert detect_modality(FakeNode("Volume"), FakeDicomDatabase({})) == (None, "")
     assert detect_modality(None) == (None, "")
+
+
+def test_selection_of_a_new_volume_detects_or_asks():
+    db = FakeDicomDatabaseWithInstanceValue({"1.2.3": "NM"})
+    node = FakeNode("3: Series 3", {"DICOM.instanceUIDs": "1.2.3"})
+    assert modality_for_selection(node, "MR", same_node=False, dicom_database=db) == ("NM", "SPECT, from the DICOM")
+    assert modality_for_selection(FakeNode("CT head"), "unknown", False) == ("CT", "CT, from the volume name")
+    # a new volume that says nothing: "unknown" (Apply stays off), whatever the previous volume was
+    assert modality_for_selection(FakeNode("Volume"), "PT", False) == (
+        "unknown", "not in the DICOM attributes or the name: choose")
+
+
+def test_selection_of_the_same_volume_keeps_the_saved_modality():
+    """A reopened scene: the panel re-shows the parameter node's volumes; the user's choice stays."""
+    assert modality_for_selection(FakeNode("Volume"), "PT", same_node=True) == ("PT", "PET, as chosen")
+    assert modality_for_selection(FakeNode("FDG PET"), "PT", same_node=True) == ("PT", "PET, from the volume name")
+    # the user overrode a name-based guess: kept
+    assert modality_for_selection(FakeNode("FDG PET"), "NM", same_node=True) == ("NM", "SPECT, as chosen")
+    # the same volume but nothing chosen yet (e.g. the reference picked automatically): detect
+    assert modality_for_selection(FakeNode("sub-01_T1w"), "unknown", same_node=True) == (
+        "MR", "MRI, from the volume name")
+    assert modality_for_selection(None, "CT", same_node=False) == ("CT", "")

@@ -13,9 +13,11 @@ from MedFuseLib.process import (
     FusionError,
     FusionJob,
     build_command,
+    failure_message,
     find_python_slicer,
     parse_error,
     parse_progress,
+    popen_options,
 )
 
 
@@ -96,6 +98,42 @@ def test_parse_error():
     assert parse_error(["Traceback (most recent call last):", "ValueError: x"]) is None
 
 
+def test_parse_error_in_merged_output():
+    """stderr merged into stdout: the one-line error is found among progress, log and output lines."""
+    lines = ["PROGRESS 10 reading", "INFO medfuse.pipeline: reading reference.nrrd",
+             "medfuse fuse: error: moving.nrrd: no brain found; check the scan",
+             "PROGRESS 10 reading",  # a late line after the error does not hide it
+             "fused: /tmp/nothing"]
+    assert parse_error(lines) == "moving.nrrd: no brain found; check the scan"
+    assert failure_message(lines, 2) == "moving.nrrd: no brain found; check the scan"
+    # log lines that mention errors are not medfuse's one-line error
+    assert parse_error(["INFO medfuse.pipeline: error: not really", "WARNING medfuse: error: no"]) is None
+
+
+@pytest.mark.parametrize("lines, code, expected", [
+    (["PROGRESS 40 registering", "Traceback (most recent call last):", '  File "x.py", line 1, in <module>',
+      "numpy.core._exceptions._ArrayMemoryError: Unable to allocate 3.1 GiB", "PROGRESS 41 late"], 1,
+     "numpy.core._exceptions._ArrayMemoryError: Unable to allocate 3.1 GiB"),
+    (["Traceback (most recent call last):", "  File ...", "KeyboardInterrupt"], 130, "KeyboardInterrupt"),
+    (["INFO medfuse.pipeline: reading", "ERROR medfuse.registration: registration diverged", "PROGRESS 50 x"], 1,
+     "registration diverged"),
+    (["INFO medfuse.pipeline: reading", "PROGRESS 50 fusing"], -9,
+     "medfuse was ended by signal 9; its last line: INFO medfuse.pipeline: reading"),
+    ([], 3, "medfuse ended with exit code 3"),
+])
+def test_failure_message_without_medfuse_error(lines, code, expected):
+    assert failure_message(lines, code) == expected
+
+
+def test_popen_options_merge_the_streams():
+    options = popen_options(platform="linux")
+    assert options["stdout"] == subprocess.PIPE and options["stderr"] == subprocess.STDOUT
+    assert options["encoding"] == "utf-8" and options["errors"] == "replace" and options["bufsize"] == 1
+    assert "startupinfo" not in options and options["start_new_session"] is True  # its own process group
+    if sys.platform.startswith("win"):  # the console window hidden, as slicer.util.launchConsoleProcess does
+        assert popen_options()["startupinfo"].wShowWindow == 0
+
+
 # -- a fake process ----------------------------------------------------------------------------
 class BlockingPipe:
     """A pipe whose readline blocks until a line is fed or it is closed (as a real pipe does)."""
@@ -121,20 +159,29 @@ class BlockingPipe:
 
 
 class FakeProcess:
-    """subprocess.Popen's interface, scripted by the test; records how it was started and ended."""
+    """subprocess.Popen's interface, scripted by the test; records how it was started and ended.
+
+    Like a real child started with ``stderr=subprocess.STDOUT``: one pipe (``stdout``) carries both streams
+    and ``stderr`` is None; ``out()`` and ``err()`` write to it, in call order.
+    """
 
     instances: list = []
 
     def __init__(self, command, **kwargs):
         self.command, self.kwargs = command, kwargs
-        self.stdout, self.stderr = BlockingPipe(), BlockingPipe()
+        assert kwargs.get("stderr") == subprocess.STDOUT, "the runner merges stderr into stdout"
+        self.stdout, self.stderr = BlockingPipe(), None
         self.returncode = None
         self.terminated = self.killed = False
         FakeProcess.instances.append(self)
 
+    def out(self, *lines):
+        self.stdout.feed(*lines)
+
+    err = out  # merged: what the child writes on stderr arrives on the same pipe, in order
+
     def exit(self, code):
         self.stdout.close()
-        self.stderr.close()
         self.returncode = code
 
     def poll(self):
@@ -179,22 +226,24 @@ def test_fake_process_success(tmp_path):
     job.start()
     proc = FakeProcess.instances[-1]
     assert proc.command == job.command and proc.kwargs["stdout"] == subprocess.PIPE and proc.kwargs["text"]
-    assert proc.kwargs["env"]["PYTHONUNBUFFERED"] == "1"
+    assert proc.kwargs["stderr"] == subprocess.STDOUT  # one merged pipe: the order is the child's
+    assert proc.kwargs["env"]["PYTHONUNBUFFERED"] == "1" and proc.kwargs["cwd"] == str(job.workdir)
     assert job.poll() is None and job.running
-    proc.stderr.feed("DEBUG medfuse.registration.core: r/m: initialization: header")
-    proc.stderr.feed("INFO medfuse.registration.core: r/m: rigid registration in 2.0 s: MI -0.3 -> -0.5")
-    proc.stdout.feed("PROGRESS 70 normalizing")
+    proc.err("DEBUG medfuse.registration.core: r/m: initialization: header")
+    proc.err("INFO medfuse.registration.core: r/m: rigid registration in 2.0 s: MI -0.3 -> -0.5")
+    proc.out("PROGRESS 70 normalizing")
     job.output_path.write_text("fused")
     job.quantitative_path.write_text("pet")
     job.transform_path.write_text("tfm")
-    proc.stdout.feed(f"fused: {job.output_path}", f"quantitative: {job.quantitative_path}",
-                     f"transform: {job.transform_path}")
+    proc.out(f"fused: {job.output_path}", f"quantitative: {job.quantitative_path}",
+             f"transform: {job.transform_path}")
     proc.exit(0)
     assert _poll_until(job) == 0
-    percents = [p for p, _ in events["progress"]]
-    assert percents == sorted(percents) and percents[0] == 2 and percents[-1] == 100
-    assert (15, "registering") in events["progress"] and (70, "normalizing") in events["progress"]
-    assert len(events["log"]) == 6
+    # exact order: every step reported, in the order the child wrote them
+    assert events["progress"] == [(2, "starting medfuse"), (15, "registering"), (55, "registered"),
+                                  (70, "normalizing"), (92, "writing results"), (95, "writing results"),
+                                  (100, "done")]
+    assert len(events["log"]) == 6 and events["log"][2] == "PROGRESS 70 normalizing"
     assert job.result() == {"fused": job.output_path, "quantitative": job.quantitative_path,
                             "transform": job.transform_path}
     assert job.error is None
@@ -208,7 +257,8 @@ def test_fake_process_error_is_medfuse_one_line(tmp_path):
     with job:
         job.start()
         proc = FakeProcess.instances[-1]
-        proc.stderr.feed("INFO medfuse: reading", "medfuse fuse: error: moving.nrrd: no brain found; check the scan")
+        proc.err("INFO medfuse: reading", "medfuse fuse: error: moving.nrrd: no brain found; check the scan")
+        proc.out("PROGRESS 20 reading")  # a stdout line after the error, in the same pipe
         proc.exit(2)
         assert _poll_until(job) == 2
         assert job.error == "moving.nrrd: no brain found; check the scan"
@@ -221,7 +271,7 @@ def test_fake_process_crash_shows_last_line(tmp_path):
     job, _ = _job(tmp_path)
     job.start()
     proc = FakeProcess.instances[-1]
-    proc.stderr.feed("Traceback (most recent call last):", "MemoryError: cannot allocate")
+    proc.err("Traceback (most recent call last):", "MemoryError: cannot allocate")
     proc.exit(1)
     _poll_until(job)
     assert job.error == "MemoryError: cannot allocate"
@@ -242,8 +292,8 @@ def test_fake_process_cancel(tmp_path):
     job, events = _job(tmp_path)
     job.start()
     proc = FakeProcess.instances[-1]
-    proc.stderr.feed("DEBUG medfuse.registration.core: r/m: initialization: header")
-    assert job.poll() is None or True
+    proc.err("DEBUG medfuse.registration.core: r/m: initialization: header")
+    assert job.poll() is None
     job.cancel()
     assert proc.terminated and not proc.killed
     assert _poll_until(job) == -15
@@ -288,15 +338,28 @@ FAKE_MEDFUSE = r'''
 import sys, time
 args = sys.argv[1:]
 out = args[args.index("--out") + 1]
-print("DEBUG medfuse.registration.core: r/m: initialization: header", file=sys.stderr, flush=True)
-if "--method" in args and args[args.index("--method") + 1] == "mean":
-    print("medfuse fuse: error: reference.nrrd: cannot read it; check the file", file=sys.stderr, flush=True)
+method = args[args.index("--method") + 1] if "--method" in args else "default"
+# no flush: the runner starts the child unbuffered (PYTHONUNBUFFERED=1), as it does PythonSlicer
+print("DEBUG medfuse.registration.core: r/m: initialization: header", file=sys.stderr)
+if method == "mean":
+    print("medfuse fuse: error: reference.nrrd: cannot read it; check the file", file=sys.stderr)
+    print("PROGRESS 20 reading")  # a later stdout line in the merged pipe
     sys.exit(2)
-if "--method" in args and args[args.index("--method") + 1] == "max":
+if method == "max":
     time.sleep(60)
-print("PROGRESS 50 fusing", flush=True)
+if method == "laplacian":
+    raise MemoryError("cannot allocate 3 GiB")
+if method == "wavelet":  # like the PythonSlicer launcher: medfuse runs in a grandchild, the launcher waits
+    import subprocess
+    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    print("PROGRESS 20 grandchild " + str(grandchild.pid))
+    grandchild.wait()
+print("PROGRESS 30 registering")
+print("INFO medfuse.registration.core: r/m: rigid registration in 1.0 s: MI -0.3 -> -0.5", file=sys.stderr)
+print("PROGRESS 60 fusing")
+print("DEBUG medfuse.pipeline: fused with mean in 0.10 s (register 1.00 s)", file=sys.stderr)
 open(out, "w").write("fused")
-print("fused: " + out, flush=True)
+print("fused: " + out)
 '''
 
 
@@ -307,25 +370,39 @@ def fake_medfuse(tmp_path):
     return [sys.executable, str(script)]
 
 
-def test_real_child_success(tmp_path, fake_medfuse):
-    progress = []
+def test_real_child_success_in_exact_order(tmp_path, fake_medfuse):
+    progress, log = [], []
     job = FusionJob(_params(register=False), launcher=fake_medfuse, workdir=tmp_path / "w",
-                    on_progress=lambda p, s: progress.append(p))
+                    on_progress=lambda p, s: progress.append(p), on_log=log.append)
     with job:
         outputs = job.run(timeout=60)
         assert outputs == {"fused": job.output_path}
-        # stdout and stderr are read by two threads: the log milestone (15) may arrive after PROGRESS 50
-        # and is then dropped (progress never goes back)
-        assert progress == sorted(progress) and progress[0] == 2 and progress[-1] == 100
-        assert {50, 92} <= set(progress) and set(progress) <= {2, 15, 50, 92, 100}
+        # stderr merged into stdout: every line in the order the child wrote it, alternating streams
+        assert log == ["DEBUG medfuse.registration.core: r/m: initialization: header",
+                       "PROGRESS 30 registering",
+                       "INFO medfuse.registration.core: r/m: rigid registration in 1.0 s: MI -0.3 -> -0.5",
+                       "PROGRESS 60 fusing",
+                       "DEBUG medfuse.pipeline: fused with mean in 0.10 s (register 1.00 s)",
+                       f"fused: {job.output_path}"]
+        # so no log milestone is dropped for arriving after a later PROGRESS line
+        assert progress == [2, 15, 30, 55, 60, 85, 92, 100]
     assert not (tmp_path / "w").exists()
 
 
-def test_real_child_error(tmp_path, fake_medfuse):
+def test_real_child_error_is_medfuse_one_line(tmp_path, fake_medfuse):
     with FusionJob(_params(method="mean"), launcher=fake_medfuse) as job:
         with pytest.raises(FusionError) as err:
             job.run(timeout=60)
         assert str(err.value) == "reference.nrrd: cannot read it; check the file"
+        assert job.log[-1] == "PROGRESS 20 reading" and job.returncode == 2
+    assert not job.workdir.exists()
+
+
+def test_real_child_crash_shows_the_exception(tmp_path, fake_medfuse):
+    with FusionJob(_params(method="laplacian"), launcher=fake_medfuse) as job:
+        with pytest.raises(FusionError) as err:
+            job.run(timeout=60)
+        assert str(err.value) == "MemoryError: cannot allocate 3 GiB" and job.returncode == 1
     assert not job.workdir.exists()
 
 
@@ -341,5 +418,35 @@ def test_real_child_cancel(tmp_path, fake_medfuse):
     job.cancel()
     assert job.wait(timeout=10) != 0 and time.monotonic() - t0 < 5
     assert job.error == "cancelled"
+    job.cleanup()
+    assert not job.workdir.exists()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_real_child_cancel_ends_the_launchers_child_too(tmp_path, fake_medfuse):
+    """PythonSlicer is a launcher running python-real as its child: Cancel must end both."""
+    job = FusionJob(_params(method="wavelet"), launcher=fake_medfuse)
+    job.start()
+    deadline = time.monotonic() + 30
+    while not any(line.startswith("PROGRESS 20 grandchild ") for line in job.log):
+        job.poll()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    grandchild = int(next(line for line in job.log if line.startswith("PROGRESS 20 grandchild ")).split()[-1])
+    assert _alive(grandchild)
+    job.cancel()
+    assert job.wait(timeout=10) != 0 and job.error == "cancelled"
+    deadline = time.monotonic() + 10
+    while _alive(grandchild):
+        assert time.monotonic() < deadline, "the launcher's child survived Cancel"
+        time.sleep(0.05)
     job.cleanup()
     assert not job.workdir.exists()

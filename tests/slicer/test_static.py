@@ -227,3 +227,32 @@ def test_medfuse_compiles_with_python_312():
         pytest.skip("no Python 3.12 interpreter here")
     code, report = _compile_with(python, MEDFUSE_PY)
     assert code == 0, report
+
+
+_RUN_LIBRARY = ("import sys\n"
+                "sys.path.insert(0, sys.argv[1])\n"
+                "import MedFuseLib\n"
+                "from MedFuseLib.process import build_command, failure_message, parse_progress\n"
+                "from MedFuseLib.modality import modality_for_selection\n"
+                "p = MedFuseLib.MedFuseParameters(reference_modality='MR', moving_modality='PT')\n"
+                "assert build_command(p, 'r', 'm', 'o', python='PythonSlicer')[:5] == "
+                "['PythonSlicer', '-m', 'medfuse.cli', '-v', 'fuse']\n"
+                "assert parse_progress('PROGRESS 40 fusing') == (40, 'fusing')\n"
+                "assert failure_message(['medfuse fuse: error: x'], 2) == 'x'\n"
+                "class N:\n"
+                "    def GetName(self): return 'FDG PET'\n"
+                "    def GetAttribute(self, key): return None\n"
+                "assert modality_for_selection(N(), 'unknown', False)[0] == 'PT'\n"
+                "print('ok')\n")
+
+
+@pytest.mark.parametrize("version", sorted(SLICER_PYTHONS), ids=lambda v: f"py{v[0]}{v[1]}")
+def test_slicer_free_library_runs_with_that_python(version):
+    """The Slicer-free MedFuseLib (what the panel needs before medfuse is installed) imports and works on the
+    bundled Python of each Slicer the module loads in, with no third-party package; skips when absent."""
+    python = _interpreter(version)
+    if python is None:
+        pytest.skip(f"no Python {version[0]}.{version[1]} interpreter here ({SLICER_PYTHONS[version]})")
+    out = subprocess.run([python, "-I", "-B", "-c", _RUN_LIBRARY, str(MODULE)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr

@@ -80,25 +80,30 @@ class MedFuseLogic(ScriptedLoadableModuleLogic):
                                                                   torchVersionRequirement=">=2.2")
             return torch is not None
 
-        with slicer.util.tryWithErrorDisplay("Installing medfuse failed.", waitCursor=True):
-            done = install_dependencies(
-                plan,
-                confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "MedFuse: install medfuse"),
-                pip_install=slicer.util.pip_install,
-                install_torch=install_torch,
-                log=log,
-            )
-            if done and plan.restart_needed and slicer.util.confirmYesNoDisplay(
-                    "Packages that Slicer had already loaded were updated. Restart Slicer now?"):
-                slicer.util.restart()
-            return done
-        return False
+        # tryWithErrorDisplay shows the error (with details) and re-raises it: caught here, so that Apply only
+        # reports "not installed" in the status line instead of ending in an exception
+        done = False  # also if a Slicer version's tryWithErrorDisplay swallowed the exception
+        try:
+            with slicer.util.tryWithErrorDisplay("Installing medfuse failed.", waitCursor=True):
+                done = install_dependencies(
+                    plan,
+                    confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "MedFuse: install medfuse"),
+                    pip_install=slicer.util.pip_install,
+                    install_torch=install_torch,
+                    log=log,
+                )
+        except Exception:  # noqa: BLE001  (already shown to the user)
+            logging.exception("MedFuse: installing medfuse failed")
+            return False
+        if done and plan.restart_needed and slicer.util.confirmYesNoDisplay(
+                "Packages that Slicer had already loaded were updated; they are used after a restart. "
+                "Restart Slicer now?", "MedFuse: restart Slicer"):
+            slicer.util.restart()
+        return done
 
     # -- running ------------------------------------------------------------------------------
     def _export(self, node, path: Path, log) -> None:
-        if node.GetParentTransformNode() is not None:
-            log(f"{node.GetName()}: its parent transform is not applied to the exported volume; harden it first "
-                "(Data module) to fuse the transformed volume")
+        """Write ``node`` with a storage node, as stored: its parent transform, if any, is not applied."""
         storage = slicer.mrmlScene.CreateNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
         storage.SetFileName(str(path))
         storage.UseCompressionOff()
@@ -123,6 +128,16 @@ class MedFuseLogic(ScriptedLoadableModuleLogic):
         if not ok:
             raise ValueError(message)
         log = onLog or logging.info
+        reference, moving = parameterNode.referenceVolume, parameterNode.movingVolume
+        if reference.GetParentTransformNode() is not None:
+            log(f"{reference.GetName()} is under a transform: the results are placed under the same transform")
+        if moving.GetParentTransformNode() is not None:
+            if params.register:
+                log(f"{moving.GetName()}: registration starts from the volume as stored; its parent transform is "
+                    "replaced by the registration transform")
+            else:
+                log(f"{moving.GetName()}: its parent transform is not applied (registration is off); harden it first "
+                    "(Data module) to fuse the volume as shown")
         job = FusionJob(params, python=find_python_slicer(slicer_home=slicer.app.slicerHome), on_log=onLog,
                         on_progress=onProgress)
         try:
@@ -201,13 +216,21 @@ class MedFuseLogic(ScriptedLoadableModuleLogic):
         if "quantitative" in outputs:
             nodes["quantitative"] = slicer.util.loadVolume(str(outputs["quantitative"]), {
                 "name": scene.GenerateUniqueName("MedFuse moving on reference grid"), "show": False})
+        reference, moving = parameterNode.referenceVolume, parameterNode.movingVolume
+        # medfuse saw both volumes as stored (no parent transforms): its results and its transform live in the
+        # reference's own coordinates, so they go under the reference's parent transform (None: world)
+        referenceParentID = reference.GetTransformNodeID() if reference is not None else None
+        for node in nodes.values():
+            node.SetAndObserveTransformNodeID(referenceParentID)
         if "transform" in outputs:
+            # ITK file: reference LPS -> moving LPS (resampling direction); Slicer converts it so that applied to
+            # the moving volume it moves it onto the reference. The moving volume is placed under it, replacing its
+            # previous parent (also a previous MedFuse run's transform: never chained)
             transform = slicer.util.loadTransform(str(outputs["transform"]))
             transform.SetName(scene.GenerateUniqueName("MedFuse moving to reference"))
-            moving = parameterNode.movingVolume
-            # the moving volume shown through the transform: inspect and edit it in the Transforms module
-            transform.SetAndObserveTransformNodeID(moving.GetTransformNodeID())
-            moving.SetAndObserveTransformNodeID(transform.GetID())
+            transform.SetAndObserveTransformNodeID(referenceParentID)
+            if moving is not None:
+                moving.SetAndObserveTransformNodeID(transform.GetID())
             nodes["transform"] = transform
         for node in nodes.values():  # the files are in the temporary folder, removed next
             storage = node.GetStorageNode()

@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from typing import Optional, Tuple
 
-from MedFuseLib.parameters import MODALITIES
+from MedFuseLib.parameters import MODALITIES, MODALITY_LABELS, UNKNOWN_MODALITY
 
-__all__ = ["detect_modality", "modality_from_dicom", "modality_from_volume_name", "DICOM_MODALITY_TAG",
-           "INSTANCE_UIDS_ATTRIBUTE"]
+__all__ = ["detect_modality", "modality_for_selection", "modality_from_dicom", "modality_from_volume_name",
+           "DICOM_MODALITY_TAG", "INSTANCE_UIDS_ATTRIBUTE"]
 
 #: DICOM Modality attribute, as ctkDICOMDatabase names tags
 DICOM_MODALITY_TAG = "0008,0060"
@@ -84,3 +84,31 @@ def detect_modality(node, dicom_database=None) -> Tuple[Optional[str], str]:
     if code is not None:
         return code, "volume name"
     return None, ""
+
+
+def modality_for_selection(node, current: Optional[str], same_node: bool,
+                           dicom_database=None) -> Tuple[str, str]:
+    """``(modality selector value, source text)`` after a volume selector shows ``node``.
+
+    * a newly chosen volume: its modality from the DICOM attributes, else from its name, else
+      ``"unknown"`` (the user must choose; never a fixed default);
+    * the same volume as before (the panel re-showing the parameter node, e.g. a reopened scene)
+      with a modality already set: that modality is kept, so a choice the user made, and saved
+      with the scene, is not overwritten by detection.
+
+    Args:
+        node: the volume node now selected (None: nothing selected).
+        current: the modality the parameter node holds for this role.
+        same_node: the node is the one the parameter node already held for this role.
+        dicom_database: ``slicer.dicomDatabase`` or None.
+    """
+    if node is None:
+        return current or UNKNOWN_MODALITY, ""
+    code, source = detect_modality(node, dicom_database)
+    if same_node and current not in (None, "", UNKNOWN_MODALITY):
+        if code == current:
+            return current, f"{MODALITY_LABELS.get(code, code)}, from the {source}"
+        return current, f"{MODALITY_LABELS.get(current, current)}, as chosen"
+    if code is None:
+        return UNKNOWN_MODALITY, "not in the DICOM attributes or the name: choose"
+    return code, f"{MODALITY_LABELS.get(code, code)}, from the {source}"

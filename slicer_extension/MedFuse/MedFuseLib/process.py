@@ -2,20 +2,27 @@
 
 One :class:`FusionJob` owns a temporary folder (``medfuse-slicer-*``), the file names the module
 exports the two volumes to (NRRD, written by Slicer's storage nodes, which put the RAS->LPS
-conversion in the header), the child process and its output. Two threads read the child's
-stdout and stderr line by line into a queue; :meth:`FusionJob.poll`, called from a Qt timer on
-the GUI thread, drains the queue, updates :attr:`progress`, :attr:`step` and the log, and returns
-the exit code once the child has ended. :meth:`cancel` ends the child; :meth:`cleanup` removes
-the temporary folder (patient data) and is called whatever happens.
+conversion in the header), the child process and its output.
 
-Progress protocol. The module runs ``medfuse -v fuse ...`` and reads two kinds of lines:
+The child's stderr is merged into its stdout (``stderr=subprocess.STDOUT``, as
+``slicer.util.launchConsoleProcess`` does; the Qt equivalent is ``QProcess.MergedChannels``), and
+the child runs unbuffered (``PYTHONUNBUFFERED=1``), so the lines arrive in exactly the order
+medfuse wrote them: a log milestone written before a ``PROGRESS`` line is read before it. One
+thread reads that single pipe line by line into a queue; :meth:`FusionJob.poll`, called from a
+Qt timer on the GUI thread, drains the queue, updates :attr:`progress`, :attr:`step` and the log,
+and returns the exit code once the child has ended. :meth:`cancel` ends the child;
+:meth:`cleanup` removes the temporary folder (patient data) and is called whatever happens.
 
-* ``PROGRESS <0-100> <step>`` (stdout or stderr): an explicit progress report, taken as is;
-* medfuse's log lines (``LEVEL medfuse...: message`` on stderr), mapped by :data:`LOG_MILESTONES`
-  to a percentage that only ever grows; ``<kind>: <path>`` lines on stdout name the outputs.
+Progress protocol. The module runs ``medfuse -v fuse --progress ...`` and reads two kinds of lines:
 
-An error is medfuse's one line ``medfuse fuse: error: ...`` (exit code 2); any other failure
-shows the last line the child wrote.
+* ``PROGRESS <0-100> <step>`` (medfuse ``--progress``): an explicit progress report, taken as is;
+* medfuse's log lines (``LEVEL medfuse...: message``), mapped by :data:`LOG_MILESTONES` to a
+  percentage that only ever grows; ``<kind>: <path>`` lines name the outputs.
+
+An error is medfuse's one line ``medfuse fuse: error: ...`` (exit code 2; medfuse writes it on
+stderr, found here in the merged output by its prefix, which no log or progress line has); any
+other failure shows the exception line of a traceback, else medfuse's last ``ERROR`` log message,
+else the exit code with the child's last line.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +47,8 @@ __all__ = [
     "find_python_slicer",
     "parse_progress",
     "parse_error",
+    "failure_message",
+    "popen_options",
     "FusionJob",
     "FusionError",
     "LOG_MILESTONES",
@@ -57,6 +67,9 @@ LOG_MILESTONES = (
 _PROGRESS = re.compile(r"^\s*PROGRESS\s+(\d{1,3}(?:\.\d+)?)\s*(.*)$")
 _ERROR = re.compile(r"^medfuse(?: [\w-]+)?: error: (.+)$")
 _OUTPUT = re.compile(r"^(fused|quantitative|transform|qc|sidecar): (.+)$")
+#: the last line of a Python traceback (``ValueError: ...``, ``MemoryError``, ``KeyboardInterrupt``)
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit)\b(?::\s*.*)?$")
+_LOG_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: (.*)$")
 
 
 class FusionError(RuntimeError):
@@ -138,7 +151,11 @@ def parse_progress(line: str, current: int = 0):
 
 
 def parse_error(lines: Sequence[str]) -> Optional[str]:
-    """medfuse's one-line error (``medfuse fuse: error: <this>``) from the child's stderr, or None."""
+    """medfuse's one-line error (``medfuse fuse: error: <this>``) from the child's merged output, or None.
+
+    medfuse writes it on stderr; in the merged stream it is told apart by its prefix (log lines start with
+    their level, progress lines with ``PROGRESS``, output lines with their kind). The last one wins.
+    """
     for line in reversed(lines):
         m = _ERROR.match(line.strip())
         if m:
@@ -146,10 +163,56 @@ def parse_error(lines: Sequence[str]) -> Optional[str]:
     return None
 
 
+def failure_message(lines: Sequence[str], returncode: Optional[int]) -> str:
+    """One line saying why the child failed, from its merged output and exit code.
+
+    In order: medfuse's one-line error; the exception line of a Python traceback (a crash); the message
+    of medfuse's last ``ERROR``/``CRITICAL`` log line; else the exit code and the last line written.
+    """
+    message = parse_error(lines)
+    if message:
+        return message
+    text = [line.strip() for line in lines if line.strip() and not _PROGRESS.match(line)]
+    if any(line.startswith("Traceback (most recent call last)") for line in text):
+        for line in reversed(text):
+            if _EXCEPTION.match(line):
+                return line
+    for line in reversed(text):
+        m = _LOG_LINE.match(line)
+        if m and m.group(1) in ("ERROR", "CRITICAL"):
+            return m.group(2).strip()
+    how = (f"was ended by signal {-returncode}" if returncode is not None and returncode < 0
+           else f"ended with exit code {returncode}")
+    return f"medfuse {how}" + (f"; its last line: {text[-1]}" if text else "")
+
+
 def _message(line: str) -> str:
     """The message of a ``LEVEL logger: message`` log line (the line itself otherwise)."""
-    m = re.match(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: (.*)$", line)
+    m = _LOG_LINE.match(line)
     return m.group(2) if m else line
+
+
+def popen_options(platform: str = sys.platform) -> Dict[str, object]:
+    """How the child is started: one merged, UTF-8, line-buffered pipe and, on Windows, no console window.
+
+    This is what ``slicer.util.launchConsoleProcess`` does (``stdout=PIPE, stderr=STDOUT`` and a hidden
+    console on Windows), except that the pipe is decoded as UTF-8 with replacement (the child is told to
+    write UTF-8) rather than in the locale's encoding, so that a path or message with non-ASCII characters
+    can never stop the reader (and with it the child, on a full pipe).
+    """
+    options: Dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL,
+                                  "text": True, "encoding": "utf-8", "errors": "replace", "bufsize": 1}
+    # PythonSlicer is a launcher that starts python-real as its own child: the child gets a process group of
+    # its own, so that Cancel ends the launcher and python-real together (see FusionJob.cancel)
+    if platform.startswith("win"):
+        info = subprocess.STARTUPINFO()  # type: ignore[attr-defined]  # Windows only
+        info.dwFlags |= subprocess.STARTF_USESHOWWINDOW  # type: ignore[attr-defined]
+        info.wShowWindow = 0  # SW_HIDE
+        options["startupinfo"] = info
+        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+    else:
+        options["start_new_session"] = True
+    return options
 
 
 class FusionJob:
@@ -194,14 +257,13 @@ class FusionJob:
                                      transform=self.transform_path, launcher=launcher, python=python)
         self._popen = popen
         self._proc = None
-        self._lines: "queue.Queue[tuple[str, Optional[str]]]" = queue.Queue()
+        self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
         self._readers: List[threading.Thread] = []
         self.on_log = on_log
         self.on_progress = on_progress
         self.progress = 0
         self.step = "not started"
-        self.log: List[str] = []
-        self.stderr: List[str] = []
+        self.log: List[str] = []  # every line the child wrote (stdout and stderr merged), in its order
         self.outputs: Dict[str, Path] = {}
         self.returncode: Optional[int] = None
         self.cancelled = False
@@ -212,28 +274,25 @@ class FusionJob:
         """Start the child (returns at once). The inputs must have been written to the workdir."""
         if self._proc is not None:
             raise RuntimeError("this job was already started; make a new FusionJob")
+        # unbuffered: stdout and stderr reach the merged pipe in the order medfuse writes them
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
-        self._proc = self._popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 bufsize=1, env=env, cwd=str(self.workdir))
+        self._proc = self._popen(self.command, env=env, cwd=str(self.workdir), **popen_options())
         self.started_at = time.monotonic()
         self._set_progress(2, "starting medfuse")
-        for name in ("stdout", "stderr"):
-            stream = getattr(self._proc, name)
-            if stream is None:
-                continue
-            reader = threading.Thread(target=self._read, args=(stream, name), daemon=True,
-                                      name=f"medfuse-{name}-reader")
+        if self._proc.stdout is not None:
+            reader = threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True,
+                                      name="medfuse-output-reader")
             reader.start()
             self._readers.append(reader)
 
-    def _read(self, stream, name: str) -> None:
+    def _read(self, stream) -> None:
         try:
             for line in iter(stream.readline, ""):
-                self._lines.put((name, line.rstrip("\r\n")))
+                self._lines.put(line.rstrip("\r\n"))
         except (OSError, ValueError):  # stream closed under us (cancel)
             pass
         finally:
-            self._lines.put((name, None))
+            self._lines.put(None)
 
     @property
     def running(self) -> bool:
@@ -242,7 +301,7 @@ class FusionJob:
     def poll(self) -> Optional[int]:
         """Handle what the child wrote since the last call; None while it runs, else its exit code.
 
-        The exit code is reported only after both pipes are read to the end, so nothing is lost.
+        The exit code is reported only after the pipe is read to the end, so nothing is lost.
         """
         if self._proc is None:
             raise RuntimeError("start() the job first")
@@ -252,7 +311,7 @@ class FusionJob:
         code = self._proc.poll()
         if code is None:
             return None
-        for reader in self._readers:  # the pipes close when the child ends: the readers end soon
+        for reader in self._readers:  # the pipe closes when the child ends: the reader ends soon
             reader.join(timeout=5.0)
         self._drain()
         self.returncode = code
@@ -263,19 +322,17 @@ class FusionJob:
     def _drain(self) -> None:
         while True:
             try:
-                name, line = self._lines.get_nowait()
+                line = self._lines.get_nowait()
             except queue.Empty:
                 return
             if line is None:
                 continue
-            self._handle(name, line)
+            self._handle(line)
 
-    def _handle(self, name: str, line: str) -> None:
+    def _handle(self, line: str) -> None:
         self.log.append(line)
-        if name == "stderr":
-            self.stderr.append(line)
         m = _OUTPUT.match(line)
-        if name == "stdout" and m:
+        if m:
             self.outputs[m.group(1)] = Path(m.group(2).strip())
         if self.on_log is not None:
             self.on_log(line)
@@ -300,17 +357,40 @@ class FusionJob:
             time.sleep(interval)
 
     def cancel(self) -> None:
-        """End the child: terminate, then kill if it has not ended after :attr:`cancel_grace_s` seconds."""
+        """End the child and its children: terminate, then kill if not ended after :attr:`cancel_grace_s` s."""
         self.cancelled = True
         if self._proc is None or self._proc.poll() is not None:
             return
         self._set_progress(self.progress, "cancelling")
-        self._proc.terminate()
+        self._end_tree(kill=False)
         try:
             self._proc.wait(timeout=self.cancel_grace_s)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
+            self._end_tree(kill=True)
             self._proc.wait(timeout=self.cancel_grace_s)
+
+    def _end_tree(self, kill: bool) -> None:
+        """Terminate (or kill) the child and what it started: PythonSlicer is a launcher whose own child,
+        python-real, runs medfuse; ending the launcher alone would leave medfuse running and writing in the
+        temporary folder. POSIX: a signal to the child's process group; Windows: ``taskkill /T /F``."""
+        proc = self._proc
+        pid = getattr(proc, "pid", None)
+        if isinstance(pid, int):  # a real process, started in a group of its own by popen_options()
+            if sys.platform.startswith("win"):  # Windows has no graceful termination of a console child
+                result = subprocess.run(["taskkill", "/T", "/F", "/PID", str(pid)], capture_output=True,
+                                        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+                if result.returncode == 0:
+                    return
+            else:
+                try:
+                    os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+                    return
+                except OSError:  # not a group leader (e.g. a popen without start_new_session), or gone
+                    pass
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
 
     # -- results ------------------------------------------------------------------------------
     @property
@@ -320,11 +400,7 @@ class FusionJob:
             return "cancelled"
         if self.returncode in (None, 0):
             return None
-        message = parse_error(self.stderr)
-        if message:
-            return message
-        last = next((line.strip() for line in reversed(self.stderr) if line.strip()), "")
-        return last or f"medfuse ended with exit code {self.returncode}"
+        return failure_message(self.log, self.returncode)
 
     def result(self) -> Dict[str, Path]:
         """``{"fused", "quantitative", "transform", ...}`` -> paths that exist, after a successful run.
@@ -365,13 +441,12 @@ class FusionJob:
                 self.wait(timeout=self.cancel_grace_s)
             except subprocess.TimeoutExpired:
                 pass
-        for stream in ("stdout", "stderr"):
-            pipe = getattr(self._proc, stream, None)
-            if pipe is not None and hasattr(pipe, "close"):
-                try:
-                    pipe.close()
-                except OSError:
-                    pass
+        pipe = getattr(self._proc, "stdout", None)
+        if pipe is not None and hasattr(pipe, "close"):
+            try:
+                pipe.close()
+            except OSError:
+                pass
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> "FusionJob":

@@ -6,10 +6,11 @@ the progress bar and the log follow the child's output; Cancel ends it.
 """
 
 import slicer
+import vtk
 from slicer.util import VTKObservationMixin
 
 from MedFuseLib.logic import MedFuseLogic
-from MedFuseLib.parameters import MODALITY_LABELS, UNKNOWN_MODALITY
+from MedFuseLib.modality import modality_for_selection
 
 __all__ = ["MedFuseWidgetController", "WIDGET_NAMES"]
 
@@ -32,6 +33,8 @@ class MedFuseWidgetController(VTKObservationMixin):
         self.logic = logic
         self._parameterNode = None
         self._guiTag = None
+        #: role -> ID of the volume whose modality the parameter node holds (detection runs on a change only)
+        self._volumeIds = {"reference": None, "moving": None}
         self.ui.cancelButton.enabled = False
         self.ui.progressBar.setValue(0)
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
@@ -47,11 +50,19 @@ class MedFuseWidgetController(VTKObservationMixin):
             if self._guiTag is not None:
                 self._parameterNode.disconnectGui(self._guiTag)
                 self._guiTag = None
-            self.removeObserver(self._parameterNode, slicer.vtkMRMLNode.ModifiedEvent, self.onParameterNodeModified)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
         self._parameterNode = parameterNode
         if parameterNode is not None:
+            # the volumes the (possibly reopened) parameter node already holds keep their saved modality
+            for role in self._volumeIds:
+                node = getattr(parameterNode, f"{role}Volume")
+                self._volumeIds[role] = node.GetID() if node is not None else None
             self._guiTag = parameterNode.connectGui(self.ui)
-            self.addObserver(parameterNode, slicer.vtkMRMLNode.ModifiedEvent, self.onParameterNodeModified)
+            self.addObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+            for role in self._volumeIds:  # e.g. the reference picked automatically: detect its modality now
+                node = getattr(parameterNode, f"{role}Volume")
+                if node is not None:
+                    self.onVolumeChanged(role, node)
         self.onParameterNodeModified()
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
@@ -74,18 +85,19 @@ class MedFuseWidgetController(VTKObservationMixin):
             self.logic.setOverlayOpacity(p.overlayOpacity)
 
     def onVolumeChanged(self, role: str, node) -> None:
-        """Fill the modality from the node's DICOM attributes or name; otherwise ask (never a fixed default)."""
+        """Fill the modality from the node's DICOM attributes or name; otherwise ask (never a fixed default).
+
+        A volume the parameter node already held keeps the modality saved with it (see
+        :func:`MedFuseLib.modality.modality_for_selection`)."""
         p = self._parameterNode
         if p is None or node is None:
             return
-        code, source = self.logic.detectModality(node)
-        label = getattr(self.ui, f"{role}ModalitySourceLabel")
-        if code is None:
-            setattr(p, f"{role}Modality", UNKNOWN_MODALITY)
-            label.text = "not in the DICOM attributes or the name: choose"
-        else:
-            setattr(p, f"{role}Modality", code)
-            label.text = f"{MODALITY_LABELS.get(code, code)}, from the {source}"
+        same = node.GetID() == self._volumeIds[role]
+        modality, source = modality_for_selection(node, getattr(p, f"{role}Modality"), same,
+                                                  getattr(slicer, "dicomDatabase", None))
+        self._volumeIds[role] = node.GetID()
+        setattr(p, f"{role}Modality", modality)
+        getattr(self.ui, f"{role}ModalitySourceLabel").text = source
 
     # -- running ------------------------------------------------------------------------------
     def log(self, line: str) -> None:
@@ -95,7 +107,7 @@ class MedFuseWidgetController(VTKObservationMixin):
         self.ui.progressBar.setValue(percent)
         self.ui.statusLabel.text = f"{step} ({percent}%)"
 
-    def onApply(self) -> None:
+    def onApply(self, checked: bool = False) -> None:
         p = self._parameterNode
         self.ui.logTextEdit.clear()
         if not self.logic.ensureMedfuse(log=self.log):
@@ -110,7 +122,7 @@ class MedFuseWidgetController(VTKObservationMixin):
         self.ui.cancelButton.enabled = True
         self.log("medfuse running in a separate process: " + " ".join(self.logic.job.command))
 
-    def onCancel(self) -> None:
+    def onCancel(self, checked: bool = False) -> None:
         self.ui.statusLabel.text = "cancelling..."
         self.logic.cancel()
 
