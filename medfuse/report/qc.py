@@ -271,7 +271,8 @@ def qc_figure(result) -> "Image.Image":
 def save_qc_figure(result, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write :func:`qc_figure` as a PNG, atomically."""
     from medfuse.io.atomic import atomic_output
+    from medfuse.io.slices import PNG_COMPRESS_LEVEL
 
     with atomic_output(path, force) as tmp:
-        qc_figure(result).save(tmp, format="PNG")
+        qc_figure(result).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return Path(path)
