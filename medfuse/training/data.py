@@ -11,6 +11,9 @@ Sources:
   :func:`medfuse.intensity.normalize`, axial slices taken from the central part of the head, in
   the AANLIB in-plane orientation (:func:`medfuse.volume.to_axial`).
   Phantom slices only ever go to the training side.
+* One's own registered 3D volume pairs (``medfuse train --volumes``): see
+  :mod:`medfuse.training.volumes` (axial slices inside the head, normalized as inference
+  normalizes a 3D input for the network; the case is the subject).
 
 The split is by whole case (index.csv ``case``, else derived from the pair id), seeded and
 deterministic, so slices of one subject never fall on both sides.

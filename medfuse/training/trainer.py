@@ -1,7 +1,9 @@
 """Unsupervised training of one fusion network for one modality pair.
 
 ``train(pair, method, out, ...)`` (and ``medfuse train``) trains on random patches of 2D slice
-pairs (:mod:`medfuse.training.data`), split by whole case into training and validation, with the
+pairs: Harvard AANLIB slices (:mod:`medfuse.training.data`) or the axial slices of one's own
+registered 3D volume pairs (``volumes=``, :mod:`medfuse.training.volumes`), split by whole case
+(subject) into training and validation (``val_fraction``, 0 allowed), with the
 content loss of the method's config (:class:`medfuse.losses.FusionLoss`) and, for ``mdgan``, the
 least-squares adversarial loss of one discriminator per source. It is:
 
@@ -15,7 +17,10 @@ least-squares adversarial loss of one discriminator per source. It is:
   iteration, RNG states, config and split; ``resume=True`` continues to ``iterations`` in total
   and gives the same weights as an uninterrupted run (on CPU);
 * **safe**: checkpoints are written atomically and read with ``weights_only=True``; an existing
-  output is never overwritten without ``force`` (or ``resume``).
+  output is never overwritten without ``force`` (or ``resume``);
+* **fine-tunable**: ``init_from="shipped"`` (or a checkpoint) starts from trained weights with their
+  architecture, at the config's ``fine_tune_lr`` (1e-4) unless ``lr`` is given; recorded in the
+  checkpoint's ``provenance["init_from"]`` (docs/training.md).
 
 The same code runs on a GPU (``device="cuda"``).
 
@@ -70,6 +75,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "checkpoint_every": 250,
     "log_every": 10,
     "phantom": {"cases": 0, "slices_per_case": 16, "seed": 0},
+    "volumes": {"min_head_fraction": 0.25},
+    "fine_tune_lr": 1e-4,
 }
 _SCHEDULES = ("cosine", "constant")
 
@@ -149,6 +156,10 @@ def _validate(cfg: dict) -> None:
         need(isinstance(cfg[key], int) and not isinstance(cfg[key], bool) and cfg[key] >= 1,
              f"{key} must be a positive integer; got {cfg[key]!r}")
     need(isinstance(cfg["lr"], (int, float)) and cfg["lr"] > 0, f"lr must be > 0; got {cfg['lr']!r}")
+    need(isinstance(cfg["fine_tune_lr"], (int, float)) and cfg["fine_tune_lr"] > 0,
+         f"fine_tune_lr must be > 0; got {cfg['fine_tune_lr']!r}")
+    need(0.0 <= cfg["volumes"]["min_head_fraction"] <= 1.0,
+         f"volumes.min_head_fraction must be in [0, 1]; got {cfg['volumes']['min_head_fraction']!r}")
     need(cfg["schedule"] in _SCHEDULES, f"schedule must be one of {_SCHEDULES}; got {cfg['schedule']!r}")
     need(cfg["network"]["spatial_dims"] == 2, "only spatial_dims 2 can be trained from 2D slices; got "
          f"{cfg['network']['spatial_dims']!r} (3D networks are built with medfuse.networks.build_network)")
@@ -230,6 +241,46 @@ def _group_by_size(pairs, device):
     return [torch.from_numpy(np.stack(v)).to(device) for v in groups.values()]
 
 
+def _initial_weights(init_from: str | os.PathLike, pair: str, method: str) -> tuple[dict, dict]:
+    """The checkpoint a fine-tuning run starts from and its provenance record.
+
+    ``init_from`` is ``"shipped"`` (the weights shipped for ``pair``/``method``) or a checkpoint path.
+    """
+    import hashlib
+
+    from medfuse.training.checkpoint import read_checkpoint
+
+    if str(init_from).strip().lower() == "shipped":
+        from medfuse.weights import shipped_weights, weights_path
+
+        path = weights_path(pair, method)
+        if path is None:
+            have = ", ".join(f"{m} ({p})" for (p, m) in sorted(shipped_weights())) or "none"
+            raise UnsupportedInputError(f"--init-from shipped: no weights are shipped for {method!r} and {pair!r} "
+                                        f"(shipped: {have}); pass a checkpoint path instead")
+        kind = "shipped"
+    else:
+        path = Path(init_from)
+        if not path.is_file():
+            raise FileNotFoundError("the --init-from checkpoint does not exist (give 'shipped' or a .pt checkpoint "
+                                    "written by medfuse train)")
+        kind = "checkpoint"
+    init = read_checkpoint(path)
+    name = init["network"]["name"]
+    if name != method:
+        raise UnsupportedInputError(f"--init-from: the checkpoint holds a {name!r} network, not {method!r}; pass "
+                                    f"--method {name} to fine-tune it")
+    if int(init["network"].get("spatial_dims", 2)) != 2:
+        raise UnsupportedInputError("--init-from: only 2D networks can be fine-tuned on slices")
+    if init.get("pair") not in (None, pair):
+        log.warning("fine-tuning a network trained for %s on %s data", init.get("pair"), pair)
+    record = {"kind": kind, "name": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+              "pair": init.get("pair"), "iteration": int(init.get("iteration", 0))}
+    log.info("fine-tuning from %s %s (%s/%s, %d iterations)", kind, path.name, init.get("pair"), name,
+             record["iteration"])
+    return init, record
+
+
 def train(
     pair: str,
     method: str,
@@ -244,6 +295,10 @@ def train(
     force: bool = False,
     progress: bool = True,
     exclude_cases=None,
+    volumes: str | os.PathLike | None = None,
+    val_fraction: float | None = None,
+    init_from: str | os.PathLike | None = None,
+    lr: float | None = None,
 ) -> TrainingSummary:
     """Train ``method`` for ``pair`` and write the checkpoint ``out``.
 
@@ -253,7 +308,10 @@ def train(
         out: checkpoint path (``.pt``), written atomically every ``checkpoint_every`` iterations,
             at the end and on Ctrl-C.
         config: JSON file or dict overriding the method's config.
-        data_dir: Harvard-layout folder; default ``$MEDFUSE_HARVARD``.
+        data_dir: Harvard-layout folder; default ``$MEDFUSE_HARVARD`` (unless ``volumes`` is given).
+        volumes: instead of Harvard slices, one's own registered 3D volume pairs: a folder with one
+            sub-folder per subject or a ``.csv``/``.json`` list (:mod:`medfuse.training.volumes`);
+            axial slices inside the head, normalized as inference normalizes a 3D input.
         iterations: total iterations (overrides the config; with ``resume``, the new total).
         device: ``cpu`` or ``cuda[:n]``.
         seed: overrides the config's seed.
@@ -263,13 +321,22 @@ def train(
         progress: show a tqdm progress bar with the losses.
         exclude_cases: case names held out entirely (neither training nor validation), e.g. the
             test fold of a cross-validation (:mod:`medfuse.training.cv`); recorded in the split.
+        val_fraction: fraction of the cases (subjects) kept for validation, in [0, 1); 0 trains on
+            all of them; default the config's ``val_fraction``. Ignored with ``resume``.
+        init_from: fine-tune: ``"shipped"`` (the weights shipped for ``pair``/``method``) or a
+            checkpoint path; the network keeps that checkpoint's architecture and starts from its
+            weights, with learning rate ``lr`` or else the config's ``fine_tune_lr``. Recorded in
+            the checkpoint's ``provenance["init_from"]``. Ignored with ``resume``.
+        lr: learning rate (overrides the config's ``lr``, or ``fine_tune_lr`` with ``init_from``).
 
     Returns:
         A :class:`TrainingSummary`.
 
     Raises:
         OutputExistsError: ``out`` exists and neither ``resume`` nor ``force`` is set.
-        UnsupportedInputError: bad pair/config/device, or no data folder.
+        UnsupportedInputError: bad pair/config/device/val_fraction, no data folder, both
+            ``data_dir`` and ``volumes``, or an ``init_from`` checkpoint of another network.
+        SpaceMismatchError: a volume pair not on one grid (not registered).
         FileNotFoundError, NotADirectoryError: missing data.
     """
     import torch
@@ -310,41 +377,77 @@ def train(
     elif resume:
         log.info("%s does not exist yet: starting a new training run", out)
 
+    init = init_record = None
     if ckpt is not None:
         cfg = ckpt["config"]
-        if config is not None or seed is not None:
-            log.warning("resuming %s: its stored config and seed are used; --config/--seed are ignored", out)
+        ignored = [flag for flag, value in (("--config", config), ("--seed", seed), ("--val-fraction", val_fraction),
+                                            ("--init-from", init_from), ("--lr", lr)) if value is not None]
+        if ignored:
+            log.warning("resuming %s: its stored config, seed, split and weights are used; %s ignored", out,
+                        "/".join(ignored))
+        init_record = ckpt.get("provenance", {}).get("init_from")
     else:
         cfg = load_config(method, config)
         if seed is not None:
             cfg["seed"] = int(seed)
+        if val_fraction is not None:
+            if not 0.0 <= float(val_fraction) < 1.0:
+                raise UnsupportedInputError(f"--val-fraction must be in [0, 1) (0: no validation); got {val_fraction}")
+            cfg["val_fraction"] = float(val_fraction)
+        if init_from is not None:
+            init, init_record = _initial_weights(init_from, pair, method)
+            if cfg["network"]["kwargs"] != init["network"].get("kwargs", {}):
+                log.info("fine-tuning: the network keeps the architecture of its initial weights")
+            cfg["network"]["kwargs"] = dict(init["network"].get("kwargs", {}))
+            cfg["lr"] = float(cfg["fine_tune_lr"])
+        if lr is not None:
+            if not lr > 0:
+                raise UnsupportedInputError(f"--lr must be > 0; got {lr}")
+            cfg["lr"] = float(lr)
+        cfg["lr_min"] = min(float(cfg["lr_min"]), float(cfg["lr"]))
     if iterations is not None:
         if iterations < 1:
             raise UnsupportedInputError(f"iterations must be >= 1; got {iterations}")
         cfg["iterations"] = int(iterations)
 
     # ----- data and split
-    if data_dir is None:
-        data_dir = os.environ.get("MEDFUSE_HARVARD")
-        if not data_dir:
-            raise UnsupportedInputError("no training data: pass --data DIR (a Harvard AANLIB-layout folder) or set "
-                                        "$MEDFUSE_HARVARD")
-    slices = load_harvard_slices(data_dir, pair)
+    if volumes is not None:
+        if data_dir is not None:
+            raise UnsupportedInputError("pass either --data (Harvard AANLIB slices) or --volumes (your own volume "
+                                        "pairs), not both")
+        from medfuse.training.volumes import load_volume_slices
+
+        min_head = cfg.get("volumes", DEFAULT_CONFIG["volumes"])["min_head_fraction"]
+        slices = load_volume_slices(volumes, pair, min_head_fraction=min_head)
+        where = "the --volumes subjects"
+        source = {"source": "volumes", "subjects": len({s.case for s in slices}), "min_head_fraction": min_head}
+    else:
+        if data_dir is None:
+            data_dir = os.environ.get("MEDFUSE_HARVARD")
+            if not data_dir:
+                raise UnsupportedInputError("no training data: pass --data DIR (a Harvard AANLIB-layout folder), "
+                                            "--volumes DIR_OR_LIST (registered volume pairs) or set $MEDFUSE_HARVARD")
+        slices = load_harvard_slices(data_dir, pair)
+        where = str(data_dir)
+        source = {"source": "harvard", "data_dir_name": Path(data_dir).name}
     excluded = sorted(set(exclude_cases or ()))
     if ckpt is not None:
         excluded = list(ckpt["split"].get("excluded_cases", excluded))
     if excluded:
         slices = [s for s in slices if s.case not in set(excluded)]
         if not slices:
-            raise UnsupportedInputError(f"{data_dir}: every {pair} case is excluded ({excluded})")
+            raise UnsupportedInputError(f"{where}: every {pair} case is excluded ({excluded})")
     if ckpt is not None:
         train_cases, val_cases = list(ckpt["split"]["train_cases"]), list(ckpt["split"]["val_cases"])
     else:
-        train_cases, val_cases = split_by_case([s.case for s in slices], cfg["val_fraction"], cfg["split_seed"])
+        try:
+            train_cases, val_cases = split_by_case([s.case for s in slices], cfg["val_fraction"], cfg["split_seed"])
+        except ValueError as err:  # too few cases for a validation side
+            raise UnsupportedInputError(f"{where}: {err} (--val-fraction 0 on the command line)") from None
     train_pairs = [s for s in slices if s.case in set(train_cases)]
     val_pairs = [s for s in slices if s.case in set(val_cases)]
     if not train_pairs:
-        raise UnsupportedInputError(f"{data_dir}: none of the training cases {train_cases} were found")
+        raise UnsupportedInputError(f"{where}: none of the training cases {train_cases} were found")
     if cfg["phantom"]["cases"] > 0:
         train_pairs += load_phantom_slices(pair, cfg["phantom"]["cases"], cfg["phantom"]["slices_per_case"],
                                            cfg["phantom"]["seed"])
@@ -360,7 +463,7 @@ def train(
         "train_pairs": sorted(p.key for p in train_pairs), "val_pairs": sorted(p.key for p in val_pairs),
         "val_loss_pairs": sorted(p.key for p in loss_pairs),
         "train_sha256": digest, "val_fraction": cfg["val_fraction"], "split_seed": cfg["split_seed"],
-        "data_dir_name": Path(data_dir).name,
+        **source,
     }
     if excluded:
         split["excluded_cases"] = excluded
@@ -373,6 +476,8 @@ def train(
                "kwargs": dict(cfg["network"]["kwargs"])}
     if ckpt is not None:
         model = network_from_checkpoint(ckpt, out)
+    elif init is not None:
+        model = network_from_checkpoint(init, init_record["name"])
     else:
         model = build_network(method, spatial_dims=net_cfg["spatial_dims"], **net_cfg["kwargs"])
     model.to(dev).train()
@@ -417,6 +522,8 @@ def train(
             "train_seconds": train_seconds, "seconds_per_iteration": train_seconds / max(iteration, 1),
             "parameters": count_parameters(model), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        if init_record is not None:
+            state["provenance"]["init_from"] = init_record
         if discs is not None:
             state["discriminators"] = {k: v.detach().cpu() for k, v in discs.state_dict().items()}
             state["optimizer_d"] = opt_d.state_dict()
