@@ -191,9 +191,49 @@ def bench_3d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
         for n in (list(commands) if r % 2 == 0 else list(commands)[::-1]):
             res[n].append(run(commands[n], env, REPO))
     goals = {"fuse 3D, registration included": 15.0, "fuse 3D, --no-register": 3.0}
-    return [(f"{n}: wall s (target <= {goals[n]:g}); CPU s; peak MB (target <= 2048)",
+    rows = [(f"{n}: wall s (target <= {goals[n]:g}); CPU s; peak MB (target <= 2048)",
              f"**{median([x['wall'] for x in res[n]]):.1f}**; {median([x['cpu'] for x in res[n]]):.1f}; "
              f"**{max(x['rss_mb'] for x in res[n]):.0f}**") for n in commands]
+    # the same two runs inside one interpreter, after `import torch` and medfuse's imports: what the
+    # fusion itself costs, apart from the fixed start-up of any torch tool (the `import torch` row)
+    stages = []
+    for r in range(args.rounds_3d):
+        out = subprocess.run(py + ["-c", _IN_PROCESS, str(d)], env=env, cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout
+        stages.append(dict(line.split("=", 1) for line in out.split()))
+    for key, label in (("noreg", "--no-register"), ("reg", "registration included")):
+        rows.append((f"fuse 3D, {label}, in one process after the imports: wall s; CPU s; "
+                     "of which load / register or resample / normalize / fuse / write (wall s)",
+                     f"{median([float(s[key + '_wall']) for s in stages]):.1f}; "
+                     f"{median([float(s[key + '_cpu']) for s in stages]):.1f}; "
+                     + " / ".join(f"{median([float(s[f'{key}_{k}']) for s in stages]):.1f}"
+                                  for k in ("load", "register", "normalize", "fuse", "write"))))
+    return rows
+
+
+#: times medfuse.pipeline.fuse_files in-process, after the imports (argument: the case folder)
+_IN_PROCESS = """
+import sys, time, tempfile, logging
+import torch, medfuse.pipeline as pl, medfuse.inference, medfuse.registration, medfuse.report.qc
+d = sys.argv[1]
+steps = {}
+def progress(pct, step, t=[None, None]):
+    now = time.perf_counter()
+    if t[1] is not None:
+        steps[t[1]] = steps.get(t[1], 0.0) + now - t[0]
+    t[0], t[1] = now, step
+for key, register in (("noreg", False), ("reg", None)):
+    steps.clear()
+    out = tempfile.mkdtemp()
+    w, c = time.perf_counter(), time.process_time()
+    pl.fuse_files(d + "/mri.nii.gz", d + "/pet.nii.gz", out + "/o.nii.gz", register=register, progress=progress)
+    print(f"{key}_wall={time.perf_counter() - w:.3f} {key}_cpu={time.process_time() - c:.3f}")
+    group = {"load": ("loading",), "register": ("loaded", "registering"), "normalize": ("normalizing",),
+             "write": ("writing",)}
+    for name, keys in group.items():
+        print(f"{key}_{name}={sum(steps.get(k, 0.0) for k in keys):.3f}")
+    print(f"{key}_fuse={sum(v for k, v in steps.items() if k.startswith('fusing')):.3f}")
+"""
 
 
 if __name__ == "__main__":

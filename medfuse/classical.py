@@ -84,18 +84,23 @@ def clamp_to_local_range(
     lo, hi = local_min(low, size), local_max(high, size)
     # floor = max(lo - margin * clip(lo, 0, 1), low / 2), ceiling = min(hi + margin * clip(1 - hi, 0, 1),
     # (1 + high) / 2), in place (a volume's temporaries are ~50 MB each)
-    floor = np.clip(lo, 0.0, 1.0)
-    floor *= -margin
-    floor += lo
+    t = np.clip(lo, 0.0, 1.0)
+    t *= -margin
+    floor = lo
+    floor += t
     low *= 0.5
     np.maximum(floor, low, out=floor)
-    ceiling = np.subtract(1.0, hi, dtype=hi.dtype)
-    np.clip(ceiling, 0.0, 1.0, out=ceiling)
-    ceiling *= margin
-    ceiling += hi
+    del low
+    np.subtract(1.0, hi, out=t)
+    np.clip(t, 0.0, 1.0, out=t)
+    t *= margin
+    ceiling = hi
+    ceiling += t
+    del t
     high += 1.0
     high *= 0.5
     np.minimum(ceiling, high, out=ceiling)
+    del high
     return np.clip(fused, floor, ceiling)
 
 

@@ -354,7 +354,9 @@ def fuse_slices(
             ma, mb = sa, sb
         x = torch.from_numpy(np.ascontiguousarray(np.stack([ma, mb], axis=1), dtype=np.float32)).to(device)
         if blend:
+            del ma, mb  # only x is needed from here (peak memory of a 3D volume: benchmarks/startup.py)
             wr = _predict_blend(model, x, batch_size).cpu().numpy()  # (S, 2, H, W)
+            del x
             base = wr[:, 0] * sa + (1.0 - wr[:, 0]) * sb  # always within [min(a, b), max(a, b)]
             residual = wr[:, 1]
             if residual_bound is not None:
