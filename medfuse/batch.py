@@ -16,6 +16,7 @@ done cases are skipped unless ``force``, and one bad pair never stops the others
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -281,13 +282,10 @@ def _one_line(err: BaseException) -> str:
 
 
 def _base_row(case, out: Path, root: Path | None, settings: BatchSettings, shash: str) -> dict[str, Any]:
-    def rel(p):
-        if root is not None:
-            try:
-                return str(Path(p).resolve().relative_to(root.resolve()))
-            except ValueError:
-                pass
-        return str(p)
+    from medfuse.datasets.base import public_relative
+
+    def rel(p):  # relative to the data set root; names that are not the data set's public ids pseudonymized
+        return public_relative(Path(p).resolve(), None if root is None else Path(root).resolve(), settings.dataset)
 
     return {
         "case_id": case.case_id, "status": "", "message": "", "dataset": settings.dataset,
@@ -373,13 +371,30 @@ def process_case(case, out: str | os.PathLike, settings: BatchSettings, *, root:
         _publish(staging, final, out)
         staging = None
     except Exception as err:  # noqa: BLE001 - a failing case is recorded and the batch goes on
-        log.warning("%s failed: %s", case.case_id, _one_line(err))
-        row.update(status="failed", message=_one_line(err), seconds=round(_time.perf_counter() - t0, 3),
+        message = _batch_wording(_one_line(err), case)
+        log.warning("%s failed: %s", case.case_id, message)
+        row.update(status="failed", message=message, seconds=round(_time.perf_counter() - t0, 3),
                    finished_at=_now())
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
     return row
+
+
+def _batch_wording(message: str, case) -> str:
+    """A case's error as the batch should say it: inputs named by the case's roles (the pipeline names them by
+    the flags of ``medfuse fuse``, which ``batch`` does not have), and never by a path."""
+    from medfuse.io.naming import input_label, redact
+    from medfuse.pipeline import role_label
+
+    roles = list(case.inputs)
+    if len(roles) == 2:
+        for role, name in (("reference", roles[0]), ("moving", roles[1])):
+            message = message.replace(role_label(role), f"the {name} input (the {role} scan of the case)")
+    with contextlib.ExitStack() as stack:  # any path of the case's inputs -> its role
+        for name, path in (*case.inputs.items(), *case.labels.items()):
+            stack.enter_context(input_label(path, f"the {name} input"))
+        return redact(message)
 
 
 def _now() -> str:

@@ -76,6 +76,10 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accept-registration", action="store_true",
                    help="keep a registration whose self-checks failed (a warning, recorded in the sidecar) instead "
                         "of stopping: for pre-aligned or unusual data you have checked yourself")
+    p.add_argument("--accept-mismatch", action="store_true",
+                   help="go on (a warning, recorded in the sidecar) when the pair check fails: a DICOM Modality that "
+                        "contradicts the role or the declared modality, a PET/SPECT reference with an MRI/CT moving "
+                        "scan (fuse), or DICOM PatientIDs that differ (compared only as salted hashes)")
 
 
 def _input_options(args, role: str) -> dict:
@@ -163,6 +167,7 @@ def _run_fuse(args) -> int:
         reference_options=_input_options(args, "reference"), moving_options=_input_options(args, "moving"),
         accept_registration=args.accept_registration, colormap=args.colormap,
         quantitative=not args.no_quantitative, progress=_progress_printer(args), out_format=args.out_format,
+        accept_mismatch=args.accept_mismatch,
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -197,6 +202,7 @@ def _run_register(args) -> int:
         label_map=args.label_map, force=args.force, reference_modality=args.reference_modality,
         moving_modality=args.moving_modality, reference_options=_input_options(args, "reference"),
         moving_options=_input_options(args, "moving"), accept_registration=args.accept_registration,
+        accept_mismatch=args.accept_mismatch,
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -374,16 +380,33 @@ def _run_evaluate_dir(args) -> int:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a fusion network for one modality pair",
-                       description="Unsupervised training on random patches of 2D slice pairs of a Harvard AANLIB-layout "
-                                   "folder, split by whole case into training and validation (stored in the "
-                                   "checkpoint). Seeded and resumable; the checkpoint is written atomically every "
-                                   "checkpoint_every iterations and loads with torch.load(weights_only=True).")
+    p = sub.add_parser("train", help="train (or fine-tune) a fusion network for one modality pair",
+                       description="Unsupervised training on random patches of 2D slice pairs: the slices of a "
+                                   "Harvard AANLIB-layout folder (--data), or the axial slices inside the head of your "
+                                   "own registered 3D volume pairs (--volumes), normalized as inference normalizes a "
+                                   "3D input. Split by whole case/subject into training and validation (stored in the "
+                                   "checkpoint). --init-from fine-tunes the shipped network or a checkpoint. Seeded "
+                                   "and resumable; the checkpoint is written atomically every checkpoint_every "
+                                   "iterations and loads with torch.load(weights_only=True). See docs/training.md.")
     p.add_argument("--pair", required=True, choices=["ct_mri", "pet_mri", "spect_mri"], help="modality pair")
     p.add_argument("--method", required=True, help="network: fmmf, mdgan, msra, light")
     p.add_argument("--config", default=None, help="JSON file overriding the method's config "
                                                   "(medfuse/training/configs/<method>.json)")
-    p.add_argument("--data", default=None, help="Harvard-layout folder (default $MEDFUSE_HARVARD)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data", default=None, help="Harvard-layout folder (default $MEDFUSE_HARVARD)")
+    source.add_argument("--volumes", default=None, metavar="DIR_OR_LIST",
+                        help="your registered 3D volume pairs: a folder with one sub-folder per subject holding "
+                             "mri.nii.gz and ct|pet|spect.nii.gz on the same grid, or a .csv/.json list with "
+                             "columns subject,reference,moving (see docs/training.md)")
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help="fraction of the cases/subjects kept for validation, in [0, 1); 0: train on all "
+                        "(default: the config's val_fraction, 0.2)")
+    p.add_argument("--init-from", default=None, metavar="shipped|CKPT",
+                   help="fine-tune: start from the weights shipped for --pair/--method ('shipped') or from a "
+                        "checkpoint, keeping its architecture; the learning rate defaults to the config's "
+                        "fine_tune_lr (1e-4)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the config's lr, or fine_tune_lr "
+                                                          "with --init-from)")
     p.add_argument("--iterations", type=int, default=None, help="total iterations (default: the config's)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N (default cpu)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
@@ -399,10 +422,14 @@ def _run_train(args) -> int:
 
     summary = train(args.pair, args.method, args.out, config=args.config, data_dir=args.data,
                     iterations=args.iterations, device=args.device, seed=args.seed, resume=args.resume,
-                    force=args.force, progress=not args.no_progress)
+                    force=args.force, progress=not args.no_progress, volumes=args.volumes,
+                    val_fraction=args.val_fraction, init_from=args.init_from, lr=args.lr)
     final = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
     val = ", ".join(f"{k} {v:.4f}" for k, v in summary["validation"].items() if k != "iteration")
+    split = summary["split"]
     print(f"{summary['out']}: iteration {summary['iteration']}, {summary['seconds_per_iteration']:.3f} s/iteration")
+    print(f"split: {len(split['train_cases'])} training case(s) ({len(split['train_pairs'])} slices), "
+          f"{len(split['val_cases'])} validation case(s) ({len(split['val_pairs'])} slices)")
     if final:
         print(f"last training losses: {final}")
     if val:

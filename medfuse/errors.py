@@ -27,6 +27,7 @@ __all__ = [
     "OutputExistsError",
     "OptionError",
     "UnknownModalityError",
+    "PairMismatchError",
     "look_up",
 ]
 
@@ -97,6 +98,11 @@ class OptionError(MedfuseError, ValueError):
 
 class UnknownModalityError(MedfuseError, ValueError):
     """Nothing says which modality a scan is (no DICOM tag, no name, not HU): the user must (``--moving-modality``)."""
+
+
+class PairMismatchError(MedfuseError, ValueError):
+    """The two inputs do not make a pair: a role contradicts a DICOM Modality, the roles look swapped, or the
+    DICOM PatientIDs differ (``--accept-mismatch`` overrides; see :mod:`medfuse.pair_check`)."""
 
 
 def look_up(value, supported, what: str, *, ignore_case: bool = False, error: type[MedfuseError] = OptionError):

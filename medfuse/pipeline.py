@@ -108,11 +108,12 @@ class FusionResult:
 
 
 def default_method(moving: Volume) -> str:
-    """The method used when none is given: the shipped network of the pair, else ``mean``."""
+    """The method used when none is given: the pair's default in ``medfuse/weights/defaults.json``
+    (chosen by ``benchmarks/quality.py`` on cross-validated folds), else ``mean``."""
     from medfuse.fusion import pair_for_modality
-    from medfuse.weights import default_network
+    from medfuse.weights import default_method_for_pair
 
-    return default_network(pair_for_modality(moving.modality)) or "mean"
+    return default_method_for_pair(pair_for_modality(moving.modality)) or "mean"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,22 +210,29 @@ def load_inputs(
     *,
     reference_options: dict[str, Any] | None = None,
     moving_options: dict[str, Any] | None = None,
+    accept_mismatch: bool = False,
+    for_fusion: bool = True,
 ) -> tuple[Volume, Volume]:
-    """Read the two inputs and decide their modalities; nothing is registered yet.
+    """Read the two inputs, decide their modalities and check they make a pair; nothing is registered yet.
 
     Args:
         reference, moving: paths (see :func:`medfuse.io.load_volume`).
         reference_options, moving_options: keyword options of :func:`~medfuse.io.load_volume` for
             each (``modality``, ``series``, ``frame``, ``xform``, ``assume_orientation``).
+        accept_mismatch: go on (with a warning) when the pair check fails (:mod:`medfuse.pair_check`).
+        for_fusion: the pair is to be fused (a PET/SPECT reference with an MRI/CT moving scan is refused as
+            swapped); False for registration only.
 
     Returns:
-        ``(reference, moving)``, each with a known modality (:mod:`medfuse.modality`).
+        ``(reference, moving)``, each with a known modality (:mod:`medfuse.modality`);
+        ``moving.meta["pair_check"]`` holds the pair check's record for the sidecar.
 
     Raises:
         UnknownModalityError: nothing tells an input's modality (the message names
             ``--reference-modality``/``--moving-modality``); any error of the readers, with the
             per-input flag names of the command line.
         SpaceMismatchError: a 2D and a 3D input.
+        PairMismatchError: wrong roles or different patients (:func:`medfuse.pair_check.check_pair`).
     """
     from medfuse.io import load_volume
     from medfuse.io.naming import input_label, redact
@@ -250,6 +258,11 @@ def load_inputs(
             f"{role_label('moving')}: a {mov.ndim}D image cannot be fused with the {ref.ndim}D "
             f"{role_label('reference')}; give two volumes or two slices"
         )
+    from medfuse.pair_check import check_pair
+
+    mov.meta["pair_check"] = check_pair(ref, mov, accept_mismatch=accept_mismatch, paths=(reference, moving),
+                                        names=(role_label("reference"), role_label("moving")),
+                                        swapped_roles=for_fusion)
     return ref, mov
 
 
@@ -368,6 +381,7 @@ def fuse_volumes(
     accept_registration: bool = False,
     colormap: str | None = None,
     progress: Progress | None = None,
+    accept_mismatch: bool = False,
 ) -> FusionResult:
     """Fuse ``moving`` into ``reference``'s geometry.
 
@@ -384,6 +398,8 @@ def fuse_volumes(
             ``aanlib_spect`` for SPECT, the tables the networks were trained with); ``"gray"`` fuses
             in grey. Ignored for CT and MR (always grey) and for 2D colour slices (their own colours).
         progress: called as ``progress(percent, step)`` at each step (the CLI's ``--progress``).
+        accept_mismatch: fuse (with a warning) a pair that fails :func:`medfuse.pair_check.check_pair`
+            (a role that contradicts a DICOM Modality, swapped roles, different DICOM PatientIDs).
 
     Returns:
         A :class:`FusionResult`; ``result.fused.affine`` equals ``reference.affine``. For colour
@@ -393,12 +409,16 @@ def fuse_volumes(
     Raises:
         UnknownModalityError: an input's modality is unknown.
         OptionError: an unknown colour map.
+        PairMismatchError: the pair check fails and ``accept_mismatch`` is false.
     """
     from medfuse.color import apply_colormap, fuse_in_colour
     from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality
     from medfuse.modality import require_modality
+    from medfuse.pair_check import check_pair
 
     require_modality(moving, "--moving-modality")
+    if "pair_check" not in moving.meta:  # load_inputs checked the pair already
+        check_pair(reference, moving, accept_mismatch=accept_mismatch)
     method = method or default_method(moving)
     colour_map = _colormap_for(moving, colormap) if moving.ndim == 3 and moving.rgb is None else None
     ref_n, mov_n, reg_result, timings, aligned = _prepare_pair(
@@ -562,6 +582,7 @@ def fuse_files(
     quantitative: str | os.PathLike | bool | None = True,
     progress: Progress | None = None,
     out_format: str | None = None,
+    accept_mismatch: bool = False,
 ) -> dict[str, Path]:
     """Read two scans, fuse them and write the result, its sidecar and a QC picture.
 
@@ -589,6 +610,8 @@ def fuse_files(
             derived DICOM series (:func:`medfuse.io.dicom.writer.write_dicom_series`: RGB for colour fusion,
             else grey), and ``<out>_moving/`` the quantitative moving scan as a second series; the QC picture
             is ``<out>_qc.png`` and the sidecar ``<out>.json``. 3D only.
+        accept_mismatch: fuse a pair that fails :func:`medfuse.pair_check.check_pair` (wrong roles, different
+            patients) with a warning, recorded in the sidecar (``--accept-mismatch``).
         The rest as in :func:`fuse_volumes`.
 
     Returns:
@@ -605,7 +628,7 @@ def fuse_files(
                 device=device, reference_modality=reference_modality, moving_modality=moving_modality,
                 reference_options=reference_options, moving_options=moving_options,
                 accept_registration=accept_registration, sidecar=sidecar, colormap=colormap,
-                quantitative=quantitative, progress=progress,
+                quantitative=quantitative, progress=progress, accept_mismatch=accept_mismatch,
             )
         from medfuse.io.atomic import full_suffix as _suffix
 
@@ -648,6 +671,7 @@ def fuse_files(
         reference, moving,
         reference_options={**(reference_options or {}), "modality": reference_modality},
         moving_options={**(moving_options or {}), "modality": moving_modality},
+        accept_mismatch=accept_mismatch,
     )
     _check_output_dims(ref, out)
     _step(progress, 15, "loaded")
@@ -658,10 +682,11 @@ def fuse_files(
         window=window, device=device, accept_registration=accept_registration, colormap=colormap, progress=progress,
     )
     _step(progress, 90, "writing")
-    written = {"fused": save_volume(result.fused, out, force=force)}
+    jobs = {"fused": lambda: {"fused": save_volume(result.fused, out, force=force)}}
     if quant_path is not None and result.quantitative is not None:
-        written["quantitative"] = save_volume(result.quantitative, quant_path, force=force)
-    written.update(_write_transform_and_qc(result, transform_out, qc_path, force))
+        jobs["quantitative"] = lambda: {"quantitative": save_volume(result.quantitative, quant_path, force=force)}
+    jobs["extras"] = lambda: _write_transform_and_qc(result, transform_out, qc_path, force)
+    written = _run_concurrently(jobs)
     if sidecar:
         alignment = dict(result.alignment)
         if "transform" in written:
@@ -677,7 +702,8 @@ def fuse_files(
 
 def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, registration_type, transform_out,
                    weights, window, device, reference_modality, moving_modality, reference_options, moving_options,
-                   accept_registration, sidecar, colormap, quantitative, progress) -> dict[str, Path]:
+                   accept_registration, sidecar, colormap, quantitative, progress,
+                   accept_mismatch=False) -> dict[str, Path]:
     """:func:`fuse_files` with ``out_format="dicom"``: ``out`` (and ``<out>_moving``) are derived DICOM series."""
     from medfuse.io.dicom.writer import check_dicom_output, new_uid, write_dicom_series
     from medfuse.report.sidecar import sidecar_path, write_sidecar
@@ -705,6 +731,7 @@ def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, regis
         reference, moving,
         reference_options={**(reference_options or {}), "modality": reference_modality},
         moving_options={**(moving_options or {}), "modality": moving_modality},
+        accept_mismatch=accept_mismatch,
     )
     if ref.ndim != 3:
         raise UnsupportedInputError(f"{out}: DICOM output holds 3D volumes; write fused 2D slices as .png")
@@ -772,6 +799,25 @@ def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, regis
     return written
 
 
+def _run_concurrently(jobs: dict[str, Any]) -> dict[str, Path]:
+    """Run independent output writers (each atomic) on threads and merge their ``{name: path}`` results.
+
+    A 3D fusion writes two ~50 MB volumes and a QC picture; gzip compression releases the GIL, so on
+    two cores the writes overlap (``benchmarks/startup.py``). The first error is raised after every
+    writer has finished (none is left half-way: each writes a temporary file and renames it).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(jobs) == 1:
+        return dict(next(iter(jobs.values()))())
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+    written: dict[str, Path] = {}
+    for future in futures.values():
+        written.update(future.result())
+    return written
+
+
 def _write_transform_and_qc(result: FusionResult, transform_out, qc_path, force: bool) -> dict[str, Path]:
     """Write the registration transform (when registered) and the QC picture, if asked for."""
     written = {}
@@ -798,14 +844,20 @@ def _fusion_record(result: FusionResult, ref: Volume, mov: Volume, out: Path, wr
         weights=None if result.weights is None else {"file": result.weights.name, "sha256": file_sha256(result.weights)},
         inputs={"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)},
         registration=alignment,
+        pair_check=mov.meta.get("pair_check"),
         slice_plane=_slice_plane(ref),
-        overrides=overrides,
+        overrides=[*overrides, *_mismatch_overrides(mov)],
         timings_s={k: round(v, 3) for k, v in result.timings.items()},
         outputs={k: Path(v).name for k, v in written.items()},
         **extra,
     )
     record.update(fused_image_record(result.fused, result.colour))
     return record
+
+
+def _mismatch_overrides(mov: Volume) -> list[str]:
+    """``--accept-mismatch: <problem>`` for each pair-check problem that was overridden."""
+    return [f"--accept-mismatch: {p}" for p in (mov.meta.get("pair_check") or {}).get("mismatches_accepted", [])]
 
 
 def _overrides(register, accept_registration, alignment, reference_modality, moving_modality) -> list[str]:
@@ -838,9 +890,11 @@ def register_files(
     moving_options: dict[str, Any] | None = None,
     accept_registration: bool = False,
     sidecar: bool = True,
+    accept_mismatch: bool = False,
 ):
     """Register ``moving`` onto ``reference``; write it on the reference grid (in its own units),
-    the transform and a sidecar. Options are checked before anything is read.
+    the transform and a sidecar. Options are checked before anything is read; the pair is checked
+    (:func:`medfuse.pair_check.check_pair`; ``accept_mismatch`` as in :func:`fuse_files`) before registering.
 
     Returns:
         ``(written, result)``: ``{"resampled", "transform", "sidecar"}`` -> paths, and the
@@ -860,6 +914,7 @@ def register_files(
         reference, moving,
         reference_options={**(reference_options or {}), "modality": reference_modality},
         moving_options={**(moving_options or {}), "modality": moving_modality},
+        accept_mismatch=accept_mismatch, for_fusion=False,
     )
     result = register(ref, mov, transform=registration_type, label_map=label_map, checks=not accept_registration)
     written = {"resampled": save_volume(result.resampled, out, force=force)}
@@ -879,7 +934,9 @@ def register_files(
             inputs={"reference": volume_record(ref), "moving": volume_record(mov)},
             registration={"registered": not result.skipped, **summary},
             interpolation="nearest" if label_map else "linear",
-            overrides=_overrides(None, accept_registration, summary, reference_modality, moving_modality),
+            pair_check=mov.meta.get("pair_check"),
+            overrides=_overrides(None, accept_registration, summary, reference_modality, moving_modality)
+            + _mismatch_overrides(mov),
             outputs={k: Path(v).name for k, v in written.items()},
         )
         written["sidecar"] = write_sidecar(out, record, force=force)

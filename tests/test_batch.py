@@ -50,7 +50,8 @@ def test_harvard_batch_resume_failure_and_report(tmp_path, capsys):
     assert len(rows) == 4
     assert [rows[k]["status"] for k in sorted(rows)] == ["done", "done", "done", "failed"]
     bad = rows["pet_mri/xg-1001"]
-    assert bad["message"] and "\n" not in bad["message"] and "the moving scan (--moving)" in bad["message"]
+    assert bad["message"] and "\n" not in bad["message"] and "the pet input (the moving scan of the case)" in bad["message"]
+    assert "--moving" not in bad["message"] and str(root) not in bad["message"]
     good = rows["pet_mri/xg-1000"]
     assert good["method"] == "mean" and float(good["EN"]) > 0 and float(good["SSIM"]) > 0 and good["settings_hash"]
     assert (out / "pet_mri" / "xg-1000" / "fused.png").is_file() and (out / "pet_mri" / "xg-1000" / DONE_MARKER).is_file()

@@ -24,7 +24,10 @@ date). Each PET is paired with the T1 MRI of the same subject nearest in date wi
 days; e.g. an MPRAGE and its repeat): *ambiguous*, listed with the candidates; narrow the choice with
 ``mri_series`` (a regular expression the MRI description must match). Both are reported, never guessed.
 
-Case id: ``<subject>_<PET image id>`` (study pseudonyms; DICOM patient names are never read).
+Case id: ``<subject>_<PET image id>`` (study pseudonyms; DICOM patient names are never read), or a
+pseudonym when a folder name is not an ADNI id. Series descriptions are shown (in ``info`` and skip
+reasons) only when made of known protocol words (``MPRAGE``, ``ADNI_Brain_PET__Raw_FDG``...); others by
+an opaque ``~<8 hex digits>``.
 """
 
 from __future__ import annotations
@@ -57,6 +60,31 @@ _PET_WORDS = re.compile(r"pet|coreg,?_?avg|_suvr|amyloid", re.IGNORECASE)
 _T1_WORDS = re.compile(r"mp[-_ ]?rage|spgr|t1|ir[-_]?fspgr|mprage", re.IGNORECASE)
 _NOT_T1 = re.compile(r"locali[sz]er|calibration|scout|survey|flair|\bt2|_t2|t2[_*-]|dti|dwi|diffusion|fmri|bold|"
                      r"resting|asl|perfusion|field[_ ]?map|b1[-_]cal|mask|seg|swi|hippocampal", re.IGNORECASE)
+
+
+#: words ADNI series descriptions are made of (protocol names); a description with any other word is not shown
+_DESCRIPTION_WORDS = frozenset("""
+adni brain pet raw fdg av av45 av1451 fbb pib nav nav4694 flutemetamol florbetapir florbetaben flortaucipir tau
+amyloid coreg avg std img and vox siz uniform resolution standardized image voxel size mprage mp rage repeat rpt
+sag sagittal axial ax cor coronal accelerated ir spgr fspgr irspgr t1 t2 t2star flair 3d 2d n3 scaled gradwarp b1
+correction mt1 dynamic frames frame early late static registered co averaged average mask seg localizer
+calibration survey scout dti dwi fmri bold resting state asl perfusion field mapping map swi hippocampal mri pd
+se tse fse grappa ipat p2 ipat2 x min mins to of the
+""".split())
+
+
+def _public_description(text: str) -> bool:
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", text) if w]
+    return bool(words) and all(w.isdigit() or w.lower() in _DESCRIPTION_WORDS for w in words)
+
+
+def _shown(name: str, folder: Path, found, *, description: bool = False) -> str:
+    """``name`` (a description or an image id) when public, else the folder's opaque name."""
+    from medfuse.datasets.base import is_public
+
+    if (_public_description(name) if description else is_public(name, "adni")):
+        return name
+    return found.relative(folder).split("/")[-1]
 
 
 @dataclass
@@ -275,16 +303,20 @@ def discover_adni(root: str | os.PathLike, window_days: int = DEFAULT_WINDOW_DAY
             best = min(abs(d) for d, _ in within)
             tied = [m for d, m in within if abs(d) == best]
             if len(tied) > 1:
-                names = "; ".join(f"{m.description}/{m.image_id}" for m in tied)
+                names = "; ".join(f"{_shown(m.description, m.folder.parent.parent, found, description=True)}/"
+                                  f"{_shown(m.image_id, m.folder, found)}" for m in tied)
                 found.skipped.append(Skipped(where, f"ambiguous: {len(tied)} T1 MRIs {best} days from the PET "
                                                     f"({names}); choose with --mri-series"))
                 continue
             mri = tied[0]
             days = (pet.date - mri.date).days
             found.cases.append(Case(
-                f"{pet.subject}_{pet.image_id}", {"mri": mri.path, "pet": pet.path}, {"mri": "MR", "pet": "PT"},
+                found.case_id(f"{pet.subject}_{pet.image_id}", pet.folder), {"mri": mri.path, "pet": pet.path},
+                {"mri": "MR", "pet": "PT"},
                 info={"subject": pet.subject, "tracer": pet.tracer, "tracer_kind": pet.tracer_kind,
-                      "days_mri_to_pet": days, "mri_image_id": mri.image_id, "mri_series": mri.description,
-                      "pet_image_id": pet.image_id, "pet_series": pet.description},
+                      "days_mri_to_pet": days, "mri_image_id": _shown(mri.image_id, mri.folder, found),
+                      "mri_series": _shown(mri.description, mri.folder.parent.parent, found, description=True),
+                      "pet_image_id": _shown(pet.image_id, pet.folder, found),
+                      "pet_series": _shown(pet.description, pet.folder.parent.parent, found, description=True)},
             ))
     return found

@@ -8,17 +8,84 @@ case (README, JSON, masks...) are counted in ``ignored``.
 
 Case ids are the data set's own case or subject pseudonyms (``ct_mri/xg-16003``,
 ``BraTS2021_00000``, ``002_S_0295_I45108``); adapters never read patient names.
+
+Folder and file names may hold identifiers (an export named after the patient), and case ids become
+output folder names, manifest rows and log lines. So a name is shown only when it matches the data set's
+public naming pattern (:data:`PUBLIC_NAMES`); any other case id is replaced by a pseudonym
+(:func:`pseudonym`: ``case-`` and 12 hex digits of the SHA-256 of the case folder's path relative to the
+data set root, stable across reruns so a rerun resumes), and any other path component shown in
+``discovery.json``, the manifest or the report by ``~`` and 8 hex digits (:meth:`Discovery.relative`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Case", "Skipped", "Discovery"]
+__all__ = ["Case", "Skipped", "Discovery", "PUBLIC_NAMES", "pseudonym", "is_public", "public_relative"]
+
+
+_BRATS_ID = (r"BraTS\d{4}_\d{5}|BraTS\d{2}_(?:Training|Validation|Testing)_\d{3}"
+             r"|Brats\d{2}_(?:CBICA_[A-Z]{3}|TCIA\d{2}_\d{3}|2013_\d{1,2})_\d{1,2}"
+             r"|BraTS19_(?:CBICA_[A-Z]{3}|TCIA\d{2}_\d{3}|2013_\d{1,2})_\d{1,2}"
+             r"|BraTS-[A-Z]{2,4}-\d{5}-\d{3}|TCGA-[A-Z0-9]{2}-[A-Z0-9]{4}")
+#: data set -> the names (one path component, full match) that are the data set's own public pseudonyms or
+#: layout names, shown as they are; any other name is pseudonymized
+PUBLIC_NAMES = {
+    # AANLIB pair ids (xg-<case><slice>, cdd-<modality>-<n>), its case ids, the task folders and file names
+    "harvard": re.compile(r"xg-\d{1,8}|cdd-(?:ct|pet|spect|mri)-\d{1,6}|aanlib-\d{1,6}|(?:ct|pet|spect)_mri"
+                          r"|(?:mri|ct|pet|spect)\.png|index\.csv|README\.md"),
+    # BraTS 2018-2021 and 2023+ case ids (and TCGA subject ids of TCIA) and their files; release folders
+    "brats": re.compile(rf"(?:{_BRATS_ID})(?:[_-](?:t1ce|t1c|t1n|t1|t2w|t2f|t2|flair|seg)\.nii(?:\.gz)?)?"
+                        r"|MICCAI_BraTS_?\d{4}_(?:Training|Validation)Data|BraTS\d{4}(?:_(?:Training|Validation)"
+                        r"Data)?|(?:ASNR-MICCAI-)?BraTS\d{4}(?:-[A-Za-z]+)*"),
+    # ADNI subject ids (002_S_0295), image ids (I45108), case ids, acquisition-date folders, the ADNI folder
+    "adni": re.compile(r"ADNI|\d{3}_S_\d{4,5}(?:_I\d{1,9})?|I\d{1,9}"
+                       r"|\d{4}-\d{2}-\d{2}(?:_\d{2}_\d{2}_\d{2}(?:\.\d+)?)?"),
+}
+
+
+def is_public(name: str, dataset: str) -> bool:
+    """Whether ``name`` (one path component, or a ``/``-joined case id) is made only of public names."""
+    pattern = PUBLIC_NAMES.get(dataset)
+    return pattern is not None and bool(name) and all(pattern.fullmatch(p) for p in str(name).split("/"))
+
+
+def _digest(relative: str, n: int) -> str:
+    return hashlib.sha256(str(relative).replace(os.sep, "/").encode("utf-8", "surrogateescape")).hexdigest()[:n]
+
+
+def pseudonym(relative: str) -> str:
+    """``case-<12 hex digits>`` of the SHA-256 of a path relative to the data set root (stable, not reversible)."""
+    return "case-" + _digest(relative, 12)
+
+
+def public_relative(path: str | os.PathLike, root: str | os.PathLike | None, dataset: str) -> str:
+    """``path`` relative to ``root`` with every non-public component replaced by ``~<8 hex digits>``.
+
+    The digit string is the SHA-256 of the relative path up to that component, so the same folder always
+    gets the same name. A path outside ``root`` (or without one) is shown as ``~<8 hex digits>`` alone.
+    """
+    try:
+        rel = Path(path).relative_to(root) if root is not None else None
+    except ValueError:
+        rel = None
+    if rel is None:
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root)) if root is not None else None
+        except ValueError:
+            rel = None
+    if rel is None:
+        return "~" + _digest(os.path.abspath(path), 8)
+    parts, shown = rel.parts, []
+    for k, part in enumerate(parts):
+        shown.append(part if is_public(part, dataset) else "~" + _digest("/".join(parts[: k + 1]), 8))
+    return "/".join(shown) or "."
 
 
 @dataclass(frozen=True)
@@ -79,10 +146,19 @@ class Discovery:
             self.ignored_examples.append(self.relative(path))
 
     def relative(self, path: str | os.PathLike) -> str:
+        """``path`` relative to the root as it may be shown: non-public names pseudonymized (:func:`public_relative`)."""
+        return public_relative(path, self.root, self.dataset)
+
+    def case_id(self, name: str, folder: str | os.PathLike) -> str:
+        """``name`` when it is a public case id of the data set, else :func:`pseudonym` of ``folder`` (the case's
+        folder, or file, whose path relative to the root names the case)."""
+        if is_public(name, self.dataset):
+            return name
         try:
-            return str(Path(path).relative_to(self.root))
+            rel = Path(folder).relative_to(self.root).as_posix()
         except ValueError:
-            return str(path)
+            rel = Path(folder).as_posix()
+        return pseudonym(rel)
 
     def limit(self, n: int | None) -> "Discovery":
         """The first ``n`` cases (all when ``n`` is None); skips and counts are kept."""
@@ -95,7 +171,7 @@ class Discovery:
 
     def summary(self) -> str:
         """A few lines: found, skipped by reason, stray files ignored."""
-        lines = [f"{self.dataset} at {self.root}: {len(self.cases)} case(s) found, {len(self.skipped)} skipped, "
+        lines = [f"{self.dataset}: {len(self.cases)} case(s) found, {len(self.skipped)} skipped, "
                  f"{sum(self.ignored.values())} stray file(s) ignored"]
         for reason, n in sorted(self.skip_reasons().items()):
             lines.append(f"  skipped {n}: {reason}")

@@ -79,14 +79,15 @@ def discover_brats(root: str | os.PathLike, sequences=None) -> "Discovery":
         sequences: names to fuse (see :func:`parse_sequences`); the first is the reference.
 
     Returns:
-        A :class:`~medfuse.datasets.base.Discovery`; each case's inputs are keyed by canonical
+        A :class:`~medfuse.datasets.base.Discovery` (case id: the case folder's name when it is a BraTS id,
+        else a pseudonym); each case's inputs are keyed by canonical
         sequence name (modality ``MR``), ``labels["seg"]`` when a segmentation is present,
         ``info["naming"]`` ``"2018-2021"`` or ``"2023+"``.
 
     Raises:
         NotADirectoryError: ``root`` is not a folder.
     """
-    from medfuse.datasets.base import Case, Discovery, Skipped
+    from medfuse.datasets.base import Case, Discovery, Skipped, is_public
 
     root = Path(root)
     if not root.is_dir():
@@ -114,12 +115,12 @@ def discover_brats(root: str | os.PathLike, sequences=None) -> "Discovery":
                         "2018-2021" if seq in ("t1", "t1ce", "t2", "flair") else None)
             files.setdefault(_ALIAS.get(seq, seq), []).append(f)
         namings.discard(None)
-        where = found.relative(folder) if folder != root else folder.name
+        where = found.relative(folder) if folder != root else (folder.name if is_public(folder.name, "brats") else ".")
         doubles = sorted(k for k, v in files.items() if len(v) > 1)
         missing = [s for s in chosen if s not in files]
         if doubles:
             found.skipped.append(Skipped(where, f"ambiguous: two files for {', '.join(doubles)} "
-                                                f"({', '.join(p.name for k in doubles for p in files[k])})"))
+                                                f"({', '.join(found.relative(p).split('/')[-1] for k in doubles for p in files[k])})"))
             continue
         if missing:
             found.skipped.append(Skipped(where, f"missing sequence: {', '.join(missing)}"))
@@ -132,7 +133,8 @@ def discover_brats(root: str | os.PathLike, sequences=None) -> "Discovery":
                 found.ignore(paths[0], "sequence not chosen (--sequences)")
         labels = {"seg": files["seg"][0]} if "seg" in files else {}
         info = {"naming": "/".join(sorted(namings)), "sequences": "+".join(chosen), "seg": bool(labels)}
-        found.cases.append(Case(folder.name, {s: files[s][0] for s in chosen}, {s: "MR" for s in chosen},
+        found.cases.append(Case(found.case_id(folder.name, folder), {s: files[s][0] for s in chosen},
+                                {s: "MR" for s in chosen},
                                 labels=labels, info=info))
     found.cases.sort(key=lambda c: c.case_id)
     ids = [c.case_id for c in found.cases]

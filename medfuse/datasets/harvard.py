@@ -84,7 +84,8 @@ _ROOT_FILES = {"index.csv", "readme.md", "readme.txt", "license", "license.txt"}
 
 
 def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
-    """Every pair of a Harvard-layout folder as a batch case (``case_id`` = ``<task>/<pair>``).
+    """Every pair of a Harvard-layout folder as a batch case (``case_id`` = ``<task>/<pair>``; a pair folder
+    whose name is not an AANLIB pair id gets a pseudonym, :meth:`~medfuse.datasets.base.Discovery.case_id`).
 
     Reference ``mri`` (MR), moving ``ct``/``pet``/``spect`` (CT, PT, NM). A pair folder without both
     images is skipped with the reason; other files are counted as ignored.
@@ -92,7 +93,7 @@ def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
     Raises:
         NotADirectoryError: ``data`` is not a folder.
     """
-    from medfuse.datasets.base import Case, Discovery, Skipped
+    from medfuse.datasets.base import Case, Discovery, Skipped, is_public
     from medfuse.pairs import MODALITY_OF_PAIR
 
     data = Path(data)
@@ -104,7 +105,7 @@ def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
         if entry.is_file() and entry.name.lower() not in _ROOT_FILES:
             found.ignore(entry, "file outside the task folders")
         elif entry.is_dir() and entry.name not in HARVARD_TASKS:
-            found.skipped.append(Skipped(entry.name, "not a task folder (ct_mri, pet_mri, spect_mri)"))
+            found.skipped.append(Skipped(found.relative(entry), "not a task folder (ct_mri, pet_mri, spect_mri)"))
     for task, other_name in HARVARD_TASKS.items():
         if tasks is not None and task not in tasks:
             continue
@@ -125,6 +126,8 @@ def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
                 found.skipped.append(Skipped(found.relative(pair_dir), f"incomplete pair: missing {', '.join(missing)}"))
                 continue
             case = cases.get((task, pair_dir.name)) or _case_from_id(pair_dir.name)
-            found.cases.append(Case(f"{task}/{pair_dir.name}", {"mri": mri, role: other},
-                                    {"mri": "MR", role: MODALITY_OF_PAIR[task]}, info={"task": task, "subject": case}))
+            subject = case if is_public(case, "harvard") else found.relative(pair_dir).split("/")[-1]
+            found.cases.append(Case(f"{task}/{found.case_id(pair_dir.name, pair_dir)}", {"mri": mri, role: other},
+                                    {"mri": "MR", role: MODALITY_OF_PAIR[task]},
+                                    info={"task": task, "subject": subject}))
     return found

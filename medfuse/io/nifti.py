@@ -55,7 +55,8 @@ def axcodes_affine(codes: str, zooms) -> np.ndarray:
 
 
 def _corners(shape) -> np.ndarray:
-    grid = np.array(np.meshgrid(*[[0, max(n - 1, 0)] for n in shape[:3]], indexing="ij")).reshape(3, -1).T
+    shape = (*tuple(shape)[:3], 1, 1)[:3]  # a 2D image is one slice
+    grid = np.array(np.meshgrid(*[[0, max(n - 1, 0)] for n in shape], indexing="ij")).reshape(3, -1).T
     return np.c_[grid, np.ones(len(grid))]
 
 
@@ -91,11 +92,17 @@ def _check_size(path: Path, header) -> None:
 def _choose_affine(path: Path, img, xform: str | None, assume_orientation: str | None) -> np.ndarray:
     header = img.header
     sform, scode = header.get_sform(coded=True)
-    qform, qcode = header.get_qform(coded=True)
     if xform not in (None, "sform", "qform"):
         raise ValueError(f"xform must be 'sform', 'qform' or None, got {xform!r}")
     if xform == "sform" and sform is not None:
         return sform
+    try:
+        qform, qcode = header.get_qform(coded=True)
+    except ValueError:  # nibabel cannot build it: a quaternion with b^2 + c^2 + d^2 > 1
+        raise AmbiguousGeometryError(
+            f"{path}: the qform's quaternion (quatern_b/c/d) is invalid (b^2 + c^2 + d^2 > 1); fix the header"
+            + (", or trust the sform with --xform sform" if sform is not None else "")
+        ) from None
     if xform == "qform" and qform is not None:
         return qform
     if sform is not None and qform is not None:
@@ -121,6 +128,9 @@ def _choose_affine(path: Path, img, xform: str | None, assume_orientation: str |
 
 
 def _check_orthogonal(path: Path, affine: np.ndarray) -> None:
+    if not np.isfinite(affine).all():
+        raise AmbiguousGeometryError(f"{path}: the header's transform (sform or qform) holds NaN or infinite values; "
+                                     "fix the header, or choose the other transform with --xform sform|qform")
     m = affine[:3, :3]
     zooms = np.linalg.norm(m, axis=0)
     if np.any(zooms == 0):
@@ -169,6 +179,9 @@ def read_nifti(
     _check_size(path, header)
 
     shape = img.shape
+    if len(shape) < 2:
+        raise UnsupportedInputError(f"{path}: a {len(shape)}D image of shape {shape} (header dim[0] = {len(shape)}); "
+                                    "medfuse reads 2D slices and 3D volumes: check or fix the header's dim field")
     if len(shape) == 2:
         shape = (*shape, 1)
     if len(shape) > 4 or (len(shape) == 4 and frame is None and shape[3] > 1):
@@ -189,7 +202,10 @@ def read_nifti(
     affine = _choose_affine(path, img, xform, assume_orientation)
     _check_orthogonal(path, affine)
     try:
-        data = np.asanyarray(img.dataobj)
+        if header.get_data_dtype().names is not None:  # RGB24/RGBA32: scl_slope/scl_inter do not apply to colours
+            data = np.asanyarray(img.dataobj.get_unscaled())
+        else:
+            data = np.asanyarray(img.dataobj)
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError, ValueError) as err:
         raise CorruptFileError(f"{path}: the image data cannot be read ({err.__class__.__name__}: truncated or "
                                "corrupt); copy or export the file again") from err

@@ -4,7 +4,9 @@
 its weights (file name and SHA-256), each input's modality (and where that came from), format,
 grid and normalization (window or percentiles, SUV factor or why not), the registration summary
 (type, figures, transform file, skipped and why, checks overridden), the slice axis of 2D methods,
-any override the user asked for, and timings. For 3D outputs it also says what the fused image
+any override the user asked for, and timings; for a DICOM input, how its stored values became real-world
+values (``value_transform``), and for a pair, the pair check (``pair_check``: whether the DICOM PatientIDs
+matched, compared only through salted hashes, and the opaque ids of both frames of reference). For 3D outputs it also says what the fused image
 holds (``fused_image``: grey [0, 1] or RGB colour, with the colour map and the range of moving-scan
 values, in their units, that maps to its two ends: ``colour``) and what the quantitative output
 holds (``quantitative``: the moving scan on the reference grid, its file, units and value range).
@@ -95,7 +97,7 @@ def volume_record(volume, normalized=None) -> dict[str, Any]:
         record["orientation"] = "".join(nio.aff2axcodes(volume.affine))
     if normalized is not None and "normalization" in normalized.meta:
         record["normalization"] = normalized.meta["normalization"]
-    for key in ("slice_resampling", "suv", "units"):
+    for key in ("slice_resampling", "suv", "units", "value_transform"):
         if key in volume.meta:
             record[key] = volume.meta[key]
     return record

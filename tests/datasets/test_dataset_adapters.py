@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -28,11 +29,30 @@ def test_harvard_discovery_counts_incomplete_and_strays(tmp_path):
     case = found.cases[1]
     assert list(case.inputs) == ["mri", "pet"] and case.modalities == {"mri": "MR", "pet": "PT"} and case.is_2d
     reasons = {s.where: s.reason for s in found.skipped}
-    assert "missing ct.png" in reasons["ct_mri/xg-1001"] and "not a task folder" in reasons["other"]
+    assert "missing ct.png" in reasons["ct_mri/xg-1001"]
+    other = next(w for w in reasons if "not a task folder" in reasons[w])  # a non-public name is never shown
+    assert re.fullmatch(r"~[0-9a-f]{8}", other)
     assert sum(found.ignored.values()) == 1  # notes.txt (README.md and index.csv belong to the data set)
     assert "1 case(s)" not in found.summary() and "3 case(s) found" in found.summary()
     assert [c.case_id for c in discover("harvard", root, tasks=["pet_mri"]).cases] == ["pet_mri/xg-1000",
                                                                                        "pet_mri/xg-1001"]
+
+
+def test_case_ids_are_public_ids_or_stable_pseudonyms(tmp_path):
+    """Folder names may be identifiers: only the data set's own ids are shown, others get a pseudonym derived
+    from the relative path (the same at every run, so a batch resumes)."""
+    root = write_harvard_tree(tmp_path / "h", n=1)
+    (root / "pet_mri" / "xg-1000").rename(root / "pet_mri" / "Doe^John_1957")
+    ids = [c.case_id for c in discover("harvard", root).cases]
+    assert ids[0] == "ct_mri/xg-1000" and re.fullmatch(r"pet_mri/case-[0-9a-f]{12}", ids[1])
+    assert ids == [c.case_id for c in discover("harvard", root).cases]  # stable
+    assert "Doe" not in repr(discover("harvard", root).as_dict())
+    write_brats_case(tmp_path / "b", "Smith_Jane", "2021", seg=False)
+    write_brats_case(tmp_path / "b", "BraTS2021_00001", "2021", seg=False)
+    found = discover("brats", tmp_path / "b")
+    assert sorted(c.case_id for c in found.cases)[0] == "BraTS2021_00001"
+    assert re.fullmatch(r"case-[0-9a-f]{12}", sorted(c.case_id for c in found.cases)[1])
+    assert "Smith" not in found.summary() + repr(found.as_dict())
 
 
 @pytest.mark.harvard

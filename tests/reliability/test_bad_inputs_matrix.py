@@ -428,19 +428,48 @@ def test_row_22_per_slice_rescale_slope(tmp_path):
         assert np.array_equal(vol.array[:, :, k], apply_modality_lut(ds.pixel_array, ds).astype(np.float32).T)
 
 
-def test_row_23_philips_scale_choice_recorded(tmp_path):
+def test_row_23_philips_scale_choice_recorded(tmp_path, capsys):
     """H: the real-world value transform is documented (modality LUT / RescaleSlope+Intercept, the Philips
-    private scale slope and RealWorldValueMapping not applied) and the same for both members of a pair."""
+    private scale slope and RealWorldValueMapping not applied), recorded per input in the sidecar, and the same
+    for both members of a pair."""
+    import json
+
+    from medfuse.io.dicom.pixels import VALUE_TRANSFORM_RULE
+
     def philips(ds, k):
         ds.Manufacturer = "Philips"
         block = ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True)
         block.add_new(0x0E, "FL", 3.5)  # MR scale slope (SS)
+        rwv = pydicom.Dataset()
+        rwv.RealWorldValueSlope, rwv.RealWorldValueIntercept = 0.25, 0.0
+        ds.RealWorldValueMappingSequence = pydicom.Sequence([rwv])
 
     _make_case(tmp_path / "a", "axial", modality="MR", edit=philips)
     _make_case(tmp_path / "b", "axial", modality="MR", edit=philips)
     a, b = read_dicom_series(tmp_path / "a"), read_dicom_series(tmp_path / "b")
-    assert a.meta["rescale"] == b.meta["rescale"]
-    assert "RescaleSlope" in a.meta["rescale"] and "not applied" in a.meta["rescale"]
+    assert a.meta["value_transform"] == b.meta["value_transform"]
+    assert a.meta["value_transform"]["rule"] == VALUE_TRANSFORM_RULE
+    assert "RescaleSlope" in VALUE_TRANSFORM_RULE and "not applied" in VALUE_TRANSFORM_RULE
+    assert a.meta["value_transform"]["present_not_applied"] == [
+        "Philips private MR scale slope (2005,xx0E)", "RealWorldValueMappingSequence (0040,9096)"]
+
+    # through medfuse fuse: each input's transform is in the sidecar, the same rule for both members of the pair
+    g = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 18, 10)], indexing="ij"), -1)
+    head = (np.linalg.norm(g / [0.8, 0.8, 0.9], axis=-1) < 1) * 600 + (g[..., 0] > 0.3) * 300
+    aff = np.diag([-2.0, -2.0, 3.0, 1.0])
+    write_series(tmp_path / "t1", head.astype(np.int16), aff, "MR", slopes=np.linspace(1.5, 2.5, 10),
+                 intercepts=-7.0, edit=philips)
+    write_series(tmp_path / "t2", (800 - head).astype(np.int16), aff, "MR", edit=philips)
+    out = tmp_path / "out"
+    assert main(["fuse", "--reference", str(tmp_path / "t1"), "--moving", str(tmp_path / "t2"),
+                 "--out", str(out / "fused.nii.gz"), "--method", "mean"]) == 0, capsys.readouterr().err
+    inputs = json.loads((out / "fused.json").read_text())["inputs"]
+    ref, mov = inputs["reference"]["value_transform"], inputs["moving"]["value_transform"]
+    assert ref["rule"] == mov["rule"] == VALUE_TRANSFORM_RULE
+    assert ref["applied"] == "RescaleSlope/RescaleIntercept"
+    assert ref["rescale_slope"] == [1.5, 2.5] and ref["rescale_intercept"] == [-7.0, -7.0]
+    assert mov["applied"].startswith("none: stored values")
+    assert ref["present_not_applied"] == mov["present_not_applied"] == a.meta["value_transform"]["present_not_applied"]
 
 
 def test_row_24_twelve_bit_signed(tmp_path):
@@ -544,16 +573,91 @@ def test_row_31_sixteen_bit_png(tmp_path):
     assert load_volume(tmp_path / "deep.png").array[2, 3] == 40000
 
 
-@pytest.mark.xfail(strict=True, reason="not implemented: no check that the DICOM Modality matches the role, nor "
-                                       "that the pair's PatientID hashes agree (needs a pipeline check; reported)")
+def _pair_series(folder: Path, modality: str, patient: str, frame: str | None = None) -> Path:
+    """A small DICOM series (a bright ellipsoid) of one patient, on the shared grid of the row-32 pairs."""
+    g = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 18, 10)], indexing="ij"), -1)
+    head = (np.linalg.norm(g / [0.8, 0.8, 0.9], axis=-1) < 1) * 600 + (np.linalg.norm(g - [0.3, 0, 0], axis=-1) < 0.3) * 900
+    write_series(folder, head.astype(np.int16), np.diag([-2.0, -2.0, 3.0, 1.0]), modality,
+                 frame_of_reference_uid=frame, tags={"PatientID": patient})
+    return folder
+
+
 def test_row_32_wrong_roles_or_different_patients(tmp_path):
+    from medfuse.errors import PairMismatchError
     from medfuse.pipeline import load_inputs
 
-    arr = np.random.default_rng(0).integers(0, 1000, (10, 10, 6)).astype(np.int16)
-    write_series(tmp_path / "a", arr, np.eye(4), "MR", tags={"PatientID": "P1"})
-    write_series(tmp_path / "b", arr, np.eye(4), "MR", tags={"PatientID": "P2"})
-    with pytest.raises(MedfuseError, match="patient"):
-        load_inputs(tmp_path / "a", tmp_path / "b")
+    frame = pydicom.uid.generate_uid(prefix=None)
+    mr = _pair_series(tmp_path / "t1", "MR", "PID-ROW32-A", frame)
+    pt = _pair_series(tmp_path / "fdg", "PT", "PID-ROW32-A", frame)
+    other = _pair_series(tmp_path / "other_pt", "PT", "PID-ROW32-B")
+    mr_as_pet = _pair_series(tmp_path / "pet", "MR", "PID-ROW32-A")  # a folder named pet holding an MR series
+
+    ref, mov = load_inputs(mr, pt)  # a good pair passes, and the check is recorded
+    record = mov.meta["pair_check"]
+    assert record["same_patient"] is True and record["mismatches_accepted"] == []
+    assert record["frame_of_reference"]["same"] is True
+    assert record["frame_of_reference"]["reference"] == ref.meta["frame_of_reference"] != frame  # opaque, not the UID
+
+    cases = [
+        ((mr, other, {}), r"the reference scan \(--reference\) and the moving scan \(--moving\) belong to different "
+                          r"patients.*--accept-mismatch"),
+        ((mr, mr, {"moving_options": {"modality": "PT"}}),
+         r"^the moving scan \(--moving\): --moving-modality says PET but its DICOM Modality \(0008,0060\) is MRI; "
+         r"check that the right scan was given as --moving.*--accept-mismatch"),
+        ((mr, mr_as_pet, {}), r"^the moving scan \(--moving\): its file name says PET but its DICOM Modality "
+                              r"\(0008,0060\) is MRI"),
+        ((pt, mr, {}), r"the reference scan \(--reference\) is PET and the moving scan \(--moving\) is MRI: the "
+                       r"roles look swapped.*give the MRI as --reference and the PET as --moving"),
+    ]
+    for (a, b, options), pattern in cases:
+        with pytest.raises(PairMismatchError, match=pattern) as info:
+            load_inputs(a, b, **options)
+        text = str(info.value)
+        assert "\n" not in text and "PID-ROW32" not in text and str(tmp_path) not in text, text
+        _, mov = load_inputs(a, b, accept_mismatch=True, **options)  # the explicit override goes on, on record
+        assert mov.meta["pair_check"]["mismatches_accepted"]
+    load_inputs(pt, mr, for_fusion=False)  # registering an MRI onto a PET's grid is legitimate
+    from medfuse.pipeline import fuse_volumes  # the volume API checks the pair too (accept_mismatch=...)
+
+    with pytest.raises(PairMismatchError, match="different patients"):
+        fuse_volumes(load_volume(mr), load_volume(other), "mean")
+    assert fuse_volumes(load_volume(mr), load_volume(other), "mean", accept_mismatch=True).fused.shape == (20, 18, 10)
+    _, mov = load_inputs(mr, other, accept_mismatch=True)
+    assert mov.meta["pair_check"]["same_patient"] is False
+    assert mov.meta["pair_check"]["frame_of_reference"]["same"] is False
+
+
+def test_row_32_cli_refuses_then_accepts_mismatch(tmp_path, capsys, caplog):
+    import json
+
+    caplog.set_level(logging.DEBUG)
+    mr = _pair_series(tmp_path / "a", "MR", "PID-ROW32-A")
+    pt = _pair_series(tmp_path / "b", "PT", "PID-ROW32-B")
+    out = tmp_path / "out"
+    out.mkdir()
+    for command in ("fuse", "register"):
+        argv = [command, "--reference", str(mr), "--moving", str(pt), "--out", str(out / f"{command}.nii.gz")]
+        argv += ["--method", "mean"] if command == "fuse" else []
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith(f"medfuse {command}: error: the reference scan "
+                                                             "(--reference) and the moving scan (--moving) belong "
+                                                             "to different patients"), err
+        assert "--accept-mismatch" in err and "PID-ROW32" not in err and str(tmp_path) not in err
+        assert list(out.iterdir()) == [], "nothing may be written"
+    # the override exists on both commands, goes on with a warning, and is on record in the sidecar
+    assert main(["fuse", "--reference", str(mr), "--moving", str(pt), "--out", str(out / "fused.nii.gz"),
+                 "--method", "mean", "--accept-mismatch"]) == 0, capsys.readouterr().err
+    assert main(["register", "--reference", str(mr), "--moving", str(pt), "--out", str(out / "reg.nii.gz"),
+                 "--accept-mismatch"]) == 0, capsys.readouterr().err
+    for name in ("fused.json", "reg.json"):
+        text = (out / name).read_text()
+        record = json.loads(text)
+        assert record["pair_check"]["same_patient"] is False
+        assert any(o.startswith("--accept-mismatch: ") and "different patients" in o for o in record["overrides"])
+        assert set(record["pair_check"]["frame_of_reference"]) >= {"reference", "moving", "same"}
+        assert "PID-ROW32" not in text
+    assert "different patients" in caplog.text and "PID-ROW32" not in caplog.text and str(tmp_path) not in caplog.text
 
 
 # ====================================================================== C. integrity / resources / security

@@ -142,3 +142,40 @@ def test_api_logs_never_hold_paths(canary_inputs, caplog):
     _assert_clean("the log", caplog.text)
     _assert_clean("repr(meta)", repr(vol.meta))
     assert "skipped 1 non-DICOM" in caplog.text
+
+
+def test_no_canary_in_batch_outputs_manifest_report_or_logs(tmp_path, capsys, caplog):
+    """A small Harvard-layout batch whose folder and file names hold the canary: the case ids become pseudonyms,
+    and the canary appears in no output name, manifest, discovery.json, report.html, message or log line."""
+    from medfuse.batch import MANIFEST, read_manifest
+    from tests.datasets.synthetic_trees import write_harvard_tree
+
+    root = write_harvard_tree(tmp_path / f"{CANARY}_Doe^John_19570101", n=2)
+    (root / "pet_mri" / "xg-1000").rename(root / "pet_mri" / f"{CANARY}_pair")  # a named pair: fused, pseudonym
+    (root / "ct_mri" / "xg-1001" / f"{CANARY}_notes.txt").write_text("x")  # stray file (counted, example kept)
+    (root / f"{CANARY}_export").mkdir()  # not a task folder (skipped, with where)
+    incomplete = root / "ct_mri" / f"{CANARY}_incomplete"
+    incomplete.mkdir()
+    (incomplete / "mri.png").write_bytes((root / "ct_mri" / "xg-1000" / "mri.png").read_bytes())
+    (root / "pet_mri" / "xg-1001" / "pet.png").write_bytes(b"not a png")  # this case fails: its message is checked
+    (root / "pet_mri" / "xg-1001").rename(root / "pet_mri" / f"Doe^John_{CANARY}")
+    out = tmp_path / "batch_out"
+    caplog.set_level(logging.DEBUG)
+    argv = ["-v", "batch", "--dataset", "harvard", str(root), "--out", str(out), "--workers", "0", "--method", "mean",
+            "--no-progress"]
+    code, _ = _run(argv, capsys, caplog)
+    assert code == 1  # the broken case failed, the others were fused
+    rows = read_manifest(out / MANIFEST)
+    assert sorted(r["status"] for r in rows) == ["done", "done", "done", "failed"]
+    assert sum(r["case_id"].startswith("pet_mri/case-") for r in rows) == 2
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert "the pet input (the moving scan of the case)" in failed["message"]
+    for path in out.rglob("*"):
+        _assert_clean(f"the output name {path.relative_to(out)}", str(path.relative_to(out)))
+        if path.is_file() and path.suffix in (".csv", ".json", ".html"):
+            _assert_clean(path.name, path.read_text())
+    assert (out / "report.html").is_file() and (out / "discovery.json").is_file()
+    code, _ = _run(argv, capsys, caplog)  # a rerun resumes: the same pseudonyms, the done cases skipped
+    assert code == 1
+    again = {r["case_id"]: r["status"] for r in read_manifest(out / MANIFEST)}
+    assert again == {r["case_id"]: ("skipped" if r["status"] == "done" else "failed") for r in rows}

@@ -8,7 +8,7 @@ import numpy as np
 from medfuse.errors import CorruptFileError, UnsupportedInputError
 from medfuse.io.dicom.files import _as_floats, _quiet_pydicom
 
-__all__ = []
+__all__ = ["VALUE_TRANSFORM_RULE"]
 
 
 #: Transfer syntaxes that are lossy by definition (JPEG baseline/extended, JPEG-LS near-lossless).
@@ -96,3 +96,79 @@ def _real_world(arr: np.ndarray, ds, label: str) -> np.ndarray:
     out *= slope
     out += intercept
     return out.astype(np.float32)
+
+
+#: How stored values become the values medfuse works with, for every DICOM series (one rule, so both members
+#: of a pair always get the same transform). These are DICOM's real-world "displayed values" (what SimpleITK,
+#: pydicom's ``apply_modality_lut`` and PACS viewers give); Philips MR "floating-point values" (displayed value /
+#: (RescaleSlope x private scale slope)) and RealWorldValueMapping are not used, so values of Philips MR series
+#: scanned with different scale slopes are comparable only after intensity normalization, as for any MR.
+VALUE_TRANSFORM_RULE = (
+    "per slice: Modality LUT Sequence where present, else RescaleSlope/RescaleIntercept (stored values when "
+    "absent): DICOM displayed values; vendor private scale factors (Philips MR scale slope) and "
+    "RealWorldValueMappingSequence not applied"
+)
+
+
+def _has_philips_scale_slope(ds) -> bool:
+    try:
+        block = ds.private_block(0x2005, "Philips MR Imaging DD 001")
+    except (KeyError, ValueError):
+        return False
+    return 0x0E in block
+
+
+def _ignored_transforms(ds, limit: int = 20000) -> list[str]:
+    """Value transforms present in ``ds`` (or its sequences: enhanced functional groups) that are not applied."""
+    found: set[str] = set()
+    stack, seen = [ds], 0
+    while stack and seen < limit and len(found) < 2:
+        item = stack.pop()
+        if _has_philips_scale_slope(item):
+            found.add("Philips private MR scale slope (2005,xx0E)")
+        for elem in item:
+            seen += 1
+            if elem.VR != "SQ":
+                continue
+            if elem.keyword == "RealWorldValueMappingSequence" and elem.value:
+                found.add("RealWorldValueMappingSequence (0040,9096)")
+            stack.extend(elem.value or ())
+    return sorted(found)
+
+
+def _value_transform(datasets, original_first) -> dict:
+    """What :func:`_real_world` did to a series (``meta["value_transform"]``, copied into the sidecar).
+
+    Args:
+        datasets: the headers of the slices read, in slice order (enhanced: one pseudo-header per frame).
+        original_first: the first file's header as stored (enhanced: with its functional groups).
+
+    Returns:
+        ``{"rule": VALUE_TRANSFORM_RULE, "applied": ..., "rescale_slope"/"rescale_intercept": [min, max] when
+        rescaled, "present_not_applied": [...]}``; no text from the files.
+    """
+    n_lut = sum(1 for ds in datasets if "ModalityLUTSequence" in ds and ds.ModalityLUTSequence)
+    slopes, intercepts = [], []
+    for ds in datasets:
+        if "ModalityLUTSequence" in ds and ds.ModalityLUTSequence:
+            continue
+        for keyword, into, default in (("RescaleSlope", slopes, 1.0), ("RescaleIntercept", intercepts, 0.0)):
+            try:
+                value = _as_floats(ds, keyword, 1, "")
+            except CorruptFileError:  # already refused by _real_world when it matters
+                value = None
+            into.append(default if value is None else float(value[0]))
+    rescaled = any(s != 1.0 for s in slopes) or any(i != 0.0 for i in intercepts)
+    applied = []
+    if n_lut:
+        applied.append("Modality LUT Sequence" + ("" if n_lut == len(datasets) else f" ({n_lut} slices)"))
+    if slopes and rescaled:
+        applied.append("RescaleSlope/RescaleIntercept")
+    elif slopes:
+        applied.append("none: stored values (no rescale, or slope 1 and intercept 0)")
+    record = {"rule": VALUE_TRANSFORM_RULE, "applied": "; ".join(applied)}
+    if slopes and rescaled:
+        record["rescale_slope"] = [min(slopes), max(slopes)]
+        record["rescale_intercept"] = [min(intercepts), max(intercepts)]
+    record["present_not_applied"] = _ignored_transforms(original_first)
+    return record

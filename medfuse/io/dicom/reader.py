@@ -14,7 +14,7 @@ from medfuse.io.dicom.enhanced import _expand_enhanced
 from medfuse.io.dicom.identity import DicomIdentity
 from medfuse.io.dicom.geometry import _geometry, _resample_uniform
 from medfuse.io.dicom.pet import _pet_meta
-from medfuse.io.dicom.pixels import _LOSSY_TRANSFER_SYNTAXES, _pixels, _real_world
+from medfuse.io.dicom.pixels import _LOSSY_TRANSFER_SYNTAXES, _pixels, _real_world, _value_transform
 from medfuse.io.dicom.series import _check_single_frame_stack, _scan, _select
 from medfuse.io.naming import log_name
 from medfuse.modality import MODALITIES
@@ -70,7 +70,9 @@ def read_dicom_series(
         ``half_life_s``, ``patient_weight_kg`` (floats), plus the vendor extras
         ``ge_private_scan_datetime`` (ISO), ``philips_suv_factor`` and
         ``philips_activity_concentration_factor`` (floats). A single file without patient
-        geometry gives a 2D ``(rows, cols)`` slice with ``meta["geometry"] == "none"``.
+        geometry gives a 2D ``(rows, cols)`` slice with ``meta["geometry"] == "none"``. ``value_transform``
+        says how stored values became real-world values (the rule, what was applied, slope/intercept ranges,
+        and vendor scalings present but not applied; see :data:`~medfuse.io.dicom.pixels.VALUE_TRANSFORM_RULE`).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -107,6 +109,7 @@ def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int
     info = _select(scan, series)
     headers = scan.headers[info.uid]
     label = f"{root} (series {info.opaque_id})" if root.is_dir() else str(root)
+    stored_first = headers[0].ds  # as stored (enhanced: with its functional groups), for meta["value_transform"]
     headers = _expand_enhanced(headers, label)  # enhanced multi-frame: one pseudo-header per frame
     _check_single_frame_stack(headers, label)
     first = headers[0].ds
@@ -191,11 +194,9 @@ def _read_series(root: Path, series: str | None, *, strict: bool, max_bytes: int
         "n_slices": n,
     }
     meta["dicom_uids"] = DicomIdentity.from_datasets(datasets, info.uid)  # repr withheld; see .identity
-    meta["rescale"] = (
-        "RGB colour samples, no rescale" if samples == 3 else
-        "per slice: Modality LUT Sequence where present, else RescaleSlope/RescaleIntercept (stored values when "
-        "absent); vendor private scale factors (Philips MR scale slope) and RealWorldValueMappingSequence not "
-        "applied"
+    meta["value_transform"] = (  # the same rule for every series, so for both members of a pair; in the sidecar
+        {"rule": "RGB colour samples, no rescale", "applied": "none"} if samples == 3 else
+        _value_transform(datasets, stored_first)
     )
     if any(h.frame is not None for h in headers):
         meta["enhanced"] = {"frames": n, "geometry": "per-frame and shared functional groups"}
