@@ -3,8 +3,13 @@
 Files live beside this module as ``<pair>_<method>.pt`` (a checkpoint loadable with
 ``torch.load(..., weights_only=True)``) with a provenance record ``<pair>_<method>.json``
 (training data and its hash, config, seed, iterations, wall time, device, final losses, git
-commit, validation metrics). ``defaults.json`` names the default network of each pair: the one
-that won the quality benchmark (``benchmarks/quality.py``).
+commit, validation metrics).
+
+``defaults.json`` holds what ``benchmarks/quality.py --decision`` chose on the cross-validated folds:
+``"method"``: per pair, the method ``medfuse fuse`` uses when none is given (the network that meets
+the goal of issue 14 on the folds, else the best classical method), and ``"network"``: per pair, the
+network used where a network is needed and none is named (the MONAI bundles, ``--method`` left to a
+network family). A flat ``{pair: network}`` file (the format before the decision) means both.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["WEIGHTS_DIR", "weights_path", "provenance", "shipped_weights", "default_network"]
+__all__ = ["WEIGHTS_DIR", "weights_path", "provenance", "shipped_weights", "default_network", "default_method_for_pair"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
@@ -38,10 +43,31 @@ def shipped_weights() -> dict[tuple[str, str], Path]:
     return out
 
 
-def default_network(pair: str | None) -> str | None:
-    """The default network for ``pair`` (from ``defaults.json``) if its weights are shipped, else None."""
+def _defaults() -> dict[str, dict[str, str]]:
     path = WEIGHTS_DIR / "defaults.json"
-    if pair is None or not path.is_file():
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    if "method" not in data and "network" not in data:  # the flat {pair: network} format
+        flat = {k: v for k, v in data.items() if isinstance(v, str)}
+        return {"method": flat, "network": flat}
+    return {"method": dict(data.get("method") or {}), "network": dict(data.get("network") or {})}
+
+
+def default_network(pair: str | None) -> str | None:
+    """The default network for ``pair`` (``defaults.json`` ``"network"``) if its weights are shipped, else None."""
+    if pair is None:
         return None
-    method = json.loads(path.read_text()).get(pair)
+    method = _defaults()["network"].get(pair)
     return method if method and weights_path(pair, method) else None
+
+
+def default_method_for_pair(pair: str | None) -> str | None:
+    """The method ``medfuse fuse`` uses for ``pair`` when none is given (``defaults.json`` ``"method"``):
+    a classical method, or a network whose weights are shipped; None when unknown."""
+    from medfuse.classical import CLASSICAL_METHODS
+
+    if pair is None:
+        return None
+    method = _defaults()["method"].get(pair)
+    if not method:
+        return None
+    return method if method in CLASSICAL_METHODS or weights_path(pair, method) else None

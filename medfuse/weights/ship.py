@@ -70,7 +70,12 @@ def ship_checkpoint(checkpoint: str | Path, quality: dict | None = None, default
     if default:
         defaults_path = out_dir / "defaults.json"
         defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}
-        defaults[pair] = method
+        if "network" not in defaults:  # the flat {pair: network} format: the same table for both keys
+            flat = {k: v for k, v in defaults.items() if isinstance(v, str)}
+            defaults = {"method": dict(flat), "network": dict(flat)}
+        # the default network of the pair; the default *method* is the quality benchmark's decision
+        # (benchmarks/quality.py --decision), not changed by shipping a checkpoint
+        defaults["network"][pair] = method
         with atomic_output(defaults_path, force=True) as tmp:
             tmp.write_text(json.dumps(defaults, indent=2, sort_keys=True) + "\n")
     return pt, js
