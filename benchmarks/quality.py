@@ -15,8 +15,16 @@ deviation over folds; ranks are taken on the means over folds. Goal checks (issu
   and SSIM at least the best classical method's value minus 2% (relative);
 * every network family: better than the median classical method on >= 6 of 10 metrics.
 
+Each task's output ends with its **default decision** (:func:`default_decision`; ``--decision FILE``
+writes them as JSON: ``{"method": {pair: default}, "tasks": {pair: details}}``): the network row (any network or config variant ``NET-TAG``) that meets the
+goal above on the folds (several: the most firsts, then the fewest lasts); when none does, the best
+classical method: the most firsts among the classical methods (ranked among themselves, so that
+networks that failed the goal cannot move the choice by taking firsts from one of them), ties broken
+by the fewest lasts, then by the lowest mean rank.
+
     python benchmarks/quality.py [--data ../shared/data/harvard] [--pairs ct_mri,pet_mri] [--folds 3]
            [--cv-dir DIR] [--slice-step N] [--cache CACHE.json] [--json OUT.json] [--markdown OUT.md]
+           [--decision DECISION.json]
     python benchmarks/quality.py --cv-dir DIR --grid OUT.png   # one example per task, every method
 
 Networks without fold weights in ``--cv-dir`` are left out of the table (listed as not measured):
@@ -140,6 +148,46 @@ def goal_family(table: dict, net: str) -> tuple[bool, str]:
                f"{'MET' if ok else 'NOT MET'}"
 
 
+DECISION_RULE = ("the network that meets the goal on the folds (first on >= 6/10, never last, Qabf/VIF/SSIM >= "
+                 "best classical - 2%; several: most firsts, then fewest lasts); else the classical method with the "
+                 "most firsts among the classical methods (ranked among themselves), ties by fewest lasts, then "
+                 "lowest mean rank")
+
+
+def default_decision(table: dict) -> dict:
+    """The task's default from the cross-validated means (:data:`DECISION_RULE`).
+
+    Returns ``{"default", "kind" ("network" or "classical"), "network_weights" (the NET-TAG row whose
+    fold config to ship, networks only), "meets_goal" (network rows that meet it), "firsts", "lasts",
+    "rule"}``; firsts and lasts of the candidates: the goal's count for networks (among the classical
+    methods and the other networks), among the classical methods for classical methods.
+    """
+
+    def counts(sub: dict) -> tuple[dict, dict, dict]:
+        rk, n = ranks(sub), len(sub)
+        return ({m: sum(rk[m][k] == 1 for k in METRIC_KEYS) for m in sub},
+                {m: sum(rk[m][k] == n for k in METRIC_KEYS) for m in sub},
+                {m: float(np.mean([rk[m][k] for k in METRIC_KEYS])) for m in sub})
+
+    nets = [m for m in table if m.partition("-")[0] in NETWORKS]
+    meets = [m for m in nets if goal_default(table, m)[0]]
+    if meets:
+        firsts, lasts, mean_rank = {}, {}, {}
+        for m in meets:  # ranked as in the goal: without the network's own config variants
+            sub = {o: v for o, v in table.items() if o == m or o.partition("-")[0] != m.partition("-")[0]}
+            f, la, mr = counts(sub)
+            firsts[m], lasts[m], mean_rank[m] = f[m], la[m], mr[m]
+        best = sorted(meets, key=lambda m: (-firsts[m], lasts[m], mean_rank[m]))[0]
+        kind, name = "network", best.partition("-")[0]
+    else:
+        classical = {m: table[m] for m in CLASSICAL if m in table}
+        firsts, lasts, mean_rank = counts(classical) if classical else ({}, {}, {})
+        best = sorted(classical, key=lambda m: (-firsts[m], lasts[m], mean_rank[m]))[0] if classical else None
+        kind, name = "classical", best
+    return {"default": name, "kind": kind, "network_weights": best if kind == "network" else None,
+            "meets_goal": meets, "firsts": firsts, "lasts": lasts, "rule": DECISION_RULE}
+
+
 def render(pair: str, folds, mean, spread, times, missing) -> list[str]:
     rk = ranks(mean)
     n = len(mean)
@@ -185,11 +233,12 @@ def example_grid(data: Path, k: int, cv_dir: Path | None, methods, out: Path) ->
         tiles = [("MRI", tile(mri.array)), (pair.split("_")[0].upper(), tile(other.array, other.rgb))]
         for method in methods:
             weights = None
-            if method in NETWORKS:
-                weights = fold_weights(cv_dir, pair, method, 0)
+            net, _, tag = method.partition("-")  # "light-anchor": light with fold weights <pair>_light-anchor.pt
+            if net in NETWORKS:
+                weights = fold_weights(cv_dir, pair, net, 0, tag or None)
                 if weights is None:
                     continue
-            res = fuse_volumes(mri, other, method, register=False, weights=weights)
+            res = fuse_volumes(mri, other, net if net in NETWORKS else method, register=False, weights=weights)
             tiles.append((method, tile(res.fused.array, res.fused.rgb)))
         rows.append((f"{p.key}", tiles))
     size, pad, head = 256, 4, 18
@@ -219,6 +268,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="per-slice score cache (JSON), read and updated")
     ap.add_argument("--json", type=Path, default=None, help="also write the tables as JSON")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown")
+    ap.add_argument("--decision", type=Path, default=None, help="also write each task's default decision (JSON)")
     ap.add_argument("--grid", type=Path, default=None, help="only write a PNG of one example per pair, every method")
     args = ap.parse_args(argv)
 
@@ -235,7 +285,7 @@ def main(argv=None) -> int:
                      CLASSICAL + NETWORKS, args.grid)
         return 0
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.is_file() else {}
-    report, goals_met, out_lines = {}, True, []
+    report, goals_met, out_lines, decisions = {}, True, [], {}
     methods = args.methods.split(",") if args.methods else CLASSICAL + NETWORKS
     for pair in args.pairs.split(","):
         folds = fold_pairs(args.data, pair, args.folds, args.slice_step)
@@ -276,6 +326,16 @@ def main(argv=None) -> int:
                 ok, txt = goal_default(mean, net)
                 lines.append(f"goal [{pair}] {net}: {txt}")
             lines.append(f"family [{pair}] {net}: {goal_family(mean, net)[1]}")
+        if mean:
+            dec = decisions[pair] = default_decision(mean)
+            if dec["kind"] == "network":
+                why = (f"{dec['network_weights']} meets the goal on the folds ({dec['firsts'][dec['network_weights']]} "
+                       f"firsts, {dec['lasts'][dec['network_weights']]} lasts)")
+            else:
+                why = (f"no network meets the goal on the folds; best classical method by most firsts among the "
+                       f"classical methods, then fewest lasts: {dec['default']} ({dec['firsts'][dec['default']]} "
+                       f"firsts, {dec['lasts'][dec['default']]} lasts among the classical methods)")
+            lines.append(f"default decision [{pair}]: {dec['default']} ({dec['kind']}) - {why}")
         print("\n".join(lines))
         out_lines += lines
         report[pair] = {"folds": [c for c, _ in folds], "n_slices": [len(p) for _, p in folds],
@@ -283,6 +343,9 @@ def main(argv=None) -> int:
                         "ms_per_slice": times, "not_measured": missing}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+    if args.decision:
+        args.decision.write_text(json.dumps({"method": {p: d["default"] for p, d in decisions.items()},
+                                             "tasks": decisions}, indent=2) + "\n")
     if args.markdown:
         args.markdown.write_text("\n".join(out_lines).lstrip() + "\n")
     return 0 if goals_met else 1

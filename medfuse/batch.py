@@ -54,7 +54,7 @@ def fuse_directory(
     Args:
         data: folder with ``{ct_mri,pet_mri,spect_mri}/<pair>/{mri.png, ct.png|pet.png|spect.png}``.
         out: output folder; gets ``<task>/<pair>/fused.png`` and ``fuse-dir-log.csv``.
-        method: fusion method (default: the shipped network of each pair, else ``mean``).
+        method: fusion method (default: the method chosen for each pair in ``medfuse/weights/defaults.json``, else ``mean``).
         force: redo pairs whose output exists.
         weights: a network checkpoint to use for every pair.
         tasks: restrict to these tasks.

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_common_fusion(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default=None,
                    help="fusion method: mean, max, laplacian, wavelet, guided, or a network (fmmf, mdgan, msra, "
-                        "light); default: the trained network shipped for the modality pair")
+                        "light); default: the method chosen for the modality pair by the quality benchmark "
+                        "(medfuse/weights/defaults.json)")
     p.add_argument("--weights", default=None, help="network checkpoint (default: the shipped weights)")
     p.add_argument("--device", default="cpu", help="torch device for networks (cpu, cuda)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -245,7 +246,7 @@ def _add_demo(sub) -> None:
                                    "fuse and write the result with a QC picture. Needs no data.")
     p.add_argument("--out", default="medfuse-demo", help="output folder (default ./medfuse-demo)")
     p.add_argument("--modality", default="pet", choices=["ct", "pet", "spect", "t2"], help="second scan (default pet)")
-    p.add_argument("--method", default=None, help="fusion method (default: the shipped network for the pair)")
+    p.add_argument("--method", default=None, help="fusion method (default: the method chosen for the pair, medfuse/weights/defaults.json)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
     _add_colormap(p)
     p.add_argument("--force", action="store_true", help="overwrite an earlier demo output")

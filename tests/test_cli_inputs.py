@@ -194,7 +194,7 @@ def test_sidecar_and_descrip(tmp_path):
     save_volume(Volume(head[::-1] * 2, aff, "PT"), tmp_path / "pet.nii.gz")
     out = tmp_path / "out" / "fused.nii.gz"
     assert main(["fuse", "--reference", str(tmp_path / "t1.nii.gz"), "--moving", str(tmp_path / "pet.nii.gz"),
-                 "--out", str(out), "--no-qc"]) == 0
+                 "--out", str(out), "--no-qc", "--method", "light"]) == 0
     side = json.loads((tmp_path / "out" / "fused.json").read_text())
     assert side["command"] == "fuse" and side["medfuse_version"]
     assert side["method"] == "light" and len(side["weights"]["sha256"]) == 64
@@ -233,3 +233,22 @@ def test_progress_lines(tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("PROGRESS ")]
     percents = [int(ln.split()[1]) for ln in lines]
     assert percents == sorted(percents) and percents[0] <= 5 and percents[-1] == 100 and len(lines) >= 5
+
+
+def test_default_method_is_the_benchmark_decision(tmp_path):
+    """Without --method, fuse uses defaults.json's "method" for the pair (the quality benchmark's choice),
+    and records it in the sidecar; a classical default records no weights."""
+    from medfuse.weights import default_method_for_pair
+
+    head = np.zeros((16, 16, 16), np.float32)
+    head[3:13, 3:13, 3:13] = 100 + 10 * np.random.default_rng(1).random((10, 10, 10))
+    save_volume(Volume(head, np.eye(4), "MR"), tmp_path / "t1.nii.gz")
+    save_volume(Volume(head[::-1] * 2, np.eye(4), "PT"), tmp_path / "pet.nii.gz")
+    out = tmp_path / "fused.nii.gz"
+    assert main(["fuse", "--reference", str(tmp_path / "t1.nii.gz"), "--moving", str(tmp_path / "pet.nii.gz"),
+                 "--out", str(out), "--no-qc"]) == 0
+    side = json.loads((tmp_path / "fused.json").read_text())
+    expected = default_method_for_pair("pet_mri")
+    assert expected is not None and side["method"] == expected
+    if expected in ("mean", "max", "laplacian", "wavelet", "guided"):
+        assert side["weights"] is None

@@ -31,9 +31,11 @@ CLASSICAL = ["mean", "max", "laplacian", "wavelet", "guided"]
 
 
 def _defaults() -> dict[str, str]:
-    from importlib import resources
+    """The shipped default network of each pair (defaults.json's "network"; the default *method* may be
+    a classical one, which CLASSICAL covers)."""
+    from medfuse.weights import default_network
 
-    return json.loads(resources.files("medfuse.weights").joinpath("defaults.json").read_text())
+    return {pair: default_network(pair) for pair in ("ct_mri", "pet_mri", "spect_mri")}
 
 
 DEFAULT_NETWORKS = sorted(_defaults().items())

@@ -74,6 +74,13 @@ class LightFusionNet(FusionNetwork):
             (nothing is re-synthesized through the bottleneck) and the residual can sharpen edges.
             Needs ``in_channels = out_channels = 1``. Our choice, measured on the Harvard validation
             cases (benchmarks/quality.py): the image head blurred fine texture.
+            ``"anchor"``: the blend head anchored on the pixel-wise maximum (issue 14's fidelity
+            experiment): ``w = sigmoid(y_w + anchor_gain * (A - B))`` and ``r = 0.5 tanh(y_r)``, with
+            the head's convolution zero-initialised, so the untrained network is a soft ``max(A, B)``
+            (within about 0.012 for ``anchor_gain = 25``) and training learns only the departures
+            from it (the choice where max is not the best source, and a bounded detail residual).
+            Same parameters and :meth:`blend_components` contract as ``"blend"``.
+        anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 
     Shapes:
         input ``(N, 2 * in_channels, H, W[, D])``: channel(s) ``[:in_channels]`` the anatomical
@@ -103,13 +110,16 @@ class LightFusionNet(FusionNetwork):
         act: LayerSpec = ("relu", {"inplace": True}),
         norm: LayerSpec = None,
         output: str = "image",
+        anchor_gain: float = 25.0,
     ) -> None:
         super().__init__(spatial_dims, in_channels, out_channels, size_divisor=8)
-        if output not in ("image", "blend"):
-            raise ValueError(f"output must be 'image' or 'blend', got {output!r}")
-        if output == "blend" and (self.in_channels != 1 or self.out_channels != 1):
-            raise ValueError("output='blend' needs in_channels=1 and out_channels=1")
-        self.blend = output == "blend"
+        if output not in ("image", "blend", "anchor"):
+            raise ValueError(f"output must be 'image', 'blend' or 'anchor', got {output!r}")
+        if output in ("blend", "anchor") and (self.in_channels != 1 or self.out_channels != 1):
+            raise ValueError(f"output={output!r} needs in_channels=1 and out_channels=1")
+        self.output = output
+        self.blend = output in ("blend", "anchor")  # read by medfuse.inference: (w, r) composition
+        self.anchor_gain = float(anchor_gain) if output == "anchor" else 0.0
         f1, f2 = check_features(features, 2)
         groups = check_positive(groups, "groups")
         if f1 % groups or f2 % groups:
@@ -131,6 +141,12 @@ class LightFusionNet(FusionNetwork):
         head_out = (2 if self.blend else self.out_channels) * 2**d
         self.head = conv_norm_act(d, f1 + stem_channels, head_out, 1, act=None, norm=None)
         self.unstem = DepthToSpace(d, 2)
+        if output == "anchor":  # y_w = y_r = 0 untrained: w = the soft max selection, r = 0
+            for m in self.head.modules():
+                if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                    nn.init.zeros_(m.weight)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
 
     def _head_output(self, x: torch.Tensor) -> torch.Tensor:
         """The head's output at full resolution (before sigmoid / the blend)."""
@@ -147,11 +163,10 @@ class LightFusionNet(FusionNetwork):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
-        y = self._head_output(x)
         if self.blend:
-            w, r = torch.sigmoid(y[:, :1]), 0.5 * torch.tanh(y[:, 1:])
+            w, r = self.blend_components(x)
             return (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
-        return torch.sigmoid(y)
+        return torch.sigmoid(self._head_output(x))
 
     def blend_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The blend head's weight map ``w`` in (0, 1) and detail residual ``r`` in (-0.5, 0.5).
@@ -159,9 +174,13 @@ class LightFusionNet(FusionNetwork):
         ``forward(x) == clip(w * x[:, :1] + (1 - w) * x[:, 1:2] + r, 0, 1)``. Inference
         (:mod:`medfuse.inference`) uses the two maps to compose the fused image from the sources it
         was given while the network saw them mapped to its training intensities, and to bound the
-        residual (no halos, no saturation). Only for ``output="blend"``.
+        residual (no halos, no saturation). Only for ``output="blend"`` or ``"anchor"`` (where
+        ``w = sigmoid(y_w + anchor_gain * (x[:, :1] - x[:, 1:2]))``).
         """
         if not self.blend:
-            raise ValueError("blend_components needs a network built with output='blend'")
+            raise ValueError("blend_components needs a network built with output='blend' or 'anchor'")
         y = self._head_output(x)
-        return torch.sigmoid(y[:, :1]), 0.5 * torch.tanh(y[:, 1:])
+        yw = y[:, :1]
+        if self.output == "anchor":
+            yw = yw + self.anchor_gain * (x[:, :1] - x[:, 1:2])
+        return torch.sigmoid(yw), 0.5 * torch.tanh(y[:, 1:])

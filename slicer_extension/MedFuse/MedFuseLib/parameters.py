@@ -28,7 +28,7 @@ __all__ = [
     "UNKNOWN_MODALITY",
 ]
 
-#: what the method selector offers; "default" lets medfuse choose the trained network of the pair
+#: what the method selector offers; "default" lets medfuse choose (its defaults.json: the quality benchmark's choice per pair)
 METHODS = ("default", "light", "fmmf", "mdgan", "msra", "mean", "max", "laplacian", "wavelet", "guided")
 #: registration models of ``medfuse fuse --registration``
 REGISTRATION_TYPES = ("rigid", "affine", "bspline")
@@ -66,7 +66,7 @@ class MedFuseParameters:
     Attributes:
         reference_modality: modality code of the reference scan (MR, CT, PT, NM); None: not known yet.
         moving_modality: modality code of the second scan: CT, PT (PET), NM (SPECT), MR; None: not known yet.
-        method: fusion method, or "default" (the trained network shipped for the pair).
+        method: fusion method, or "default" (the method medfuse chose for the pair: medfuse/weights/defaults.json).
         register: register the moving volume onto the reference (off for pre-aligned data).
         registration_type: rigid, affine or bspline.
         window: CT window preset, "LEVEL,WIDTH" in HU, or "default".
