@@ -40,16 +40,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+#: the trained network families (``medfuse.networks.NETWORKS``, which imports torch; a test keeps the two
+#: equal), so that choosing or checking a method never imports torch
+NETWORK_NAMES = ("fmmf", "mdgan", "msra", "light")
+
+
 def available_methods() -> dict[str, str]:
-    """Every method name ``--method`` accepts, mapped to ``"classical"`` or ``"network"``."""
+    """Every method name ``--method`` accepts, mapped to ``"classical"`` or ``"network"`` (imports no torch)."""
     from medfuse.classical import CLASSICAL_METHODS
 
     methods = {name: "classical" for name in CLASSICAL_METHODS}
-    try:
-        from medfuse.networks import NETWORKS
-    except ImportError:  # pragma: no cover - torch missing
-        NETWORKS = {}
-    methods.update({name: "network" for name in NETWORKS})
+    methods.update({name: "network" for name in NETWORK_NAMES})
     return methods
 
 
@@ -94,6 +95,15 @@ def fuse_arrays(
 
         fused = fuse_classical(a, b, method, affine=affine, axis=axis)
     else:
+        from medfuse.errors import UnsupportedInputError
+
+        try:
+            import torch  # noqa: F401
+        except ImportError as err:
+            raise UnsupportedInputError(
+                f"the network {method!r} needs PyTorch, which is not installed: pip install torch, "
+                "or choose a classical method (mean, max, laplacian, wavelet, guided)"
+            ) from err
         from medfuse.inference import fuse_with_network
 
         fused = fuse_with_network(a, b, method, weights, pair=pair, device=device, axis=axis, affine=affine)

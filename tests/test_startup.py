@@ -46,6 +46,31 @@ print(json.dumps({{"code": code, "loaded": sorted(m for m in {HEAVY!r} if m in s
     assert out["loaded"] == []
 
 
+@pytest.mark.parametrize("method", ["max", "guided", None])
+def test_2d_fuse_with_a_classical_method_imports_no_torch(tmp_path, method):
+    """A classical method (and the default, which the quality benchmark made classical for every pair)
+    never imports torch: choosing or checking the method lists the networks without importing them."""
+    from PIL import Image
+
+    from medfuse.weights import default_method_for_pair
+
+    if method is None and default_method_for_pair("pet_mri") not in ("mean", "max", "laplacian", "wavelet", "guided"):
+        pytest.skip("the default PET-MRI method is a network")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 48)).astype(np.uint8)).save(tmp_path / "mri.png")
+    Image.fromarray(rng.integers(0, 256, (64, 48, 3)).astype(np.uint8)).save(tmp_path / "pet.png")
+    extra = [] if method is None else ["--method", method]
+    code = f"""
+import json, sys
+from medfuse.cli import main
+code = main(["fuse", "--reference", {str(tmp_path / "mri.png")!r}, "--moving", {str(tmp_path / "pet.png")!r},
+             "--out", {str(tmp_path / "fused.png")!r}] + {extra!r})
+print(json.dumps({{"code": code, "torch": "torch" in sys.modules}}))
+"""
+    out = _run(code)
+    assert out == {"code": 0, "torch": False}
+
+
 def test_importing_the_networks_does_not_import_monai():
     out = _run("import json, sys; import medfuse.networks, medfuse.inference, medfuse.fusion, medfuse.pipeline; "
                "from medfuse.networks import build_network; [build_network(n) for n in ('light', 'fmmf', 'msra', 'mdgan')]; "

@@ -100,3 +100,13 @@ def test_counters():
     # a 3x3 convolution from 2 to 4 channels on 8x8 costs 2 * 8*8 * 4 * 2*9 FLOPs
     conv = torch.nn.Conv2d(2, 4, 3, padding=1, bias=False)
     assert count_flops(conv, (1, 2, 8, 8)) == 2 * 64 * 4 * 18
+
+
+def test_fusion_knows_every_network_without_importing_torch():
+    """medfuse.fusion lists the network names itself (so choosing a classical method imports no torch);
+    they must be exactly the registry's."""
+    from medfuse.fusion import NETWORK_NAMES, available_methods
+    from medfuse.networks import NETWORKS
+
+    assert set(NETWORK_NAMES) == set(NETWORKS)
+    assert {m for m, kind in available_methods().items() if kind == "network"} == set(NETWORKS)
