@@ -24,6 +24,7 @@ from torch import nn
 
 __all__ = [
     "FusionNetwork",
+    "OUTPUT_HEADS",
     "LayerSpec",
     "check_spatial_dims",
     "check_positive",
@@ -151,8 +152,31 @@ def check_features(features: Sequence[int], length: int, name: str = "features")
     return feats
 
 
+#: the output heads every fusion network offers (see :class:`FusionNetwork`)
+OUTPUT_HEADS = ("image", "blend", "anchor")
+
+
 class FusionNetwork(nn.Module):
-    """Base of the fusion networks: checks and stores the arguments every one of them takes.
+    """Base of the fusion networks: checks and stores the arguments every one of them takes, and owns
+    the output head, which is the same for every family.
+
+    A subclass builds its body and a last convolution with :attr:`head_channels` output channels, and
+    implements :meth:`_head_output` (that convolution's output at full resolution, before any
+    activation). The base turns it into the fused image according to ``output``:
+
+    * ``"image"``: ``sigmoid`` of the head: the network synthesizes the fused image.
+    * ``"blend"``: the head predicts a per-pixel weight map ``w = sigmoid(y_w)`` and a detail residual
+      ``r = 0.5 tanh(y_r)``; the output is ``clip(w * A + (1 - w) * B + r, 0, 1)``, so the sources' own
+      pixels carry the fine detail (nothing is re-synthesized through the bottleneck).
+    * ``"anchor"``: the blend head anchored on the pixel-wise maximum,
+      ``w = sigmoid(y_w + anchor_gain * (A - B))``, with the last convolution zero-initialised (call
+      :meth:`init_head` on it), so the untrained network is a soft ``max(A, B)`` (within about 0.012
+      for ``anchor_gain = 25``) and training learns only the departures from it (where the other
+      source is the better choice, and a bounded detail residual). Issue 14's fidelity head.
+
+    ``"blend"`` and ``"anchor"`` need ``in_channels = out_channels = 1``; :mod:`medfuse.inference`
+    uses :meth:`blend_components` to compose the fused image from the sources it was given and to
+    bound the residual (no halos, no saturation).
 
     Attributes:
         spatial_dims: 2 or 3.
@@ -160,9 +184,14 @@ class FusionNetwork(nn.Module):
         out_channels: channels of the fused output.
         size_divisor: spatial sizes of the input must be multiples of it.
         class_name: the subclass's name, used in input errors.
+        output: the head (one of :data:`OUTPUT_HEADS`).
+        blend: ``output`` is ``"blend"`` or ``"anchor"`` (read by :mod:`medfuse.inference`).
+        anchor_gain: the fixed gain of the max selection (0 unless ``output="anchor"``).
+        head_channels: output channels of the subclass's last convolution.
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, size_divisor: int) -> None:
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, size_divisor: int,
+                 output: str = "image", anchor_gain: float = 25.0) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.in_channels = check_positive(in_channels, "in_channels")
@@ -170,6 +199,25 @@ class FusionNetwork(nn.Module):
         self.size_divisor = int(size_divisor)
         # a plain attribute (not in the state_dict) so that scripted networks name themselves in errors
         self.class_name: str = type(self).__name__
+        if output not in OUTPUT_HEADS:
+            raise ValueError(f"output must be 'image', 'blend' or 'anchor', got {output!r}")
+        if output != "image" and (self.in_channels != 1 or self.out_channels != 1):
+            raise ValueError(f"output={output!r} needs in_channels=1 and out_channels=1")
+        self.output: str = output
+        self.blend: bool = output != "image"
+        self.anchor_gain: float = float(anchor_gain) if output == "anchor" else 0.0
+        self.head_channels: int = 2 if self.blend else self.out_channels
+
+    def init_head(self, head: nn.Module) -> None:
+        """Zero-initialise the last convolution(s) ``head`` when ``output="anchor"`` (no-op otherwise),
+        so the untrained network is the soft maximum of its sources."""
+        if self.output != "anchor":
+            return
+        for m in head.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.zeros_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``x`` is ``(N, 2 * in_channels, *S)`` with sizes divisible by ``size_divisor``."""
@@ -178,6 +226,31 @@ class FusionNetwork(nn.Module):
     def split_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The anatomical scan ``x[:, :in_channels]`` and the other scan ``x[:, in_channels:]``."""
         return split_modalities(x, self.in_channels)
+
+    def _head_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The last convolution's output ``(N, head_channels, *S)`` (before any activation)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
+        if self.blend:
+            w, r = self.blend_components(x)
+            return (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
+        return torch.sigmoid(self._head_output(x))
+
+    def blend_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weight map ``w`` in (0, 1) and detail residual ``r`` in (-0.5, 0.5) of a blend head.
+
+        ``forward(x) == clip(w * x[:, :1] + (1 - w) * x[:, 1:2] + r, 0, 1)``. Only for
+        ``output="blend"`` or ``"anchor"`` (where ``w = sigmoid(y_w + anchor_gain * (x[:, :1] - x[:, 1:2]))``).
+        """
+        if not self.blend:
+            raise ValueError("blend_components needs a network built with output='blend' or 'anchor'")
+        y = self._head_output(x)
+        yw = y[:, :1]
+        if self.output == "anchor":
+            yw = yw + self.anchor_gain * (x[:, :1] - x[:, 1:2])
+        return torch.sigmoid(yw), 0.5 * torch.tanh(y[:, 1:])
 
 
 def _layer_spec(spec: LayerSpec) -> Any:

@@ -149,6 +149,9 @@ class FMMF(FusionNetwork):
         act: MONAI activation spec.
         norm: MONAI normalization spec or ``None`` (default none: fusion keeps the sources' contrast).
         kv_stride: average pooling of keys/values in the mutual mapping (1: full attention).
+        output: the output head, ``"image"`` (default), ``"blend"`` or ``"anchor"``
+            (:class:`~medfuse.networks.blocks.FusionNetwork`); the family's body is unchanged.
+        anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 
     Shapes:
         input ``(N, 2 * in_channels, H, W[, D])``: the anatomical MRI first, then the other scan,
@@ -176,8 +179,11 @@ class FMMF(FusionNetwork):
         act: LayerSpec = _DEFAULT_ACT,
         norm: LayerSpec = None,
         kv_stride: int = 2,
+        output: str = "image",
+        anchor_gain: float = 25.0,
     ) -> None:
-        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=4)
+        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=4, output=output,
+                         anchor_gain=anchor_gain)
         feats = check_features(features, 3)
         kv_stride = check_positive(kv_stride, "kv_stride")
         d = self.spatial_dims
@@ -191,10 +197,10 @@ class FMMF(FusionNetwork):
         self.dec2 = conv_norm_act(d, f2, f2, 3, act=act, norm=norm)
         self.dec1 = conv_norm_act(d, f1 + f2, f1, 3, act=act, norm=norm)
         self.dec0 = conv_norm_act(d, f0 + f1, f0, 3, act=act, norm=norm)
-        self.head = conv_norm_act(d, f0, self.out_channels, 3, act=None, norm=None)
+        self.head = conv_norm_act(d, f0, self.head_channels, 3, act=None, norm=None)
+        self.init_head(self.head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
+    def _head_output(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         mri, other = self.split_input(x)
         fx = self.encoder_x(mri)
@@ -207,4 +213,4 @@ class FMMF(FusionNetwork):
         d2 = self.dec2(fused2)
         d1 = self.dec1(torch.cat([fused1, resize_like(d2, fused1, self.mode)], dim=1))
         d0 = self.dec0(torch.cat([fused0, resize_like(d1, fused0, self.mode)], dim=1))
-        return torch.sigmoid(self.head(d0))
+        return self.head(d0)

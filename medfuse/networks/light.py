@@ -68,18 +68,10 @@ class LightFusionNet(FusionNetwork):
         act: MONAI activation spec, e.g. ``("relu", {"inplace": True})``.
         norm: MONAI normalization spec or ``None`` (default: none, so the network keeps the
             images' contrast and runs fastest; AE-Netv2 uses batch norm: ``("batch", {})``).
-        output: ``"image"``: the head predicts the fused image (sigmoid). ``"blend"``: the head
-            predicts a per-pixel weight map ``w`` and a detail residual ``r``, and the output is
-            ``clip(w * A + (1 - w) * B + r, 0, 1)``: the sources' own pixels carry the fine detail
-            (nothing is re-synthesized through the bottleneck) and the residual can sharpen edges.
-            Needs ``in_channels = out_channels = 1``. Our choice, measured on the Harvard validation
-            cases (benchmarks/quality.py): the image head blurred fine texture.
-            ``"anchor"``: the blend head anchored on the pixel-wise maximum (issue 14's fidelity
-            experiment): ``w = sigmoid(y_w + anchor_gain * (A - B))`` and ``r = 0.5 tanh(y_r)``, with
-            the head's convolution zero-initialised, so the untrained network is a soft ``max(A, B)``
-            (within about 0.012 for ``anchor_gain = 25``) and training learns only the departures
-            from it (the choice where max is not the best source, and a bounded detail residual).
-            Same parameters and :meth:`blend_components` contract as ``"blend"``.
+        output: the output head, ``"image"``, ``"blend"`` or ``"anchor"``
+            (:class:`~medfuse.networks.blocks.FusionNetwork`). light's config uses ``"blend"``:
+            measured on the Harvard validation cases (benchmarks/quality.py), the image head blurred
+            fine texture.
         anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 
     Shapes:
@@ -112,14 +104,8 @@ class LightFusionNet(FusionNetwork):
         output: str = "image",
         anchor_gain: float = 25.0,
     ) -> None:
-        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=8)
-        if output not in ("image", "blend", "anchor"):
-            raise ValueError(f"output must be 'image', 'blend' or 'anchor', got {output!r}")
-        if output in ("blend", "anchor") and (self.in_channels != 1 or self.out_channels != 1):
-            raise ValueError(f"output={output!r} needs in_channels=1 and out_channels=1")
-        self.output = output
-        self.blend = output in ("blend", "anchor")  # read by medfuse.inference: (w, r) composition
-        self.anchor_gain = float(anchor_gain) if output == "anchor" else 0.0
+        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=8, output=output,
+                         anchor_gain=anchor_gain)
         f1, f2 = check_features(features, 2)
         groups = check_positive(groups, "groups")
         if f1 % groups or f2 % groups:
@@ -138,15 +124,9 @@ class LightFusionNet(FusionNetwork):
         self.dec2 = nn.Sequential(conv_norm_act(d, f2, f1, 3, groups=groups, act=act, norm=norm),
                                   ChannelShuffle(groups))  # 1/4, input: up(bottom) + enc2
         self.dec1 = conv_norm_act(d, f1, f1, 3, act=act, norm=norm)  # 1/2, input: up(dec2) + enc1
-        head_out = (2 if self.blend else self.out_channels) * 2**d
-        self.head = conv_norm_act(d, f1 + stem_channels, head_out, 1, act=None, norm=None)
+        self.head = conv_norm_act(d, f1 + stem_channels, self.head_channels * 2**d, 1, act=None, norm=None)
         self.unstem = DepthToSpace(d, 2)
-        if output == "anchor":  # y_w = y_r = 0 untrained: w = the soft max selection, r = 0
-            for m in self.head.modules():
-                if isinstance(m, (nn.Conv2d, nn.Conv3d)):
-                    nn.init.zeros_(m.weight)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+        self.init_head(self.head)  # output="anchor": untrained = the soft max selection
 
     def _head_output(self, x: torch.Tensor) -> torch.Tensor:
         """The head's output at full resolution (before sigmoid / the blend)."""
@@ -160,27 +140,3 @@ class LightFusionNet(FusionNetwork):
         d2 = self.dec2(resize_like(b, e2) + e2)
         d1 = self.dec1(resize_like(d2, e1) + e1)
         return self.unstem(self.head(torch.cat([d1, s], dim=1))).contiguous()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
-        if self.blend:
-            w, r = self.blend_components(x)
-            return (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
-        return torch.sigmoid(self._head_output(x))
-
-    def blend_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The blend head's weight map ``w`` in (0, 1) and detail residual ``r`` in (-0.5, 0.5).
-
-        ``forward(x) == clip(w * x[:, :1] + (1 - w) * x[:, 1:2] + r, 0, 1)``. Inference
-        (:mod:`medfuse.inference`) uses the two maps to compose the fused image from the sources it
-        was given while the network saw them mapped to its training intensities, and to bound the
-        residual (no halos, no saturation). Only for ``output="blend"`` or ``"anchor"`` (where
-        ``w = sigmoid(y_w + anchor_gain * (x[:, :1] - x[:, 1:2]))``).
-        """
-        if not self.blend:
-            raise ValueError("blend_components needs a network built with output='blend' or 'anchor'")
-        y = self._head_output(x)
-        yw = y[:, :1]
-        if self.output == "anchor":
-            yw = yw + self.anchor_gain * (x[:, :1] - x[:, 1:2])
-        return torch.sigmoid(yw), 0.5 * torch.tanh(y[:, 1:])

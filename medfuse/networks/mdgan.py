@@ -57,6 +57,9 @@ class MDGANGenerator(FusionNetwork):
         dense_layers: layers per dense block.
         act: MONAI activation spec.
         norm: MONAI normalization spec or ``None`` (default none).
+        output: the output head, ``"image"`` (default), ``"blend"`` or ``"anchor"``
+            (:class:`~medfuse.networks.blocks.FusionNetwork`); the family's body is unchanged.
+        anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 
     Shapes:
         input ``(N, 2 * in_channels, H, W[, D])`` (MRI first, then the other scan, registered, in
@@ -85,8 +88,11 @@ class MDGANGenerator(FusionNetwork):
         dense_layers: int = 3,
         act: LayerSpec = _DEFAULT_ACT,
         norm: LayerSpec = None,
+        output: str = "image",
+        anchor_gain: float = 25.0,
     ) -> None:
-        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=2)
+        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=2, output=output,
+                         anchor_gain=anchor_gain)
         f0, f1 = check_features(features, 2)
         growth = check_positive(growth, "growth")
         dense_layers = check_positive(dense_layers, "dense_layers")
@@ -100,15 +106,15 @@ class MDGANGenerator(FusionNetwork):
             conv_norm_act(d, self.dense0.out_channels + self.dense1.out_channels, f1, 3, act=act, norm=norm),
             conv_norm_act(d, f1, f0, 3, act=act, norm=norm),
             conv_norm_act(d, f0, max(f0 // 2, 1), 3, act=act, norm=norm),
-            conv_norm_act(d, max(f0 // 2, 1), self.out_channels, 3, act=None, norm=None),
+            conv_norm_act(d, max(f0 // 2, 1), self.head_channels, 3, act=None, norm=None),
         )
+        self.init_head(self.decoder[-1])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
+    def _head_output(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         skip = self.dense0(self.stem(x))
         deep = self.dense1(self.down(skip))
-        return torch.sigmoid(self.decoder(torch.cat([skip, resize_like(deep, skip, self.mode)], dim=1)))
+        return self.decoder(torch.cat([skip, resize_like(deep, skip, self.mode)], dim=1))
 
 
 class SourceDiscriminators(nn.Module):

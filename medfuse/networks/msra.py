@@ -110,6 +110,9 @@ class MSRANet(FusionNetwork):
         act: MONAI activation spec.
         norm: MONAI normalization spec or ``None`` (default none).
         reduction: channel-attention reduction.
+        output: the output head, ``"image"`` (default), ``"blend"`` or ``"anchor"``
+            (:class:`~medfuse.networks.blocks.FusionNetwork`); the family's body is unchanged.
+        anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 
     Shapes:
         input ``(N, 2 * in_channels, H, W[, D])`` (MRI first, then the other scan, registered, in
@@ -140,8 +143,11 @@ class MSRANet(FusionNetwork):
         act: LayerSpec = _DEFAULT_ACT,
         norm: LayerSpec = None,
         reduction: int = 4,
+        output: str = "image",
+        anchor_gain: float = 25.0,
     ) -> None:
-        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=2)
+        super().__init__(spatial_dims, in_channels, out_channels, size_divisor=2, output=output,
+                         anchor_gain=anchor_gain)
         f0, f1 = check_features(features, 2)
         num_blocks = check_positive(num_blocks, "num_blocks")
         reduction = check_positive(reduction, "reduction")
@@ -156,10 +162,10 @@ class MSRANet(FusionNetwork):
         self.blocks1 = nn.Sequential(*[block(f1) for _ in range(num_blocks)])
         self.up_merge = conv_norm_act(d, f0 + f1, f0, 1, act=act, norm=norm)
         self.block_out = block(f0)
-        self.head = conv_norm_act(d, f0, self.out_channels, 3, act=None, norm=None)
+        self.head = conv_norm_act(d, f0, self.head_channels, 3, act=None, norm=None)
+        self.init_head(self.head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Fuse ``x`` ``(N, 2 * in_channels, *S)`` into ``(N, out_channels, *S)`` in (0, 1)."""
+    def _head_output(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         mri, other = self.split_input(x)
         fx = self.shallow_x(mri)
@@ -167,4 +173,4 @@ class MSRANet(FusionNetwork):
         s0 = self.block0(self.merge(torch.cat([fx, fy], dim=1)))
         s1 = self.blocks1(self.down(s0))
         y = self.up_merge(torch.cat([s0, resize_like(s1, s0, self.mode)], dim=1))
-        return torch.sigmoid(self.head(self.block_out(y)))
+        return self.head(self.block_out(y))
