@@ -142,3 +142,37 @@ def test_unsafe_or_broken_checkpoints_are_refused(tmp_path):
         fuse_with_network(a, a, "light", other)
     with pytest.raises(FileNotFoundError):
         fuse_with_network(a, a, "light", tmp_path / "missing.pt")
+
+
+class _CheckerHead(torch.nn.Module):
+    """A stand-in network whose weight map flips between the sources pixel by pixel (a checkerboard)."""
+
+    def __new__(cls, output: str):
+        from medfuse.networks.blocks import FusionNetwork
+
+        class Net(FusionNetwork):
+            def __init__(self) -> None:
+                super().__init__(2, 1, 1, 1, output=output, anchor_gain=0.0)
+
+            def _head_output(self, x: torch.Tensor) -> torch.Tensor:
+                h, w = x.shape[-2:]
+                yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+                checker = (((yy + xx) % 2) * 2 - 1).to(x.dtype) * 20.0
+                return torch.stack([checker.expand(x.shape[0], h, w), torch.zeros(x.shape[0], h, w)], dim=1)
+
+        return Net().eval()
+
+
+def test_anchor_weight_map_is_averaged_so_no_speckle():
+    """An anchored head's per-pixel choice is averaged over ANCHOR_WEIGHT_BOX^2 before composing (no
+    salt-and-pepper where the choice flips with the noise); a plain blend head is composed as predicted."""
+    from medfuse.inference import ANCHOR_WEIGHT_BOX, fuse_slices
+
+    assert ANCHOR_WEIGHT_BOX > 1
+    a, b = np.full((32, 32), 0.8, np.float32), np.full((32, 32), 0.2, np.float32)
+    kw = dict(match_intensities=False, margin=None, residual_bound=None)
+    anchored = fuse_slices(_CheckerHead("anchor"), a, b, **kw)
+    plain = fuse_slices(_CheckerHead("blend"), a, b, **kw)
+    assert np.allclose(np.unique(plain), [0.2, 0.8])  # the checkerboard itself
+    assert anchored.min() >= 0.2 and anchored.max() <= 0.8  # still a convex combination
+    assert abs(float(anchored.mean()) - 0.5) < 0.02 and float(anchored.std()) < 0.03
