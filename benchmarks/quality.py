@@ -87,6 +87,23 @@ def fold_weights(cv_dir: Path | None, pair: str, method: str, fold: int, tag: st
     return p if p.is_file() else None
 
 
+def family(row: str) -> str:
+    """The method of a table row: ``"light-fid"`` -> ``"light"`` (a network's config variant ``NET-TAG``)."""
+    return row.partition("-")[0]
+
+
+def row_method(row: str) -> tuple[str, str | None]:
+    """``(method to fuse with, tag of the fold weights)`` of a table row: a network row ``NET-TAG`` scores
+    the fold weights ``<pair>_NET-TAG.pt``; a classical row is its own method, without weights."""
+    net, _, tag = row.partition("-")
+    return (net, tag or None) if net in NETWORKS else (row, None)
+
+
+def without_own_variants(table: dict, row: str) -> dict:
+    """``table`` without the other config variants of ``row``'s network (how a network row is ranked)."""
+    return {m: v for m, v in table.items() if m == row or family(m) != family(row)}
+
+
 def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[list[dict], float]:
     """Metrics of each slice (cached) and the mean fusion time per slice (ms) of the uncached ones."""
     from medfuse.color import split_luminance
@@ -128,7 +145,7 @@ def ranks(table: dict[str, dict[str, float]]) -> dict[str, dict[str, int]]:
 def goal_default(table: dict, net: str) -> tuple[bool, str]:
     """Issue 14's goal for ``net``, ranked among the classical methods and the other networks (config
     variants of the same network, ``NET-TAG``, are left out of its ranking)."""
-    table = {m: v for m, v in table.items() if m == net or m.partition("-")[0] != net.partition("-")[0]}
+    table = without_own_variants(table, net)
     rk = ranks(table)
     first = sum(rk[net][k] == 1 for k in METRIC_KEYS)
     last = [k for k in METRIC_KEYS if rk[net][k] == len(table)]
@@ -169,16 +186,15 @@ def default_decision(table: dict) -> dict:
                 {m: sum(rk[m][k] == n for k in METRIC_KEYS) for m in sub},
                 {m: float(np.mean([rk[m][k] for k in METRIC_KEYS])) for m in sub})
 
-    nets = [m for m in table if m.partition("-")[0] in NETWORKS]
+    nets = [m for m in table if family(m) in NETWORKS]
     meets = [m for m in nets if goal_default(table, m)[0]]
     if meets:
         firsts, lasts, mean_rank = {}, {}, {}
         for m in meets:  # ranked as in the goal: without the network's own config variants
-            sub = {o: v for o, v in table.items() if o == m or o.partition("-")[0] != m.partition("-")[0]}
-            f, la, mr = counts(sub)
+            f, la, mr = counts(without_own_variants(table, m))
             firsts[m], lasts[m], mean_rank[m] = f[m], la[m], mr[m]
         best = sorted(meets, key=lambda m: (-firsts[m], lasts[m], mean_rank[m]))[0]
-        kind, name = "network", best.partition("-")[0]
+        kind, name = "network", family(best)
     else:
         classical = {m: table[m] for m in CLASSICAL if m in table}
         firsts, lasts, mean_rank = counts(classical) if classical else ({}, {}, {})
@@ -233,12 +249,12 @@ def example_grid(data: Path, k: int, cv_dir: Path | None, methods, out: Path) ->
         tiles = [("MRI", tile(mri.array)), (pair.split("_")[0].upper(), tile(other.array, other.rgb))]
         for method in methods:
             weights = None
-            net, _, tag = method.partition("-")  # "light-anchor": light with fold weights <pair>_light-anchor.pt
-            if net in NETWORKS:
-                weights = fold_weights(cv_dir, pair, net, 0, tag or None)
+            name, tag = row_method(method)
+            if name in NETWORKS:
+                weights = fold_weights(cv_dir, pair, name, 0, tag)
                 if weights is None:
                     continue
-            res = fuse_volumes(mri, other, net if net in NETWORKS else method, register=False, weights=weights)
+            res = fuse_volumes(mri, other, name, register=False, weights=weights)
             tiles.append((method, tile(res.fused.array, res.fused.rgb)))
         rows.append((f"{p.key}", tiles))
     size, pad, head = 256, 4, 18
@@ -293,16 +309,16 @@ def main(argv=None) -> int:
         times, missing = {}, []
         for method in methods:
             weights = [None] * len(folds)
-            net, _, tag = method.partition("-")  # "light-fid": light with fold weights <pair>_light-fid.pt
-            if net in NETWORKS:
-                weights = [fold_weights(args.cv_dir, pair, net, i, tag or None) for i in range(len(folds))]
+            name, tag = row_method(method)
+            if name in NETWORKS:
+                weights = [fold_weights(args.cv_dir, pair, name, i, tag) for i in range(len(folds))]
                 if any(w is None for w in weights):
                     missing.append(method)
                     continue
             t0 = time.perf_counter()
             fold_means, ms = [], []
             for (cases, pairs), w in zip(folds, weights):
-                rows, t = score_slices(pairs, pair, net if net in NETWORKS else method, w, cache)
+                rows, t = score_slices(pairs, pair, name, w, cache)
                 fold_means.append({k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS})
                 ms.append(t)
             per_fold[method], times[method] = fold_means, float(np.mean(ms))
@@ -321,7 +337,7 @@ def main(argv=None) -> int:
         elif default:
             goals_met = False
             lines.append(f"goal [{pair}] {default} (default): not measured")
-        for net in [m for m in mean if m.partition("-")[0] in NETWORKS]:
+        for net in [m for m in mean if family(m) in NETWORKS]:
             if net != default:
                 ok, txt = goal_default(mean, net)
                 lines.append(f"goal [{pair}] {net}: {txt}")

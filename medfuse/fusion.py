@@ -100,9 +100,10 @@ def fuse_arrays(
         try:
             import torch  # noqa: F401
         except ImportError as err:
+            classical = ", ".join(m for m, k in available_methods().items() if k == "classical")
             raise UnsupportedInputError(
                 f"the network {method!r} needs PyTorch, which is not installed: pip install torch, "
-                "or choose a classical method (mean, max, laplacian, wavelet, guided)"
+                f"or choose a classical method ({classical})"
             ) from err
         from medfuse.inference import fuse_with_network
 

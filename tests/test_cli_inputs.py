@@ -238,6 +238,7 @@ def test_progress_lines(tmp_path, capsys):
 def test_default_method_is_the_benchmark_decision(tmp_path):
     """Without --method, fuse uses defaults.json's "method" for the pair (the quality benchmark's choice),
     and records it in the sidecar; a classical default records no weights."""
+    from medfuse.classical import CLASSICAL_METHODS
     from medfuse.weights import default_method_for_pair
 
     head = np.zeros((16, 16, 16), np.float32)
@@ -250,5 +251,5 @@ def test_default_method_is_the_benchmark_decision(tmp_path):
     side = json.loads((tmp_path / "fused.json").read_text())
     expected = default_method_for_pair("pet_mri")
     assert expected is not None and side["method"] == expected
-    if expected in ("mean", "max", "laplacian", "wavelet", "guided"):
+    if expected in CLASSICAL_METHODS:
         assert side["weights"] is None

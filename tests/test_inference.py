@@ -11,6 +11,7 @@ import torch
 from medfuse.errors import CorruptFileError, NonFiniteError, SpaceMismatchError, UnsupportedInputError
 from medfuse.inference import OUTPUT_MARGIN, fuse_with_network, load_model, predict
 from medfuse.networks import build_network
+from medfuse.networks.blocks import FusionNetwork
 from medfuse.training.checkpoint import make_checkpoint, save_checkpoint
 
 KWARGS = {"light": {"features": [4, 8]}, "fmmf": {"features": [4, 8, 8]}}
@@ -144,23 +145,17 @@ def test_unsafe_or_broken_checkpoints_are_refused(tmp_path):
         fuse_with_network(a, a, "light", tmp_path / "missing.pt")
 
 
-class _CheckerHead(torch.nn.Module):
+class _CheckerHead(FusionNetwork):
     """A stand-in network whose weight map flips between the sources pixel by pixel (a checkerboard)."""
 
-    def __new__(cls, output: str):
-        from medfuse.networks.blocks import FusionNetwork
+    def __init__(self, output: str) -> None:
+        super().__init__(2, 1, 1, 1, output=output, anchor_gain=0.0)
 
-        class Net(FusionNetwork):
-            def __init__(self) -> None:
-                super().__init__(2, 1, 1, 1, output=output, anchor_gain=0.0)
-
-            def _head_output(self, x: torch.Tensor) -> torch.Tensor:
-                h, w = x.shape[-2:]
-                yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-                checker = (((yy + xx) % 2) * 2 - 1).to(x.dtype) * 20.0
-                return torch.stack([checker.expand(x.shape[0], h, w), torch.zeros(x.shape[0], h, w)], dim=1)
-
-        return Net().eval()
+    def _head_output(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        checker = (((yy + xx) % 2) * 2 - 1).to(x.dtype) * 20.0
+        return torch.stack([checker.expand(x.shape[0], h, w), torch.zeros(x.shape[0], h, w)], dim=1)
 
 
 def test_anchor_weight_map_is_averaged_so_no_speckle():
@@ -171,8 +166,8 @@ def test_anchor_weight_map_is_averaged_so_no_speckle():
     assert ANCHOR_WEIGHT_BOX > 1
     a, b = np.full((32, 32), 0.8, np.float32), np.full((32, 32), 0.2, np.float32)
     kw = dict(match_intensities=False, margin=None, residual_bound=None)
-    anchored = fuse_slices(_CheckerHead("anchor"), a, b, **kw)
-    plain = fuse_slices(_CheckerHead("blend"), a, b, **kw)
+    anchored = fuse_slices(_CheckerHead("anchor").eval(), a, b, **kw)
+    plain = fuse_slices(_CheckerHead("blend").eval(), a, b, **kw)
     assert np.allclose(np.unique(plain), [0.2, 0.8])  # the checkerboard itself
     assert anchored.min() >= 0.2 and anchored.max() <= 0.8  # still a convex combination
     assert abs(float(anchored.mean()) - 0.5) < 0.02 and float(anchored.std()) < 0.03

@@ -15,7 +15,6 @@ Criteria (documented in :mod:`medfuse.classical` and :mod:`medfuse.inference`):
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -52,9 +52,10 @@ def test_2d_fuse_with_a_classical_method_imports_no_torch(tmp_path, method):
     never imports torch: choosing or checking the method lists the networks without importing them."""
     from PIL import Image
 
+    from medfuse.classical import CLASSICAL_METHODS
     from medfuse.weights import default_method_for_pair
 
-    if method is None and default_method_for_pair("pet_mri") not in ("mean", "max", "laplacian", "wavelet", "guided"):
+    if method is None and default_method_for_pair("pet_mri") not in CLASSICAL_METHODS:
         pytest.skip("the default PET-MRI method is a network")
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (64, 48)).astype(np.uint8)).save(tmp_path / "mri.png")
