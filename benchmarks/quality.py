@@ -26,6 +26,8 @@ by the fewest lasts, then by the lowest mean rank.
            [--cv-dir DIR] [--slice-step N] [--cache CACHE.json] [--json OUT.json] [--markdown OUT.md]
            [--decision DECISION.json]
     python benchmarks/quality.py --cv-dir DIR --grid OUT.png   # one example per task, every method
+    python benchmarks/quality.py --cv-dir DIR --inner --methods mean,...,guided,fmmf-anchor,fmmf-grad
+           # configs compared on each outer fold's inner validation split (nested choice)
 
 Networks without fold weights in ``--cv-dir`` are left out of the table (listed as not measured):
 the shipped weights were trained on cases of every fold, so scoring them here would not be honest.
@@ -72,18 +74,46 @@ def fold_pairs(data: Path, pair: str, k: int, slice_step: int = 1):
     return out
 
 
+def inner_fold_pairs(data: Path, pair: str, k: int, slice_step: int = 1):
+    """Like :func:`fold_pairs`, but each outer fold ``i`` gives its **inner validation** cases
+    (``medfuse.training.cv.inner_split`` of the other folds' cases): where configs are compared for fold
+    ``i`` without looking at it."""
+    from medfuse.training.cv import inner_split
+
+    outer = fold_pairs(data, pair, k, slice_step)
+    out = []
+    for i in range(len(outer)):
+        train_cases = sorted(c for j, (cases, _) in enumerate(outer) if j != i for c in cases)
+        val = inner_split(train_cases)[1]
+        out.append((val, [p for j, (_, ps) in enumerate(outer) if j != i for p in ps if p.case in val]))
+    return out
+
+
+def inner_choice(table: dict, candidates: list[str]) -> tuple[str, dict[str, int]]:
+    """The config rule on one inner validation split: the candidate row better than the median classical
+    method on the most of the 10 metrics (issue 14, item 3); ties keep the earlier candidate (list the
+    base config first). Returns ``(chosen, {candidate: count})``."""
+    counts = {}
+    for m in candidates:
+        med = {k: statistics.median(table[c][k] for c in CLASSICAL if c in table) for k in METRIC_KEYS}
+        counts[m] = sum(table[m][k] > med[k] for k in METRIC_KEYS)
+    best = max(candidates, key=lambda m: (counts[m], -candidates.index(m)))
+    return best, counts
+
+
 def _digest(path: Path | None) -> str:
     if path is None:
         return "-"
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def fold_weights(cv_dir: Path | None, pair: str, method: str, fold: int, tag: str | None = None) -> Path | None:
+def fold_weights(cv_dir: Path | None, pair: str, method: str, fold: int, tag: str | None = None,
+                 inner: bool = False) -> Path | None:
     if cv_dir is None:
         return None
     from medfuse.training.cv import fold_weights_path
 
-    p = fold_weights_path(cv_dir, pair, method, fold, tag=tag)
+    p = fold_weights_path(cv_dir, pair, method, fold, inner=inner, tag=tag)
     return p if p.is_file() else None
 
 
@@ -112,8 +142,12 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
     from medfuse.pipeline import fuse_volumes
     from medfuse.pairs import MODALITY_OF_PAIR
 
+    import medfuse.inference as inference
+
     modality = MODALITY_OF_PAIR[pair]
     wkey = _digest(weights)
+    if weights is not None and not inference.SUBPIXEL_PHASE_FILTER:
+        wkey += "/no-subpixel-filter"  # the same weights composed differently: a different cache entry
     rows = []
     for p in pairs:
         key = f"{pair}/{p.pair_id}/{method}/{wkey}"
@@ -270,6 +304,47 @@ def example_grid(data: Path, k: int, cv_dir: Path | None, methods, out: Path) ->
     grid.save(out)
 
 
+def run_inner(args, methods: list[str], cache: dict) -> list[str]:
+    """``--inner``: score ``methods`` on each outer fold's inner validation cases, networks with their
+    inner weights (``--inner`` fold weights: trained on the inner training cases only), and apply
+    :func:`inner_choice` to the network rows in the order given (base config first)."""
+    lines, report = [], {}
+    for pair in args.pairs.split(","):
+        folds = inner_fold_pairs(args.data, pair, args.folds, args.slice_step)
+        nets = [m for m in methods if family(m) in NETWORKS]
+        lines += [f"\n## {pair}: configs compared on inner validation cases (never the outer test fold)",
+                  "| outer fold | inner validation cases | row | " + " | ".join(METRIC_KEYS)
+                  + " | > median classical | chosen |",
+                  "|" + "---|" * (len(METRIC_KEYS) + 5)]
+        report[pair] = []
+        for i, (cases, pairs) in enumerate(folds):
+            table = {}
+            for method in methods:
+                name, tag = row_method(method)
+                w = fold_weights(args.cv_dir, pair, name, i, tag, inner=True) if name in NETWORKS else None
+                if name in NETWORKS and w is None:
+                    raise SystemExit(f"no inner weights for {method} on {pair} fold {i} in {args.cv_dir}; train them "
+                                     f"with python -m medfuse.training.cv --pair {pair} --method {name} --fold {i} --inner"
+                                     + (f" --tag {tag}" if tag else ""))
+                rows, _ = score_slices(pairs, pair, name, w, cache)
+                table[method] = {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
+                if args.cache:
+                    args.cache.write_text(json.dumps(cache))
+            chosen, counts = inner_choice(table, nets) if nets else (None, {})
+            for m, vals in table.items():
+                cnt = f"{counts[m]}/10" if m in counts else ""
+                mark = "**yes**" if m == chosen else ("" if m in counts else "(reference)")
+                lines.append(f"| {i} | {', '.join(cases)} ({len(pairs)} slices) | {m} | "
+                             + " | ".join(f"{vals[k]:.4g}" for k in METRIC_KEYS) + f" | {cnt} | {mark} |")
+            lines.append(f"chosen [{pair}] fold {i}: {chosen}")
+            report[pair].append({"inner_validation": cases, "n_slices": len(pairs), "metrics": table,
+                                 "better_than_median_classical": counts, "chosen": chosen})
+        print("\n".join(lines[-(len(folds) * (len(methods) + 1) + 3):]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "harvard")
@@ -286,13 +361,22 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown")
     ap.add_argument("--decision", type=Path, default=None, help="also write each task's default decision (JSON)")
     ap.add_argument("--grid", type=Path, default=None, help="only write a PNG of one example per pair, every method")
+    ap.add_argument("--no-subpixel-filter", action="store_true", help="compose pixel-shuffle networks (light) "
+                    "without medfuse.inference.SUBPIXEL_PHASE_FILTER, as before it existed (for comparison)")
+    ap.add_argument("--carry", type=Path, default=None, help="a previous run's --json: rows of --methods that have "
+                    "no fold weights in --cv-dir are taken from it (marked 'carried' in the table)")
+    ap.add_argument("--inner", action="store_true", help="compare configs on each outer fold's inner validation "
+                    "cases with the inner fold weights (list the base network row first); writes the choice per fold")
     args = ap.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
+    import medfuse.inference as inference
     from medfuse.weights import default_network
 
+    if args.no_subpixel_filter:
+        inference.SUBPIXEL_PHASE_FILTER = False
     if not (args.data / "ct_mri").is_dir():
         print(f"no Harvard data at {args.data}; pass --data", file=sys.stderr)
         return 2
@@ -301,19 +385,32 @@ def main(argv=None) -> int:
                      CLASSICAL + NETWORKS, args.grid)
         return 0
     cache = json.loads(args.cache.read_text()) if args.cache and args.cache.is_file() else {}
+    carry = json.loads(args.carry.read_text()) if args.carry else {}
     report, goals_met, out_lines, decisions = {}, True, [], {}
     methods = args.methods.split(",") if args.methods else CLASSICAL + NETWORKS
+    if args.inner:
+        out_lines = run_inner(args, methods, cache)
+        if args.markdown:
+            args.markdown.write_text("\n".join(out_lines).lstrip() + "\n")
+        return 0
     for pair in args.pairs.split(","):
         folds = fold_pairs(args.data, pair, args.folds, args.slice_step)
-        per_fold: dict[str, list[dict]] = {}
-        times, missing = {}, []
+        per_fold: dict[str, list[dict] | None] = {}
+        times, missing, carried, carried_means = {}, [], [], {}
         for method in methods:
             weights = [None] * len(folds)
             name, tag = row_method(method)
             if name in NETWORKS:
                 weights = [fold_weights(args.cv_dir, pair, name, i, tag) for i in range(len(folds))]
                 if any(w is None for w in weights):
-                    missing.append(method)
+                    old = carry.get(pair, {})
+                    if method in old.get("metrics", {}) and old.get("folds") == [c for c, _ in folds]:
+                        per_fold[method] = old["per_fold"].get(method)
+                        carried_means[method] = (old["metrics"][method], old["spread"][method])
+                        times[method] = old["ms_per_slice"][method]
+                        carried.append(method)
+                    else:
+                        missing.append(method)
                     continue
             t0 = time.perf_counter()
             fold_means, ms = [], []
@@ -325,10 +422,15 @@ def main(argv=None) -> int:
             if args.cache:
                 args.cache.write_text(json.dumps(cache))
             print(f"[{pair}] {method}: scored in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        mean = {m: {k: float(np.mean([f[k] for f in v])) for k in METRIC_KEYS} for m, v in per_fold.items()}
-        spread = {m: {k: float(np.std([f[k] for f in v], ddof=1)) if len(v) > 1 else 0.0 for k in METRIC_KEYS}
+        mean = {m: carried_means[m][0] if m in carried_means else
+                {k: float(np.mean([f[k] for f in v])) for k in METRIC_KEYS} for m, v in per_fold.items()}
+        spread = {m: carried_means[m][1] if m in carried_means else
+                  {k: float(np.std([f[k] for f in v], ddof=1)) if len(v) > 1 else 0.0 for k in METRIC_KEYS}
                   for m, v in per_fold.items()}
         lines = render(pair, folds, mean, spread, times, missing)
+        if carried:
+            lines.append(f"carried from {args.carry.name} (no fold weights in --cv-dir this run; scored by an earlier "
+                         f"run on the same folds): {', '.join(carried)}")
         default = args.default or default_network(pair)
         if default in mean:
             ok, txt = goal_default(mean, default)
@@ -356,7 +458,7 @@ def main(argv=None) -> int:
         out_lines += lines
         report[pair] = {"folds": [c for c, _ in folds], "n_slices": [len(p) for _, p in folds],
                         "slice_step": args.slice_step, "per_fold": per_fold, "metrics": mean, "spread": spread,
-                        "ms_per_slice": times, "not_measured": missing}
+                        "ms_per_slice": times, "not_measured": missing, "carried": carried}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if args.decision:

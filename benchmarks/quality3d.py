@@ -18,6 +18,10 @@ the head mask (union of :func:`medfuse.intensity.head_mask` of both scans), on a
 * ``noise``: flat-region noise ratio: mean local std (5x5 in-plane) of the fused volume over the
   flattest 30% of the head (lowest max of the sources' local std) / the same for the max of the
   sources' local std (<= 1: no amplification);
+* ``grid``: flat-region 2-pixel pattern ratio: mean |x - binomial(x)| (the in-plane [1, 2, 1] / 4
+  filter of :func:`medfuse.inference.suppress_subpixel_phases`, whose response is zero at a 2-pixel
+  period) of the fused volume over the same flat region / the max of the sources' (> 1: a grid or
+  checkerboard the sources do not have, which ``noise`` can miss on smooth templates);
 * ``sat%``: percentage of head voxels saturated (fused >= 0.99, or <= 0.01 where both sources are
   above 0.01); ``src%``: the sources' own (a >= 0.99 or b >= 0.99);
 * ``plane``: mean |difference| between neighbouring axial slices of the fused volume / the max
@@ -96,10 +100,17 @@ def artefact_figures(a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarr
     def dz(x):
         return float(np.abs(np.diff(x, axis=2))[both].mean())
 
+    def hf(x):  # in-plane content at the 2-pixel period, over the flat region
+        from medfuse.inference import suppress_subpixel_phases
+
+        planes = np.moveaxis(x, 2, 0)
+        return float(np.abs(planes - suppress_subpixel_phases(planes.copy(), 2))[np.moveaxis(flat, 2, 0)].mean())
+
     return {
         "over": float(np.percentile(over, 99.9)),
         "over%": 100.0 * float((over > MARGIN + 1e-6).mean()),
         "noise": float(sf[flat].mean() / max(smax[flat].mean(), 1e-12)),
+        "grid": hf(f) / max(hf(a), hf(b), 1e-12),
         "sat%": 100.0 * float(((f >= 0.99) | ((f <= 0.01) & (a > 0.01) & (b > 0.01)))[mask].mean()),
         "src%": 100.0 * float(((a >= 0.99) | (b >= 0.99))[mask].mean()),
         "plane": dz(f) / max(dz(a), dz(b), 1e-12),
@@ -137,7 +148,7 @@ def run(cases, methods, metric_step: int):
 
 
 def table(rows) -> str:
-    keys = ["over", "over%", "noise", "sat%", "src%", "plane", *METRICS, "s"]
+    keys = ["over", "over%", "noise", "grid", "sat%", "src%", "plane", *METRICS, "s"]
     lines = ["| case | method | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for r in rows:
         lines.append(f"| {r['case']} | {r['method']} | " + " | ".join(f"{r[k]:.3g}" for k in keys) + " |")

@@ -171,3 +171,62 @@ def test_anchor_weight_map_is_averaged_so_no_speckle():
     assert np.allclose(np.unique(plain), [0.2, 0.8])  # the checkerboard itself
     assert anchored.min() >= 0.2 and anchored.max() <= 0.8  # still a convex combination
     assert abs(float(anchored.mean()) - 0.5) < 0.02 and float(anchored.std()) < 0.03
+
+
+class _PhaseGridHead(_CheckerHead):
+    """A stand-in pixel-shuffle network: each 2 x 2 sub-pixel phase has its own weight and residual offset."""
+
+    def __init__(self, factor: int) -> None:
+        super().__init__("blend")
+        self.subpixel_factor = factor
+
+    def _head_output(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        phase = (yy % 2) * 2 + (xx % 2)  # 0..3
+        logit = torch.tensor([-1.0, 0.5, 1.0, -0.3])[phase]
+        resid = torch.tensor([0.05, -0.05, 0.02, -0.02])[phase]
+        return torch.stack([logit.expand(x.shape[0], h, w), resid.expand(x.shape[0], h, w)], dim=1)
+
+
+def test_pixel_shuffle_phases_leave_no_grid():
+    """A head whose 2 x 2 sub-pixel phases disagree (light's pixel-shuffle output) is low-passed at that
+    period before composing: flat sources give a flat fused image; without the declared factor the grid shows."""
+    from medfuse.inference import fuse_slices, suppress_subpixel_phases
+
+    a, b = np.full((32, 32), 0.8, np.float32), np.full((32, 32), 0.2, np.float32)
+    kw = dict(match_intensities=False, margin=None, residual_bound=None)
+    filtered = fuse_slices(_PhaseGridHead(2).eval(), a, b, **kw)
+    raw = fuse_slices(_PhaseGridHead(1).eval(), a, b, **kw)
+    assert float(raw[4:-4, 4:-4].std()) > 0.05
+    assert float(filtered[4:-4, 4:-4].std()) < 1e-5
+    ramp = np.tile(np.linspace(0.0, 1.0, 16, dtype=np.float32), (16, 1))[None].copy()
+    assert np.allclose(suppress_subpixel_phases(ramp.copy(), 2)[..., 1:-1], ramp[..., 1:-1], atol=1e-6)
+    assert suppress_subpixel_phases(ramp.copy(), 1) is not None
+
+
+def test_shipped_light_leaves_no_grid_on_smooth_sources():
+    """The shipped ``light`` on smooth, noise-free sources (a real template's kind of image): the fused
+    image has no more high-frequency content in flat regions than the sources have (it had a 2-pixel
+    grid before the sub-pixel filter)."""
+    from scipy import ndimage
+
+    from medfuse.inference import _local_contrast, fuse_with_network, shipped_weights_path
+
+    weights = shipped_weights_path("light", "ct_mri")
+    if not weights.is_file():
+        pytest.skip("shipped light weights not installed")
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    head = np.exp(-(((yy - 0.5) / 0.38) ** 2 + ((xx - 0.5) / 0.32) ** 2) ** 3)
+    a = ndimage.gaussian_filter((0.7 * head + 0.15 * np.sin(6 * xx) * head).astype(np.float32), 2)
+    b = ndimage.gaussian_filter((0.35 * head + 0.5 * (head > 0.5) * (head < 0.7)).astype(np.float32), 2)
+    fused = np.asarray(fuse_with_network(a, b, "light", weights))
+    flat = (_local_contrast(a[None], b[None])[0] < 0.05) & (np.maximum(a, b) > 0.1)
+    assert flat.sum() > 500
+    k = np.array([1.0, 2.0, 1.0]) / 4
+
+    def high(x):
+        x = x.astype(np.float64)
+        return np.abs(x - ndimage.convolve1d(ndimage.convolve1d(x, k, axis=0), k, axis=1))[flat].mean()
+
+    assert high(fused) <= 1.5 * max(high(a), high(b)) + 1e-3

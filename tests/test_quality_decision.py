@@ -39,3 +39,33 @@ def test_else_the_best_classical_ranked_among_classical_methods(quality):
     d = q.default_decision(table)
     assert d["meets_goal"] == [] and d["kind"] == "classical"
     assert d["default"] == "max" and d["firsts"]["max"] == 9 and "light-x" not in d["firsts"]
+
+
+def test_inner_choice_counts_metrics_above_the_median_classical_and_ties_keep_the_base(quality):
+    q = quality
+    table = {m: _row(q, 1.0 + i) for i, m in enumerate(q.CLASSICAL)}  # median classical = 3.0 everywhere
+    table["fmmf-anchor"] = dict(_row(q, 3.5), SF=2.0, AG=2.0)  # above the median on 8
+    table["fmmf-grad"] = dict(_row(q, 3.5), MI=2.0, SSIM=2.0)  # also 8: a tie keeps the first (base)
+    chosen, counts = q.inner_choice(table, ["fmmf-anchor", "fmmf-grad"])
+    assert counts == {"fmmf-anchor": 8, "fmmf-grad": 8} and chosen == "fmmf-anchor"
+    table["fmmf-grad"]["MI"] = 3.5  # now 9
+    assert q.inner_choice(table, ["fmmf-anchor", "fmmf-grad"])[0] == "fmmf-grad"
+
+
+def test_inner_validation_cases_never_touch_the_outer_test_fold(quality, tmp_path):
+    """Each outer fold's inner validation cases come from the other folds only, as
+    ``medfuse.training.cv.train_fold(..., inner=True)`` trains without them."""
+    from PIL import Image
+
+    for case in range(7):  # AANLIB pair ids xg-<case><3-digit slice>: 7 subjects, 2 slices each
+        for sl in range(2):
+            d = tmp_path / "spect_mri" / f"xg-{case + 1}{sl:03d}"
+            d.mkdir(parents=True)
+            for kind in ("mri", "spect"):
+                Image.new("L", (8, 8)).save(d / f"{kind}.png")
+    folds = quality.fold_pairs(tmp_path, "spect_mri", 3)
+    assert sum(len(c) for c, _ in folds) == 7
+    inner = quality.inner_fold_pairs(tmp_path, "spect_mri", 3)
+    for i, (val_cases, pairs) in enumerate(inner):
+        assert val_cases and not set(val_cases) & set(folds[i][0])
+        assert {p.case for p in pairs} == set(val_cases)

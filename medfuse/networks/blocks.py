@@ -188,6 +188,11 @@ class FusionNetwork(nn.Module):
         blend: ``output`` is ``"blend"`` or ``"anchor"`` (read by :mod:`medfuse.inference`).
         anchor_gain: the fixed gain of the max selection (0 unless ``output="anchor"``).
         head_channels: output channels of the subclass's last convolution.
+        subpixel_factor: 1, or the factor of a pixel-shuffle output (``DepthToSpace``) that predicts
+            each of the ``factor**d`` sub-pixel phases with its own head channel; where those
+            channels disagree by a constant, the output carries a grid of that period (seen on
+            ``light`` on smooth real templates), so :mod:`medfuse.inference` low-passes a blend
+            head's maps at that period (read by :mod:`medfuse.inference`).
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, size_divisor: int,
@@ -207,6 +212,7 @@ class FusionNetwork(nn.Module):
         self.blend: bool = output != "image"
         self.anchor_gain: float = float(anchor_gain) if output == "anchor" else 0.0
         self.head_channels: int = 2 if self.blend else self.out_channels
+        self.subpixel_factor: int = 1
 
     def init_head(self, head: nn.Module) -> None:
         """Zero-initialise the last convolution(s) ``head`` when ``output="anchor"`` (no-op otherwise),
