@@ -8,8 +8,9 @@ content loss of the method's config (:class:`medfuse.losses.FusionLoss`) and, fo
 least-squares adversarial loss of one discriminator per source. It is:
 
 * **configured** by JSON: the package defaults (:data:`DEFAULT_CONFIG`), then the method's file
-  ``medfuse/training/configs/<method>.json``, then the user's ``--config`` file (keys merged;
-  unknown keys are an error);
+  ``medfuse/training/configs/<method>.json`` (and its ``"pairs": {pair: {...}}`` section for the
+  pair being trained: a choice made for one task only), then the user's ``--config`` file (keys
+  merged; unknown keys are an error);
 * **seeded**: the seed sets the network initialization and a dedicated ``torch.Generator`` for
   patches; the split has its own ``split_seed`` so every method of a pair sees the same
   validation cases;
@@ -113,11 +114,15 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def load_config(method: str, config: str | os.PathLike | Mapping | None = None) -> dict[str, Any]:
-    """The full training config of ``method``: defaults, then the method's file, then ``config``.
+def load_config(method: str, config: str | os.PathLike | Mapping | None = None,
+                pair: str | None = None) -> dict[str, Any]:
+    """The full training config of ``method``: defaults, then the method's file (then its ``"pairs"``
+    entry for ``pair``, if any), then ``config``.
 
     Args:
         method: network name (its file ``configs/<method>.json`` sets the network and the loss).
+        pair: the modality pair being trained; the method file's ``"pairs": {pair: {...}}`` overrides
+            apply to it only (e.g. ``fmmf`` on ``spect_mri``, chosen on inner cross-validation splits).
         config: a JSON file or a dict of overrides; a shipped weights' provenance record
             (``medfuse/weights/<pair>_<method>.json``) gives its exact training config.
 
@@ -128,7 +133,11 @@ def load_config(method: str, config: str | os.PathLike | Mapping | None = None) 
     from medfuse.networks import network_name
 
     method = network_name(method)
-    cfg = _merge(DEFAULT_CONFIG, _read_json(CONFIG_DIR / f"{method}.json"), f"configs/{method}.json")
+    own = _read_json(CONFIG_DIR / f"{method}.json")
+    per_pair = own.pop("pairs", {})
+    cfg = _merge(DEFAULT_CONFIG, own, f"configs/{method}.json")
+    if pair is not None and pair in per_pair:
+        cfg = _merge(cfg, per_pair[pair], f"configs/{method}.json pairs.{pair}")
     if config is not None:
         if isinstance(config, Mapping):
             cfg = _merge(cfg, config, "config")
@@ -387,7 +396,7 @@ def train(
                         "/".join(ignored))
         init_record = ckpt.get("provenance", {}).get("init_from")
     else:
-        cfg = load_config(method, config)
+        cfg = load_config(method, config, pair=pair)
         if seed is not None:
             cfg["seed"] = int(seed)
         if val_fraction is not None:

@@ -1,0 +1,84 @@
+"""The shipped ``light`` with and without :data:`medfuse.inference.SUBPIXEL_PHASE_FILTER`, to look at.
+
+``light`` predicts each 2 x 2 sub-pixel phase with its own head channel (a pixel shuffle). Where those
+channels disagree by a constant, the fused image carries a 2-pixel grid: invisible on AANLIB's
+textured slices, plain on a smooth real template. This writes one picture: the middle axial slice of
+the real T1 + CT templates (``../shared/data/real/templates``: spm_T1, clinical_scct), normalized as
+``medfuse fuse`` does: the MRI, the CT, ``light`` composed without the filter and with it (what ships),
+each with a 3x zoom of the centre; and prints the ``grid`` figure of ``benchmarks/quality3d.py`` for both.
+
+    python benchmarks/subpixel_grid.py [--templates DIR] [--out benchmarks/results/subpixel_grid.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--templates", type=Path, default=ROOT.parent / "shared" / "data" / "real" / "templates")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "subpixel_grid.png")
+    args = ap.parse_args(argv)
+    if not (args.templates / "spm_T1.nii").is_file():
+        print(f"no templates at {args.templates}; pass --templates", file=sys.stderr)
+        return 2
+    from PIL import Image, ImageDraw
+
+    import medfuse.inference as inference
+    from medfuse.fusion import fuse_arrays
+    from medfuse.intensity import normalize
+    from medfuse.io import load_volume
+    from medfuse.volume import to_axial
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from quality3d import artefact_figures
+
+    from medfuse.intensity.mask import head_mask
+
+    ref = load_volume(args.templates / "spm_T1.nii", modality="MR")
+    mov = load_volume(args.templates / "clinical_scct.nii", modality="CT")
+    a, b = normalize(ref).array, normalize(mov).array
+    mask = head_mask(ref, "MR") | head_mask(mov, "CT")
+    fused = {}
+    for flag in (False, True):
+        inference.SUBPIXEL_PHASE_FILTER = flag
+        fused[flag] = fuse_arrays(a, b, "light", pair="ct_mri", affine=ref.affine)
+        A, B, F, M = (to_axial(x, ref.affine) for x in (a, b, fused[flag], mask))
+        print(f"light, sub-pixel filter {'on ' if flag else 'off'}: grid {artefact_figures(A, B, F, M)['grid']:.2f}")
+    inference.SUBPIXEL_PHASE_FILTER = True
+    tiles = [("T1 (spm_T1)", a), ("CT (clinical_scct)", b), ("light, no filter", fused[False]),
+             ("light, as shipped", fused[True])]
+    size, zoom, head = 3, 3, 16
+    ims = []
+    for name, vol in tiles:
+        ax = to_axial(vol, ref.affine)
+        sl = np.clip(ax[:, :, ax.shape[2] // 2], 0, 1).T[::-1]  # anterior up, patient's left on the right
+        img = Image.fromarray((sl * 255).astype(np.uint8))
+        h, w = sl.shape
+        full = img.resize((w * size, h * size), Image.NEAREST)
+        crop = img.crop((w // 3, h // 3, w // 3 + w // 3, h // 3 + h // 3)).resize((w * size, h * size), Image.NEAREST)
+        ims.append((name, full, crop))
+    W, H = ims[0][1].width, ims[0][1].height
+    grid = Image.new("L", (len(ims) * (W + 6), 2 * H + 2 * head + 6), 0)
+    draw = ImageDraw.Draw(grid)
+    for i, (name, full, crop) in enumerate(ims):
+        x = i * (W + 6)
+        draw.text((x + 2, 2), name, fill=255)
+        grid.paste(full, (x, head))
+        draw.text((x + 2, H + head + 4), f"centre, {zoom}x" if zoom else "", fill=255)
+        grid.paste(crop, (x, H + 2 * head + 6))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
