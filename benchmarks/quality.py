@@ -93,10 +93,7 @@ def inner_choice(table: dict, candidates: list[str]) -> tuple[str, dict[str, int
     """The config rule on one inner validation split: the candidate row better than the median classical
     method on the most of the 10 metrics (issue 14, item 3); ties keep the earlier candidate (list the
     base config first). Returns ``(chosen, {candidate: count})``."""
-    counts = {}
-    for m in candidates:
-        med = {k: statistics.median(table[c][k] for c in CLASSICAL if c in table) for k in METRIC_KEYS}
-        counts[m] = sum(table[m][k] > med[k] for k in METRIC_KEYS)
+    counts = {m: len(above_median_classical(table, m)) for m in candidates}
     best = max(candidates, key=lambda m: (counts[m], -candidates.index(m)))
     return best, counts
 
@@ -166,6 +163,11 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
     return rows, float(np.median(ms)) if ms else float("nan")
 
 
+def mean_metrics(rows: list[dict]) -> dict[str, float]:
+    """The mean of each metric over per-slice score rows."""
+    return {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
+
+
 def ranks(table: dict[str, dict[str, float]]) -> dict[str, dict[str, int]]:
     """Rank (1 = best) of each method per metric; all 10 metrics are higher-is-better."""
     out = {m: {} for m in table}
@@ -192,8 +194,13 @@ def goal_default(table: dict, net: str) -> tuple[bool, str]:
                 f"{fid_txt} -> {'MET' if ok else 'NOT MET'}")
 
 
+def above_median_classical(table: dict, row: str) -> list[str]:
+    """The metrics on which ``row`` is better than the median of the classical methods in ``table``."""
+    return [k for k in METRIC_KEYS if table[row][k] > statistics.median(table[m][k] for m in CLASSICAL if m in table)]
+
+
 def goal_family(table: dict, net: str) -> tuple[bool, str]:
-    better = [k for k in METRIC_KEYS if table[net][k] > statistics.median(table[m][k] for m in CLASSICAL if m in table)]
+    better = above_median_classical(table, net)
     ok = len(better) >= 6
     return ok, f"better than the median classical method on {len(better)}/10 ({', '.join(better)}) -> " \
                f"{'MET' if ok else 'NOT MET'}"
@@ -312,10 +319,10 @@ def run_inner(args, methods: list[str], cache: dict) -> list[str]:
     for pair in args.pairs.split(","):
         folds = inner_fold_pairs(args.data, pair, args.folds, args.slice_step)
         nets = [m for m in methods if family(m) in NETWORKS]
-        lines += [f"\n## {pair}: configs compared on inner validation cases (never the outer test fold)",
-                  "| outer fold | inner validation cases | row | " + " | ".join(METRIC_KEYS)
-                  + " | > median classical | chosen |",
-                  "|" + "---|" * (len(METRIC_KEYS) + 5)]
+        out = [f"\n## {pair}: configs compared on inner validation cases (never the outer test fold)",
+               "| outer fold | inner validation cases | row | " + " | ".join(METRIC_KEYS)
+               + " | > median classical | chosen |",
+               "|" + "---|" * (len(METRIC_KEYS) + 5)]
         report[pair] = []
         for i, (cases, pairs) in enumerate(folds):
             table = {}
@@ -327,19 +334,20 @@ def run_inner(args, methods: list[str], cache: dict) -> list[str]:
                                      f"with python -m medfuse.training.cv --pair {pair} --method {name} --fold {i} --inner"
                                      + (f" --tag {tag}" if tag else ""))
                 rows, _ = score_slices(pairs, pair, name, w, cache)
-                table[method] = {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
+                table[method] = mean_metrics(rows)
                 if args.cache:
                     args.cache.write_text(json.dumps(cache))
             chosen, counts = inner_choice(table, nets) if nets else (None, {})
             for m, vals in table.items():
                 cnt = f"{counts[m]}/10" if m in counts else ""
                 mark = "**yes**" if m == chosen else ("" if m in counts else "(reference)")
-                lines.append(f"| {i} | {', '.join(cases)} ({len(pairs)} slices) | {m} | "
-                             + " | ".join(f"{vals[k]:.4g}" for k in METRIC_KEYS) + f" | {cnt} | {mark} |")
-            lines.append(f"chosen [{pair}] fold {i}: {chosen}")
+                out.append(f"| {i} | {', '.join(cases)} ({len(pairs)} slices) | {m} | "
+                           + " | ".join(f"{vals[k]:.4g}" for k in METRIC_KEYS) + f" | {cnt} | {mark} |")
+            out.append(f"chosen [{pair}] fold {i}: {chosen}")
             report[pair].append({"inner_validation": cases, "n_slices": len(pairs), "metrics": table,
                                  "better_than_median_classical": counts, "chosen": chosen})
-        print("\n".join(lines[-(len(folds) * (len(methods) + 1) + 3):]))
+        print("\n".join(out))
+        lines += out
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return lines
@@ -416,7 +424,7 @@ def main(argv=None) -> int:
             fold_means, ms = [], []
             for (cases, pairs), w in zip(folds, weights):
                 rows, t = score_slices(pairs, pair, name, w, cache)
-                fold_means.append({k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS})
+                fold_means.append(mean_metrics(rows))
                 ms.append(t)
             per_fold[method], times[method] = fold_means, float(np.mean(ms))
             if args.cache:

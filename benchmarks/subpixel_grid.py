@@ -3,11 +3,11 @@
 ``light`` predicts each 2 x 2 sub-pixel phase with its own head channel (a pixel shuffle). Where those
 channels disagree by a constant, the fused image carries a 2-pixel grid: invisible on AANLIB's
 textured slices, plain on a smooth real template. This writes one picture: the middle axial slice of
-the real T1 + CT templates (``../shared/data/real/templates``: spm_T1, clinical_scct), normalized as
-``medfuse fuse`` does: the MRI, the CT, ``light`` composed without the filter and with it (what ships),
-each with a 3x zoom of the centre; and prints the ``grid`` figure of ``benchmarks/quality3d.py`` for both.
+the real T1 + CT templates (``benchmarks/quality3d.py``'s case ``tpl_ct``: spm_T1, clinical_scct from
+``../shared/data/real/templates``), normalized as ``medfuse fuse`` does: the MRI, the CT, ``light``
+composed without the filter and with it (what ships), each with a 3x zoom of the centre; and prints the ``grid`` figure of ``benchmarks/quality3d.py`` for both.
 
-    python benchmarks/subpixel_grid.py [--templates DIR] [--out benchmarks/results/subpixel_grid.png]
+    python benchmarks/subpixel_grid.py [--out benchmarks/results/subpixel_grid.png]
 """
 
 from __future__ import annotations
@@ -23,27 +23,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--templates", type=Path, default=ROOT.parent / "shared" / "data" / "real" / "templates")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "subpixel_grid.png")
     args = ap.parse_args(argv)
-    if not (args.templates / "spm_T1.nii").is_file():
-        print(f"no templates at {args.templates}; pass --templates", file=sys.stderr)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from quality3d import REAL, artefact_figures, load_case
+
+    if not (REAL / "templates" / "spm_T1.nii").is_file():
+        print(f"no templates at {REAL / 'templates'}", file=sys.stderr)
         return 2
     from PIL import Image, ImageDraw
 
     import medfuse.inference as inference
     from medfuse.fusion import fuse_arrays
     from medfuse.intensity import normalize
-    from medfuse.io import load_volume
+    from medfuse.intensity.mask import head_mask
     from medfuse.volume import to_axial
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from quality3d import artefact_figures
-
-    from medfuse.intensity.mask import head_mask
-
-    ref = load_volume(args.templates / "spm_T1.nii", modality="MR")
-    mov = load_volume(args.templates / "clinical_scct.nii", modality="CT")
+    ref, mov = load_case("tpl_ct")
     a, b = normalize(ref).array, normalize(mov).array
     mask = head_mask(ref, "MR") | head_mask(mov, "CT")
     fused = {}
@@ -55,7 +51,7 @@ def main(argv=None) -> int:
     inference.SUBPIXEL_PHASE_FILTER = True
     tiles = [("T1 (spm_T1)", a), ("CT (clinical_scct)", b), ("light, no filter", fused[False]),
              ("light, as shipped", fused[True])]
-    size, zoom, head = 3, 3, 16
+    size, zoom, head = 3, 3, 16  # pixels per voxel of the full view; the centre crop is `zoom` x that
     ims = []
     for name, vol in tiles:
         ax = to_axial(vol, ref.affine)
@@ -63,7 +59,9 @@ def main(argv=None) -> int:
         img = Image.fromarray((sl * 255).astype(np.uint8))
         h, w = sl.shape
         full = img.resize((w * size, h * size), Image.NEAREST)
-        crop = img.crop((w // 3, h // 3, w // 3 + w // 3, h // 3 + h // 3)).resize((w * size, h * size), Image.NEAREST)
+        cw, ch = w // zoom, h // zoom
+        box = ((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)
+        crop = img.crop(box).resize((w * size, h * size), Image.NEAREST)
         ims.append((name, full, crop))
     W, H = ims[0][1].width, ims[0][1].height
     grid = Image.new("L", (len(ims) * (W + 6), 2 * H + 2 * head + 6), 0)
@@ -72,7 +70,7 @@ def main(argv=None) -> int:
         x = i * (W + 6)
         draw.text((x + 2, 2), name, fill=255)
         grid.paste(full, (x, head))
-        draw.text((x + 2, H + head + 4), f"centre, {zoom}x" if zoom else "", fill=255)
+        draw.text((x + 2, H + head + 4), f"centre, {zoom}x", fill=255)
         grid.paste(crop, (x, H + 2 * head + 6))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.out)

@@ -126,7 +126,7 @@ class LightFusionNet(FusionNetwork):
         self.dec1 = conv_norm_act(d, f1, f1, 3, act=act, norm=norm)  # 1/2, input: up(dec2) + enc1
         self.head = conv_norm_act(d, f1 + stem_channels, self.head_channels * 2**d, 1, act=None, norm=None)
         self.unstem = DepthToSpace(d, 2)
-        self.subpixel_factor = 2  # the head predicts 2**d phases per pixel (medfuse.inference filters them)
+        self.subpixel_factor = self.unstem.factor  # one head channel per sub-pixel phase (medfuse.inference)
         self.init_head(self.head)  # output="anchor": untrained = the soft max selection
 
     def _head_output(self, x: torch.Tensor) -> torch.Tensor:
