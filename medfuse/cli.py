@@ -264,10 +264,18 @@ def _run_demo(args) -> int:
 
 
 def _add_info(sub) -> None:
-    p = sub.add_parser("info", help="describe a scan's geometry and intensities (no patient identifiers)")
-    p.add_argument("path", help="NIfTI, NRRD, DICOM folder or image file")
-    p.add_argument("--series", default=None, help="DICOM series id when the folder holds several")
+    p = sub.add_parser("info", help="describe a scan's geometry and intensities (no patient identifiers)",
+                       description="Print what medfuse reads from one scan: modality, format, colour, shape, voxel "
+                                   "spacing, orientation, the voxel-to-world affine (RAS mm) and the intensity range. "
+                                   "Never prints patient data, DICOM text or the path. For a folder holding several "
+                                   "DICOM series, the error lists their ids: pick one with --series.")
+    p.add_argument("path", metavar="PATH", help="NIfTI, NRRD, DICOM folder or image file")
+    p.add_argument("--series", default=None, metavar="ID", help="DICOM series id when the folder holds several")
     p.set_defaults(func=_run_info)
+
+
+#: how ``medfuse info`` names its input in messages (the path itself may hold identifiers)
+INFO_INPUT_LABEL = "the input (the PATH argument of medfuse info)"
 
 
 def _run_info(args) -> int:
@@ -278,12 +286,14 @@ def _run_info(args) -> int:
     from medfuse.io import load_volume
     from medfuse.io.naming import input_label, redact
 
-    label = "the input (PATH)"  # the path may hold identifiers: never echoed (medfuse.io.naming)
+    label = INFO_INPUT_LABEL  # the path may hold identifiers: never echoed (medfuse.io.naming)
     with input_label(args.path, label):
         try:
             v = load_volume(args.path, series=args.series, check=False)
         except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
             text = redact(str(err))
+            if isinstance(err, FileNotFoundError) and label in text:
+                text += "; check the PATH you typed (medfuse does not repeat it: paths may hold identifiers)"
             if text == str(err):
                 raise
             raise type(err)(text) from None
@@ -441,7 +451,10 @@ def _run_train(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``medfuse`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)  # --help and usage errors print too
+    except BrokenPipeError:
+        return _stdout_closed()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -449,13 +462,38 @@ def main(argv: list[str] | None = None) -> int:
     from medfuse.errors import MedfuseError
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         print(f"medfuse {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("medfuse: interrupted", file=sys.stderr)
         return 130
+
+
+#: exit code when the reader of stdout went away (``medfuse info X | head -3``): 128 + SIGPIPE, as the shell
+#: reports a command that a closed pipe ended
+EXIT_PIPE_CLOSED = 141
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout closed the pipe: stop quietly (no traceback, no second error at exit), as Unix tools do.
+
+    Python's recipe (``signal`` module docs, "Note on SIGPIPE"): point stdout at devnull so that the final flush
+    at interpreter exit does not raise again.
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by an object without a file descriptor
+        pass
+    return EXIT_PIPE_CLOSED
 
 
 if __name__ == "__main__":  # pragma: no cover
