@@ -209,17 +209,25 @@ class FakeUtil(types.ModuleType):
 
 
 class FakeVTKObservationMixin:
+    """Records the observations; an object with ``AddObserver`` (a stand-in parameter node) is observed for real,
+    as Slicer's mixin does (``obj.AddObserver(event, method, priority)``)."""
+
     def __init__(self):
         self.observations = []
 
-    def addObserver(self, obj, event, method, *args, **kwargs):
-        self.observations.append((obj, event, method))
+    def addObserver(self, obj, event, method, priority=0.0, *args, **kwargs):
+        tag = obj.AddObserver(event, method, priority) if hasattr(obj, "AddObserver") else None
+        self.observations.append((obj, event, method, tag))
 
     def removeObserver(self, obj, event, method):
-        self.observations = [o for o in self.observations if o != (obj, event, method)]
+        for o in [o for o in self.observations if o[:3] == (obj, event, method)]:
+            if o[3] is not None:
+                obj.RemoveObserver(o[3])
+            self.observations.remove(o)
 
     def removeObservers(self, method=None):
-        self.observations = []
+        for obj, event, method_, tag in list(self.observations):
+            self.removeObserver(obj, event, method_)
 
 
 # -- qt -------------------------------------------------------------------------------------------------

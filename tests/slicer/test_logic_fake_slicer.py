@@ -360,11 +360,11 @@ def test_panel_modality_from_the_volume_and_kept_when_reopened(slicer, logic, pa
     assert ui.applyButton.enabled is False and "choose a reference and a moving volume" in ui.applyButton.toolTip
     pet = _volume(slicer, "FDG PET")
     p.movingVolume = pet
-    ui.movingVolumeSelector.signals["currentNodeChanged(vtkMRMLNode*)"](pet)
+    controller.onParameterNodeModified()  # what the parameter node's Modified event calls
     assert p.movingModality == "PT" and ui.movingModalitySourceLabel.text == "PET, from the volume name"
     anonymous = _volume(slicer, "Volume")
     p.referenceVolume = anonymous
-    ui.referenceVolumeSelector.signals["currentNodeChanged(vtkMRMLNode*)"](anonymous)
+    controller.onParameterNodeModified()
     assert p.referenceModality == "unknown" and "choose" in ui.referenceModalitySourceLabel.text  # never a default
     p.referenceModality = "MR"  # the user chooses
     controller.onParameterNodeModified()
@@ -372,7 +372,6 @@ def test_panel_modality_from_the_volume_and_kept_when_reopened(slicer, logic, pa
     # the scene is saved and reopened: the panel shows the same nodes again; the choice is kept
     controller.setParameterNode(None)
     controller.setParameterNode(p)
-    ui.referenceVolumeSelector.signals["currentNodeChanged(vtkMRMLNode*)"](anonymous)
     assert p.referenceModality == "MR" and ui.referenceModalitySourceLabel.text == "MRI, as chosen"
 
 

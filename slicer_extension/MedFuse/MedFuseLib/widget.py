@@ -39,10 +39,8 @@ class MedFuseWidgetController(VTKObservationMixin):
         self.ui.progressBar.setValue(0)
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
-        self.ui.referenceVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)",
-                                                lambda node: self.onVolumeChanged("reference", node))
-        self.ui.movingVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)",
-                                             lambda node: self.onVolumeChanged("moving", node))
+        # no handlers on the volume selectors: a pick reaches this code as the parameter node's Modified event,
+        # once connectGui's own slot has stored it (see onParameterNodeModified)
 
     # -- parameter node -----------------------------------------------------------------------
     def setParameterNode(self, parameterNode) -> None:
@@ -53,22 +51,22 @@ class MedFuseWidgetController(VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
         self._parameterNode = parameterNode
         if parameterNode is not None:
-            # the volumes the (possibly reopened) parameter node already holds keep their saved modality
-            for role in self._volumeIds:
-                node = getattr(parameterNode, f"{role}Volume")
-                self._volumeIds[role] = node.GetID() if node is not None else None
             self._guiTag = parameterNode.connectGui(self.ui)
             self.addObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
-            for role in self._volumeIds:  # e.g. the reference picked automatically: detect its modality now
-                node = getattr(parameterNode, f"{role}Volume")
-                if node is not None:
-                    self.onVolumeChanged(role, node)
+            # the volumes the (possibly reopened) parameter node already holds keep their saved modality; one
+            # with none saved (e.g. the reference picked automatically) is detected now
+            for role in self._volumeIds:
+                self.updateModality(role, getattr(parameterNode, f"{role}Volume"), same=True)
         self.onParameterNodeModified()
 
     def onParameterNodeModified(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None:
             return
+        for role in self._volumeIds:  # a volume picked in the panel (or set from Python): detect its modality
+            node = getattr(p, f"{role}Volume")
+            if (node.GetID() if node is not None else None) != self._volumeIds[role]:
+                self.updateModality(role, node, same=False)
         running = self.logic.job is not None and self.logic.job.running
         ok, message = p.toParameters().isValid()
         if p.referenceVolume is None or p.movingVolume is None:
@@ -84,20 +82,20 @@ class MedFuseWidgetController(VTKObservationMixin):
         if p.quantitativeVolume is not None:
             self.logic.setOverlayOpacity(p.overlayOpacity)
 
-    def onVolumeChanged(self, role: str, node) -> None:
-        """Fill the modality from the node's DICOM attributes or name; otherwise ask (never a fixed default).
+    def updateModality(self, role: str, node, same: bool) -> None:
+        """Fill ``<role>Modality`` from the node's DICOM attributes or name; otherwise ask (never a fixed default).
 
-        A volume the parameter node already held keeps the modality saved with it (see
-        :func:`MedFuseLib.modality.modality_for_selection`)."""
+        Runs once the parameter node holds ``node``: writing the modality while the node still held the previous
+        volume made the parameter-node wrapper write that volume back into the selector (a first pick of another
+        modality did not stick). ``same``: a volume the parameter node already held keeps the modality saved
+        with it (see :func:`MedFuseLib.modality.modality_for_selection`)."""
         p = self._parameterNode
-        if p is None or node is None:
-            return
-        same = node.GetID() == self._volumeIds[role]
         modality, source = modality_for_selection(node, getattr(p, f"{role}Modality"), same,
                                                   getattr(slicer, "dicomDatabase", None))
-        self._volumeIds[role] = node.GetID()
-        setattr(p, f"{role}Modality", modality)
+        self._volumeIds[role] = node.GetID() if node is not None else None  # before the write: it re-enters
         getattr(self.ui, f"{role}ModalitySourceLabel").text = source
+        if modality != getattr(p, f"{role}Modality"):
+            setattr(p, f"{role}Modality", modality)
 
     # -- running ------------------------------------------------------------------------------
     def log(self, line: str) -> None:
