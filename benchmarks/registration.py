@@ -147,12 +147,12 @@ def _resample_onto(volume, truth, spacing, axes, fov_mm, center_mm, modality=Non
     """``volume`` moved by ``truth`` (a point p of it appears at truth @ p) onto a new grid."""
     from scipy import ndimage
 
-    from medfuse.phantom import _grid_affine
+    from medfuse.phantom.geometry import grid_affine
     from medfuse.volume import Volume
 
     spacing = np.asarray(spacing, dtype=np.float64)
     shape = tuple(int(round(f / s)) for f, s in zip(fov_mm, spacing))
-    affine = _grid_affine(shape, spacing, axes, center_mm)
+    affine = grid_affine(shape, spacing, axes, center_mm)
     to_source = np.linalg.inv(volume.affine) @ np.linalg.inv(truth) @ affine
     idx = np.indices(shape, dtype=np.float64).reshape(3, -1)
     src = to_source[:3, :3] @ idx + to_source[:3, 3:4]

@@ -220,14 +220,14 @@ def test_left_right_structure_in_the_brain_mask_is_consistent(cases):
 
 @functools.lru_cache(maxsize=None)
 def _model_rendering(modality: str) -> np.ndarray:
-    anat = ph._load_anatomy("auto")
+    anat = ph.anatomy.load_anatomy("auto")
     rendered = make_volume(modality, affine=anat.affine, shape=anat.labels.shape, noise=False, blur=False, marker=False)
     return rendered.array
 
 
 def _pure_tissue_values(modality: str, tissue: str) -> np.ndarray:
     """The noiseless, unblurred rendering on the model's own 1 mm grid, in >= 95 % pure voxels."""
-    anat = ph._load_anatomy("auto")
+    anat = ph.anatomy.load_anatomy("auto")
     return _model_rendering(modality)[anat.fractions[tissue] >= 0.95 * 255]
 
 
@@ -355,7 +355,7 @@ def test_template_files_are_found_inside_the_installed_nilearn():
 
 
 def test_missing_template_falls_back_to_the_analytic_head_with_a_warning(monkeypatch, caplog):
-    monkeypatch.setattr(ph, "template_dir", lambda: None)
+    monkeypatch.setattr(ph.anatomy, "template_dir", lambda: None)
     with caplog.at_level(logging.WARNING, logger="medfuse.phantom"):
         case = make_case("ct", seed=1, noise=False, **SMALL)
     assert "analytic" in caplog.text

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from medfuse.errors import RegistrationError
-from medfuse.phantom import _grid_affine, rigid_matrix
+from medfuse.phantom import rigid_matrix
+from medfuse.phantom.geometry import grid_affine
 from medfuse.registration import register
 from medfuse.volume import Volume
 
@@ -26,7 +27,7 @@ def _moved(volume: Volume, truth: np.ndarray, spacing, axes: str, fov_mm, center
 
     spacing = np.asarray(spacing, dtype=np.float64)
     shape = tuple(int(round(f / s)) for f, s in zip(fov_mm, spacing))
-    affine = _grid_affine(shape, spacing, axes, center_mm)
+    affine = grid_affine(shape, spacing, axes, center_mm)
     to_source = np.linalg.inv(volume.affine) @ np.linalg.inv(truth) @ affine
     idx = np.indices(shape, dtype=np.float64).reshape(3, -1)
     arr = ndimage.map_coordinates(volume.array, to_source[:3, :3] @ idx + to_source[:3, 3:4], order=1, cval=0.0)
