@@ -16,8 +16,9 @@ slices), and the result is an RGB volume. CT-MRI and MR-MR stay grey. :func:`fus
 writes, by default, the moving scan on the reference grid in its own units (SUV, Bq/mL, HU, ...;
 ``<out stem>_moving<ext>``), so the display image is never the only output.
 
-Registration is skipped when the inputs already share one grid (same shape and affine within
-1e-4 mm) or one DICOM frame of reference, unless ``register=True``; the sidecar says so.
+Registration is skipped when the inputs already share one grid (the same voxel centres in world space,
+in any storage order: :mod:`medfuse.registration.grid`) or one DICOM frame of reference, unless
+``register=True``; the sidecar says so.
 """
 
 from __future__ import annotations
@@ -334,10 +335,12 @@ def _prepare_pair(
     else:
         from medfuse import registration as reg
 
-        if register is None and reference.same_grid(moving):
-            aligned = moving
-            alignment = {"registered": False, "reason": "the inputs share one grid (shape and affine): taken as "
-                                                        "aligned; pass --register to register them anyway"}
+        if register is None and reg.same_voxel_centres(reference, moving):  # in any storage order
+            aligned = reg.resample_to_reference(moving, reference)  # exact: axes permuted/flipped, not interpolated
+            order = "" if reference.same_grid(moving) else ", stored in another axis order: reordered exactly"
+            alignment = {"registered": False, "reason": f"the inputs share one grid (the same voxel centres in world "
+                                                        f"space{order}): taken as aligned; pass --register to "
+                                                        "register them anyway"}
             log.info("%s and %s share one grid: not registered (--register to register anyway)",
                      moving.name, reference.name)
         elif register is False:
@@ -346,7 +349,8 @@ def _prepare_pair(
                                                         "through the scanner coordinates"}
         else:  # register() itself skips scans that share one DICOM frame of reference (hybrid PET/CT)
             _step(progress, 20, "registering")
-            result = reg.register(reference, moving, transform=registration_type, checks=not accept_registration)
+            result = reg.register(reference, moving, transform=registration_type, checks=not accept_registration,
+                                  skip_same_frame=register is None)  # --register means register
             aligned = result.resampled
             summary = result.summary()
             alignment = {"registered": not result.skipped, **summary}

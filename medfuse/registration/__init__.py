@@ -9,12 +9,15 @@
 - :func:`save_transform` / :func:`load_transform`: ITK transform files (``.tfm``, ``.h5``), in
   SimpleITK's convention: reference LPS points -> moving LPS points.
 - :func:`same_frame_of_reference`: hybrid PET/CT, PET/MR series need no registration.
+- :func:`same_voxel_centres` / :func:`reorder_to_reference`: one physical grid stored in another axis
+  order (a flipped or permuted copy) needs no registration either, only an exact reordering.
 """
 
 from __future__ import annotations
 
 from medfuse.registration.checks import decompose_linear, dice, fov_coverage, same_frame_of_reference
 from medfuse.registration.core import RegistrationResult, RegistrationSettings, TransformType, register
+from medfuse.registration.grid import reorder_to_reference, same_voxel_centres
 from medfuse.registration.resample import Interpolation, background_value, resample_to_reference
 from medfuse.registration.transform import (
     TRANSFORM_SUFFIXES,
@@ -40,6 +43,8 @@ __all__ = [
     "transform_from_matrix_ras",
     "TRANSFORM_SUFFIXES",
     "same_frame_of_reference",
+    "same_voxel_centres",
+    "reorder_to_reference",
     "fov_coverage",
     "decompose_linear",
     "dice",

@@ -507,7 +507,7 @@ def register(
                "skipped, resampled in world coordinates")
         log.info(msg)
         identity = sitk.Transform(3, sitk.sitkIdentity)
-        resampled = resample_to_reference(moving, reference, identity, interpolation)
+        resampled = resample_to_reference(moving, reference, None, interpolation)  # exact when same voxel centres
         result = RegistrationResult(identity, resampled, np.eye(4), "identity", skipped=True, messages=[msg],
                                     elapsed_s=time.perf_counter() - t0)
         resampled.meta["registration"] = result.summary()

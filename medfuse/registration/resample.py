@@ -84,7 +84,9 @@ def resample_to_reference(
         reference: the grid to resample onto (same number of dimensions).
         transform: a SimpleITK transform mapping reference LPS points to moving LPS points (the
             convention of :func:`~medfuse.registration.register` and ITK transform files); None
-            means identity (the scans are already aligned in world coordinates).
+            means identity (the scans are already aligned in world coordinates): when ``moving``'s
+            voxel centres are the reference's, stored in any order, its array is only permuted and
+            flipped (:mod:`medfuse.registration.grid`; values unchanged, no interpolation).
         interpolation: ``"linear"`` (images), ``"nearest"`` (label maps) or ``"bspline"``.
         default_value: value outside the moving field of view; default :func:`background_value`.
 
@@ -112,10 +114,11 @@ def resample_to_reference(
         # raises with "did you mean ..."
         interp = Interpolation(look_up(interpolation, [i.value for i in Interpolation], "interpolation"))
     if transform is None:
-        if moving.same_grid(reference, atol=1e-6):
-            log.debug("%s is already on the reference grid: copied", moving.name)
-            return Volume(moving.array.copy(), reference.affine.copy(), moving.modality, dict(moving.meta),
-                          moving.source, None if moving.rgb is None else moving.rgb.copy())
+        from medfuse.registration.grid import reorder_to_reference, same_voxel_centres
+
+        if same_voxel_centres(reference, moving):  # same voxel centres, any storage order: exact, no interpolation
+            log.debug("%s has the reference's voxel centres: reordered, not interpolated", moving.name)
+            return reorder_to_reference(moving, reference)
         transform = sitk.Transform(reference.ndim, sitk.sitkIdentity)
     default = background_value(moving) if default_value is None else float(default_value)
     interpolator = _sitk_interpolator(interp)
