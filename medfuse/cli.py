@@ -242,14 +242,20 @@ def _add_batch(sub) -> None:
 
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a built-in phantom case",
-                       description="Make a digital brain phantom (MRI + a misaligned PET on its own grid), register, "
-                                   "fuse and write the result with a QC picture. Needs no data.")
-    p.add_argument("--out", default="medfuse-demo", help="output folder (default ./medfuse-demo)")
+                       description="Make a digital brain phantom (MRI + a misaligned PET, SPECT, CT or T2 on its own "
+                                   "grid), register, fuse and write the result with a QC picture into "
+                                   "OUT/<modality>/. Needs no data. A rerun makes the same case again and replaces "
+                                   "the files the demo wrote there (recorded with their SHA-256 in demo.json); a file "
+                                   "in the way that the demo did not write, or that was changed since, stops it "
+                                   "(--force replaces it). An interrupted demo leaves no partial file.")
+    p.add_argument("--out", default="medfuse-demo",
+                   help="the demos' folder; each modality's demo writes into OUT/<modality> (default ./medfuse-demo)")
     p.add_argument("--modality", default="pet", choices=["ct", "pet", "spect", "t2"], help="second scan (default pet)")
     p.add_argument("--method", default=None, help="fusion method (default: the method chosen for the pair, medfuse/weights/defaults.json)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed")
     _add_colormap(p)
-    p.add_argument("--force", action="store_true", help="overwrite an earlier demo output")
+    p.add_argument("--force", action="store_true",
+                   help="also replace files in the way that the demo did not write (its own are replaced anyway)")
     p.set_defaults(func=_run_demo)
 
 

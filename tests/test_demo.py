@@ -1,8 +1,14 @@
-"""``medfuse demo``: the main job on built-in data, end to end."""
+"""``medfuse demo``: the main job on built-in data, end to end, and the README's sequence of demos (each
+modality in its own folder, every demo rerunnable, a user's files never replaced)."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from medfuse.cli import main
@@ -13,20 +19,114 @@ def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--method", "mean"]) == 0
     printed = capsys.readouterr().out
+    folder = out / "pet"  # each modality's demo has its own folder
     for name in ("mri.nii.gz", "pet.nii.gz", "fused.nii.gz", "fused_moving.nii.gz", "fused_qc.png", "pet_to_mri.tfm"):
-        assert (out / name).is_file(), name
-        assert name in printed
-    mri, fused = load_volume(out / "mri.nii.gz"), load_volume(out / "fused.nii.gz")
+        assert (folder / name).is_file(), name
+        assert str(folder / name) in printed
+    mri, fused = load_volume(folder / "mri.nii.gz"), load_volume(folder / "fused.nii.gz")
     np.testing.assert_array_equal(fused.affine, mri.affine)
     assert fused.shape == mri.shape
     assert 0.0 <= fused.array.min() and fused.array.max() <= 1.0
     # PET is fused in colour (RGB NIfTI), and its values on the MRI grid are kept beside it
     assert fused.rgb is not None and fused.rgb.shape == (*mri.shape, 3)
-    quant = load_volume(out / "fused_moving.nii.gz", modality="PT")
+    quant = load_volume(folder / "fused_moving.nii.gz", modality="PT")
     np.testing.assert_allclose(quant.affine, mri.affine, atol=1e-5)
     assert quant.array.max() > 1.0  # its own units, not [0, 1]
-    qc = Image.open(out / "fused_qc.png")
+    qc = Image.open(folder / "fused_qc.png")
     assert qc.width > 600 and qc.height > 400
-    # a second run refuses to overwrite
+    # nothing of the work in progress is left, and the sidecar names no staging folder
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+    assert ".demo-staging" not in (folder / "fused.json").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# reruns: a fast stand-in for the pipeline's fuse_files (the demo's own file handling is under test)
+
+def _stand_in(calls: list, stop_after: str | None = None):
+    def fuse_files(reference, moving, out, method=None, *, qc=None, transform_out=None, **_):
+        out = Path(out)
+        written = {}
+        for kind, path in (("fused", out), ("quantitative", out.with_name("fused_moving.nii.gz")),
+                           ("transform", Path(transform_out)), ("qc", Path(qc)),
+                           ("sidecar", out.with_name("fused.json"))):
+            path.write_bytes(f"{kind} of run {len(calls)}".encode())
+            written[kind] = path
+            if kind == stop_after:
+                raise KeyboardInterrupt
+        calls.append(out)
+        return written
+    return fuse_files
+
+
+@pytest.fixture
+def fast_pipeline(monkeypatch):
+    calls: list = []
+    monkeypatch.setattr("medfuse.pipeline.fuse_files", _stand_in(calls))
+    return calls
+
+
+def test_readme_sequence_pet_then_spect_then_rerun(tmp_path, capsys, fast_pipeline):
+    out = tmp_path / "medfuse-demo"
+    assert main(["demo", "--out", str(out)]) == 0
+    pet_before = {p.name: p.read_bytes() for p in (out / "pet").iterdir()}
+    assert main(["demo", "--out", str(out), "--modality", "spect"]) == 0, capsys.readouterr().err
+    assert (out / "spect" / "fused.nii.gz").is_file() and (out / "spect" / "spect_to_mri.tfm").is_file()
+    assert {p.name: p.read_bytes() for p in (out / "pet").iterdir()} == pet_before  # untouched by the spect demo
+    # a rerun replaces the demo's own files (run 2 of the stand-in wrote them)
+    assert main(["demo", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "pet" / "fused.nii.gz").read_bytes() == b"fused of run 2"
+    record = json.loads((out / "pet" / "demo.json").read_text())
+    assert set(record["files"]) == {"mri.nii.gz", "pet.nii.gz", "fused.nii.gz", "fused_moving.nii.gz",
+                                    "pet_to_mri.tfm", "fused_qc.png", "fused.json"}
+
+
+def test_interrupted_demo_does_not_block_its_rerun(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "medfuse-demo"
+    calls: list = []
+    monkeypatch.setattr("medfuse.pipeline.fuse_files", _stand_in(calls, stop_after="transform"))
+    assert main(["demo", "--out", str(out)]) == 130  # Ctrl-C during the fusion
+    left = sorted(p.name for p in (out / "pet").iterdir())
+    assert "fused.nii.gz" not in left and "mri.nii.gz" not in left, left  # nothing under a final name
+    monkeypatch.setattr("medfuse.pipeline.fuse_files", _stand_in(calls))
+    assert main(["demo", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (out / "pet").iterdir() if p.name.startswith(".")) == []
+
+
+def test_demo_stopped_while_moving_its_files_reruns(tmp_path, capsys, fast_pipeline, monkeypatch):
+    out = tmp_path / "medfuse-demo"
+    real_replace, moved = os.replace, []
+
+    def replace(src, dst):  # os.replace is os's: the writers' atomic renames pass through too
+        if ".demo-staging." in str(src) and ".demo-staging." not in str(dst):  # the demo's final moves
+            if len(moved) == 3:
+                raise KeyboardInterrupt
+            moved.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    assert main(["demo", "--out", str(out)]) == 130
+    assert len(moved) == 3 and all(Path(p).is_file() for p in moved)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main(["demo", "--out", str(out)]) == 0, capsys.readouterr().err
+
+
+def test_demo_never_replaces_a_users_file(tmp_path, capsys, fast_pipeline):
+    out = tmp_path / "medfuse-demo"
+    folder = out / "pet"
+    folder.mkdir(parents=True)
+    (folder / "fused.nii.gz").write_bytes(b"my own fusion")
+    (folder / "notes.txt").write_text("mine")
     assert main(["demo", "--out", str(out)]) == 2
-    assert "--force" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fused.nii.gz" in err and "not written by medfuse demo" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (folder / "fused.nii.gz").read_bytes() == b"my own fusion" and not (folder / "mri.nii.gz").exists()
+    assert fast_pipeline == []  # refused before any work
+    # --force replaces it; files the demo does not write stay
+    assert main(["demo", "--out", str(out), "--force"]) == 0
+    assert (folder / "fused.nii.gz").read_bytes() != b"my own fusion" and (folder / "notes.txt").read_text() == "mine"
+    # a demo file the user changed since is theirs now
+    (folder / "fused_qc.png").write_bytes(b"annotated by me")
+    assert main(["demo", "--out", str(out)]) == 2
+    assert "fused_qc.png" in capsys.readouterr().err
+    assert (folder / "fused_qc.png").read_bytes() == b"annotated by me"
