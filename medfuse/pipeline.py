@@ -256,8 +256,8 @@ def load_inputs(
     ref, mov = volumes
     if ref.ndim != mov.ndim:
         raise SpaceMismatchError(
-            f"{role_label('moving')}: a {mov.ndim}D image cannot be fused with the {ref.ndim}D "
-            f"{role_label('reference')}; give two volumes or two slices"
+            f"{role_label('moving')} is {mov.ndim}D and {role_label('reference')} is {ref.ndim}D; give two "
+            "volumes or two slices"
         )
     from medfuse.pair_check import check_pair
 
@@ -327,8 +327,8 @@ def _prepare_pair(
     if reference.ndim == 2 or moving.ndim == 2:
         if reference.shape != moving.shape:
             raise SpaceMismatchError(
-                f"{moving.name}: slice of shape {moving.shape} does not match the reference {reference.name} "
-                f"{reference.shape}; 2D pairs must be pre-aligned slices of one size"
+                f"{moving.name}: a slice of shape {moving.shape} does not match the shape {reference.shape} of "
+                f"{reference.name}; 2D pairs must be pre-aligned slices of one size"
             )
         aligned = moving
         alignment = {"registered": False, "reason": "2D slices are taken as pre-aligned"}

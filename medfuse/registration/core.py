@@ -255,9 +255,11 @@ def _to_lps(p: np.ndarray) -> tuple[float, ...]:
 def _check_input(volume: Volume, role: str) -> None:
     from medfuse.io import check_volume
 
+    # name the role once: through the pipeline the name is already "the moving scan (--moving)"
+    who = volume.name if f"{role} scan" in volume.name else f"{volume.name}: the {role} scan"
     if volume.ndim != 3:
         raise UnsupportedInputError(
-            f"{volume.name}: register() needs 3D volumes, the {role} scan is {volume.ndim}D (shape {volume.shape}). "
+            f"{who} is {volume.ndim}D (shape {volume.shape}); registration needs 3D volumes. "
             "2D slice pairs (e.g. Harvard AANLIB) are pre-aligned: use resample_to_reference() or "
             "`medfuse fuse --no-register`"
         )
@@ -265,11 +267,12 @@ def _check_input(volume: Volume, role: str) -> None:
         check_volume(volume)
     except EmptyImageError as err:
         raise RegistrationError(
-            f"{volume.name}: the {role} scan is blank (every voxel is {float(volume.array.min()):g}); there is "
+            f"{who} is blank (every voxel is {float(volume.array.min()):g}); there is "
             "nothing to register. Check that the right file or series was exported"
         ) from err
     except NonFiniteError as err:
-        raise RegistrationError(f"{volume.name}: the {role} scan has NaN/Inf voxels; {err}") from err
+        detail = str(err).split(": ", 1)[-1] if str(err).startswith(volume.name) else str(err)
+        raise RegistrationError(f"{who} has NaN/Inf voxels; {detail}") from err
 
 
 def _working(volume: Volume, spacing_mm: float) -> Volume:
