@@ -123,6 +123,15 @@ def test_extension_cmake_fields():
     assert fields["EXTENSION_ICONURL"].endswith("Resources/Icons/MedFuse.png")
     assert "PyTorch" in fields["EXTENSION_DEPENDS"]
     assert "add_subdirectory(MedFuse)" in text
+    # the range of Slicer 5.10's extension template (Utilities/Templates/Extensions/Default/CMakeLists.txt)
+    assert "cmake_minimum_required(VERSION 3.20.6...3.22.6 FATAL_ERROR)" in text
+    # the icon and screenshot URLs name files of this repository (raw.githubusercontent.com/<org>/<repo>/main/...)
+    for key in ("EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
+        for url in fields[key].split():
+            path = re.fullmatch(r"https://raw\.githubusercontent\.com/medfuse/medfuse/main/(.+)", url)
+            assert path and (EXT.parent / path[1]).is_file(), f"{key}: {url} is not a file in the repository"
+    readme_images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (EXT / "README.md").read_text())
+    assert readme_images and all((EXT / image).is_file() for image in readme_images)
 
 
 def test_icon():

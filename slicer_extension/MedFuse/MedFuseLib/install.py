@@ -25,6 +25,7 @@ session changed (:attr:`InstallPlan.restart_needed`).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 __all__ = [
+    "PipInstallError",
+    "slicer_pip_install",
     "MEDFUSE_VERSION",
     "MEDFUSE_REQUIREMENTS",
     "TORCH_REQUIREMENT",
@@ -273,3 +276,29 @@ def install_dependencies(plan: InstallPlan, *, confirm: Callable[[str], bool], p
             pip_install(args)
     log("medfuse installed" + ("; restart Slicer to use the updated packages" if plan.restart_needed else ""))
     return True
+
+
+class PipInstallError(RuntimeError):
+    """``pip_install`` failed on Slicer 5.12+, which reports the failure itself (its own error dialog for a
+    dependency conflict, pip's output in the Python console): the module must not show a second dialog."""
+
+
+def slicer_pip_install(pip_install: Callable[..., None], reports_itself: bool) -> Callable[[List[str]], None]:
+    """``pip_install(args)`` as :func:`install_dependencies` calls it, over Slicer's ``slicer.util.pip_install``.
+
+    ``reports_itself``: Slicer 5.12+ (``slicer.packaging``, pip through uv), whose ``pip_install`` asks the user
+    again unless ``interactive=False`` (the module has asked already) and shows its own error dialog before it
+    raises ``CalledProcessError``; that error is raised as :class:`PipInstallError`. Earlier Slicer versions
+    neither ask nor show anything: ``pip_install`` is used as it is.
+    """
+    if not reports_itself:
+        return pip_install
+
+    def run(args: List[str]) -> None:
+        try:
+            pip_install(args, interactive=False)
+        except subprocess.CalledProcessError as err:
+            raise PipInstallError(f"pip install failed (exit code {err.returncode}); pip's output is in the "
+                                  "Python console") from err
+
+    return run

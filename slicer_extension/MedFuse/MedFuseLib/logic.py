@@ -24,10 +24,12 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 from MedFuseLib.install import (
     MEDFUSE_VERSION,
     SUPPORTED_SLICER,
+    PipInstallError,
     install_dependencies,
     installed_distributions,
     medfuse_source,
     plan_install,
+    slicer_pip_install,
 )
 from MedFuseLib.modality import detect_modality
 from MedFuseLib.parameter_node import MedFuseParameterNode
@@ -85,13 +87,17 @@ class MedFuseLogic(ScriptedLoadableModuleLogic):
         done = False  # also if a Slicer version's tryWithErrorDisplay swallowed the exception
         try:
             with slicer.util.tryWithErrorDisplay("Installing medfuse failed.", waitCursor=True):
-                done = install_dependencies(
-                    plan,
-                    confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "MedFuse: install medfuse"),
-                    pip_install=slicer.util.pip_install,
-                    install_torch=install_torch,
-                    log=log,
-                )
+                try:
+                    done = install_dependencies(
+                        plan,
+                        confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "MedFuse: install medfuse"),
+                        pip_install=slicer_pip_install(slicer.util.pip_install, self._pipReportsItself()),
+                        install_torch=install_torch,
+                        log=log,
+                    )
+                except PipInstallError as err:  # Slicer 5.12+ has reported it: no second dialog
+                    log(f"installing medfuse failed: {err}")
+                    logging.error("MedFuse: installing medfuse failed: %s", err)
         except Exception:  # noqa: BLE001  (already shown to the user)
             logging.exception("MedFuse: installing medfuse failed")
             return False
@@ -100,6 +106,15 @@ class MedFuseLogic(ScriptedLoadableModuleLogic):
                 "Restart Slicer now?", "MedFuse: restart Slicer"):
             slicer.util.restart()
         return done
+
+    @staticmethod
+    def _pipReportsItself() -> bool:
+        """Slicer 5.12+: ``slicer.util.pip_install`` is ``slicer.packaging``'s, which asks and reports errors itself."""
+        try:
+            import slicer.packaging  # noqa: F401
+        except ImportError:
+            return False
+        return True
 
     # -- running ------------------------------------------------------------------------------
     def _export(self, node, path: Path, log) -> None:
