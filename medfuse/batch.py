@@ -114,7 +114,7 @@ def fuse_directory(
 #                 [seg.nii.gz], batch.json (written last: settings hash, input fingerprints, metrics)
 #   OUT/manifest.csv    one row per case (rewritten atomically as cases finish)
 #   OUT/discovery.json  what the adapter found, skipped (and why), ignored
-#   OUT/report.html     summary: counts, metric table, thumbnails of a sample of cases
+#   OUT/report.html     summary: counts, metric tables per pair type and method, thumbnails of a sample of cases
 #   OUT/.staging/       work in progress: each attempt of a case writes here, then the whole case
 #                       folder is renamed into place (one atomic rename), so a final folder is always
 #                       complete; leftovers of killed attempts are removed at the next run.

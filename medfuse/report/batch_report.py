@@ -1,4 +1,8 @@
-"""The HTML summary of a ``medfuse batch`` run: counts, discovery, metric table, thumbnails.
+"""The HTML summary of a ``medfuse batch`` run: counts, discovery, metric tables, thumbnails.
+
+Metrics are summarized per pair type (the case's input roles: ``MRI + CT``, ``MRI + PET``, ``T1CE +
+FLAIR``...; ADNI PET also by tracer kind) and, within a pair type, per fusion method: the scores of
+different pairs (or methods) are not on one scale, so they are never pooled into one table.
 
 One self-contained file (``OUT/report.html``; thumbnails embedded as PNG data URIs) beside the
 manifest it links to. It shows case ids only (the data set's pseudonyms), never input paths or
@@ -15,12 +19,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_batch_report", "sample_cases", "metric_summary"]
+__all__ = ["write_batch_report", "sample_cases", "metric_summary", "pair_type", "metric_groups"]
 
 #: how many cases get a thumbnail
 SAMPLE_SIZE = 12
 _THUMB_WIDTH = 360
-_TEXT = ("case_id", "status", "method", "message", "reg_registered")
+_TEXT = ("case_id", "pair", "status", "method", "message", "reg_registered")
 
 
 def sample_cases(rows: list[dict[str, Any]], n: int = SAMPLE_SIZE) -> list[dict[str, Any]]:
@@ -54,6 +58,61 @@ def metric_summary(rows: list[dict[str, Any]], names) -> dict[str, dict[str, flo
             out[name] = {"n": len(values), "mean": float(a.mean()), "median": float(np.median(a)),
                          "min": float(a.min()), "max": float(a.max())}
     return out
+
+
+def pair_type(row: dict[str, Any]) -> str:
+    """The pair type of a manifest row: its input roles in fusion order, reference first (``MRI + CT``), and the
+    PET tracer kind where the data set records one (ADNI: ``MRI + PET (amyloid)``)."""
+    import json
+
+    roles = [part.split("=", 1)[0] for part in str(row.get("inputs") or "").split(";") if "=" in part]
+    label = " + ".join(r.upper() for r in roles) or "unknown"
+    try:
+        info = json.loads(row.get("info") or "{}")
+    except (TypeError, ValueError):
+        info = {}
+    kind = info.get("tracer_kind") if isinstance(info, dict) else None
+    return f"{label} ({kind})" if kind else label
+
+
+def metric_groups(rows: list[dict[str, Any]], names) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """:func:`metric_summary` of each ``(pair type, method)`` group of finished cases, sorted by pair type then
+    method; groups without any metric value are left out."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("status") in ("done", "skipped"):
+            groups.setdefault((pair_type(row), str(row.get("method") or "")), []).append(row)
+    out = {}
+    for key in sorted(groups):
+        stats = metric_summary(groups[key], names)
+        if stats:
+            out[key] = stats
+    return out
+
+
+def _metric_tables(rows: list[dict[str, Any]], names) -> list[str]:
+    """The report's metric section: one table per pair type, one per method where a pair type has several."""
+    e = html.escape
+    groups = metric_groups(rows, names)
+    if not groups:
+        return []
+    parts = ["<h2>Metrics</h2><p>One table per pair type (and per method where the methods differ): scores of "
+             "different pairs are not on one scale and are not pooled.</p>"]
+    by_pair: dict[str, list[str]] = {}
+    for pair, method in groups:
+        by_pair.setdefault(pair, []).append(method)
+    for pair, methods in by_pair.items():
+        parts.append(f"<h3>{e(pair)}</h3>")
+        for method in methods:
+            stats = groups[(pair, method)]
+            cases = max(v["n"] for v in stats.values())
+            parts.append(f"<p>method <b>{e(method or 'unknown')}</b>: {cases} case(s)</p>"
+                         f"<table class='metrics' data-pair='{e(pair)}' data-method='{e(method)}'><tr><th>metric</th>"
+                         "<th>n</th><th>mean</th><th>median</th><th>min</th><th>max</th></tr>")
+            parts += [f"<tr><td>{e(k)}</td><td>{v['n']}</td><td>{v['mean']:.4g}</td><td>{v['median']:.4g}</td>"
+                      f"<td>{v['min']:.4g}</td><td>{v['max']:.4g}</td></tr>" for k, v in stats.items()]
+            parts.append("</table>")
+    return parts
 
 
 def _thumbnail(out: Path, row: dict[str, Any]) -> str | None:
@@ -117,13 +176,7 @@ def write_batch_report(summary, settings, path: str | os.PathLike | None = None)
         parts.append("<details><summary>skipped folders and series</summary><table><tr><th>where</th><th>why</th></tr>")
         parts += [f"<tr><td>{e(s.where)}</td><td>{e(s.reason)}</td></tr>" for s in found.skipped[:500]]
         parts.append("</table></details>")
-    stats = metric_summary(rows, metrics)
-    if stats:
-        parts.append("<h2>Metrics</h2><table><tr><th>metric</th><th>n</th><th>mean</th><th>median</th><th>min</th>"
-                     "<th>max</th></tr>")
-        parts += [f"<tr><td>{e(k)}</td><td>{v['n']}</td><td>{v['mean']:.4g}</td><td>{v['median']:.4g}</td>"
-                  f"<td>{v['min']:.4g}</td><td>{v['max']:.4g}</td></tr>" for k, v in stats.items()]
-        parts.append("</table>")
+    parts += _metric_tables(rows, metrics)
     sample = sample_cases(rows)
     if sample:
         parts.append(f"<h2>Sample of cases ({len(sample)})</h2><div class='grid'>")
@@ -139,11 +192,12 @@ def write_batch_report(summary, settings, path: str | os.PathLike | None = None)
         parts += [f"<tr class='failed'><td>{e(r['case_id'])}</td><td>{e(str(r.get('message', '')))}</td></tr>"
                   for r in failed]
         parts.append("</table>")
-    cols = ["case_id", "status", "method", "seconds", *metrics, "reg_registered", "reg_rotation_deg",
+    cols = ["case_id", "pair", "status", "method", "seconds", *metrics, "reg_registered", "reg_rotation_deg",
             "reg_translation_mm", "message"]
     parts.append("<h2>All cases</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
     for r in rows:
         cls = " class='failed'" if r.get("status") == "failed" else ""
+        r = {**r, "pair": pair_type(r)}
         parts.append(f"<tr{cls}>" + "".join(
             f"<td>{_fmt(r.get(c, '')) if c not in _TEXT else e(str(r.get(c, '')))}</td>" for c in cols) + "</tr>")
     parts.append("</table></body></html>\n")
