@@ -377,6 +377,7 @@ def fuse_slices(
     matched = bool(match_intensities) and a.ndim == 3 and pair in TRAINING_QUANTILES
     blend = bool(getattr(model, "blend", False)) and hasattr(model, "blend_components")
     anchored = blend and getattr(model, "output", None) == "anchor"
+    pyramid = getattr(model, "output", None) == "pyramid" and hasattr(model, "head_logits")
 
     def fuse_stack(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
         if matched:
@@ -385,7 +386,21 @@ def fuse_slices(
         else:
             ma, mb = sa, sb
         x = torch.from_numpy(np.ascontiguousarray(np.stack([ma, mb], axis=1), dtype=np.float32)).to(device)
-        if blend:
+        if pyramid:
+            # the per-level departures predicted from the (matched) input, composed from the sources
+            # given (medfuse.networks.pyramid): each level a convex blend of the sources' own coefficients
+            del ma, mb
+            logits = _run_padded(model.head_logits, model, x, batch_size).cpu().numpy()
+            del x
+            if SUBPIXEL_PHASE_FILTER:
+                suppress_subpixel_phases(logits, getattr(model, "subpixel_factor", 1))
+            from medfuse.networks.pyramid import compose_pyramid
+
+            with torch.inference_mode():
+                fused = compose_pyramid(torch.from_numpy(np.ascontiguousarray(sa[:, None], dtype=np.float32)),
+                                        torch.from_numpy(np.ascontiguousarray(sb[:, None], dtype=np.float32)),
+                                        torch.from_numpy(logits), float(model.anchor_gain))[:, 0].numpy()
+        elif blend:
             del ma, mb  # only x is needed from here (peak memory of a 3D volume: benchmarks/startup.py)
             wr = _predict_blend(model, x, batch_size).cpu().numpy()  # (S, 2, H, W)
             del x

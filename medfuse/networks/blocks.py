@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medfuse.networks.pyramid import PYRAMID_LEVELS, compose_pyramid
+
 __all__ = [
     "FusionNetwork",
     "OUTPUT_HEADS",
@@ -153,7 +155,7 @@ def check_features(features: Sequence[int], length: int, name: str = "features")
 
 
 #: the output heads every fusion network offers (see :class:`FusionNetwork`)
-OUTPUT_HEADS = ("image", "blend", "anchor")
+OUTPUT_HEADS = ("image", "blend", "anchor", "pyramid")
 
 
 class FusionNetwork(nn.Module):
@@ -173,6 +175,10 @@ class FusionNetwork(nn.Module):
       :meth:`init_head` on it), so the untrained network is a soft ``max(A, B)`` (within about 0.012
       for ``anchor_gain = 25``) and training learns only the departures from it (where the other
       source is the better choice, and a bounded detail residual). Issue 14's fidelity head.
+    * ``"pyramid"`` (2D): the multiscale anchored head (:mod:`medfuse.networks.pyramid`): Laplacian
+      pyramids of both sources, the base anchored on their maximum, each band-pass level on
+      choose-max-abs, one zero-initialised logit map per level: untrained, it is that classical rule;
+      training learns per-level departures. Issue 24's head.
 
     ``"blend"`` and ``"anchor"`` need ``in_channels = out_channels = 1``; :mod:`medfuse.inference`
     uses :meth:`blend_components` to compose the fused image from the sources it was given and to
@@ -205,19 +211,21 @@ class FusionNetwork(nn.Module):
         # a plain attribute (not in the state_dict) so that scripted networks name themselves in errors
         self.class_name: str = type(self).__name__
         if output not in OUTPUT_HEADS:
-            raise ValueError(f"output must be 'image', 'blend' or 'anchor', got {output!r}")
+            raise ValueError(f"output must be one of {OUTPUT_HEADS}, got {output!r}")
+        if output == "pyramid" and self.spatial_dims != 2:
+            raise ValueError("output='pyramid' is 2D only (spatial_dims=2)")
         if output != "image" and (self.in_channels != 1 or self.out_channels != 1):
             raise ValueError(f"output={output!r} needs in_channels=1 and out_channels=1")
         self.output: str = output
-        self.blend: bool = output != "image"
-        self.anchor_gain: float = float(anchor_gain) if output == "anchor" else 0.0
-        self.head_channels: int = 2 if self.blend else self.out_channels
+        self.blend: bool = output in ("blend", "anchor")
+        self.anchor_gain: float = float(anchor_gain) if output in ("anchor", "pyramid") else 0.0
+        self.head_channels: int = 2 if self.blend else PYRAMID_LEVELS + 1 if output == "pyramid" else self.out_channels
         self.subpixel_factor: int = 1
 
     def init_head(self, head: nn.Module) -> None:
         """Zero-initialise the last convolution(s) ``head`` when ``output="anchor"`` (no-op otherwise),
         so the untrained network is the soft maximum of its sources."""
-        if self.output != "anchor":
+        if self.output not in ("anchor", "pyramid"):
             return
         for m in head.modules():
             if isinstance(m, (nn.Conv2d, nn.Conv3d)):
@@ -242,7 +250,14 @@ class FusionNetwork(nn.Module):
         if self.blend:
             w, r = self.blend_components(x)
             return (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
+        if self.output == "pyramid":
+            return compose_pyramid(x[:, :1], x[:, 1:2], self._head_output(x), self.anchor_gain).clamp(0.0, 1.0)
         return torch.sigmoid(self._head_output(x))
+
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The last convolution's output at full resolution: for ``output="pyramid"``, the per-level
+        logit maps that :func:`~medfuse.networks.pyramid.compose_pyramid` takes."""
+        return self._head_output(x)
 
     def blend_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight map ``w`` in (0, 1) and detail residual ``r`` in (-0.5, 0.5) of a blend head.

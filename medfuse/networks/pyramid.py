@@ -1,0 +1,118 @@
+"""The multiscale anchored head (``output="pyramid"``, issue 24): classical Laplacian-pyramid fusion
+whose per-level selection a network may learn to depart from.
+
+Both sources are decomposed into Laplacian pyramids (Burt & Adelson: 5-tap binomial blur, factor-2
+reduce / expand, :data:`PYRAMID_LEVELS` band-pass levels and a low-pass base). The fused pyramid is a
+per-level convex blend of the two:
+
+* **base** (coarsest low-pass): ``w = sigmoid(y_base + base_gain * (G_A - G_B))``: anchored on the
+  maximum of the two low-passes (the rule that wins MI/VIF/SD/SCD on the folds);
+* **band-pass level l**: ``w_l = sigmoid(y_l + DETAIL_GAIN * (|D_A| - |D_B|) / (|D_A| + |D_B| + eps))``:
+  anchored on choose-max-abs (the classical detail rule that wins EN/SF/AG/EI), scale-free so that
+  weak detail is chosen as decisively as strong detail, and soft where the two are about equal
+  (two noises: neither wins outright, so flat-region noise is not amplified);
+
+and the fused image is the reconstruction of the fused pyramid. ``y_*`` are the network's logit maps
+(one per level, predicted at full resolution and averaged down to each level's grid); the network's
+last convolution is zero-initialised, so the untrained head is exactly this classical rule (max base,
+max-abs details) and training only learns where to depart from it. Nothing is synthesized: each level
+of the output is a convex combination of the sources' own coefficients at that level.
+
+The same functions compose the output in training (:meth:`FusionNetwork.forward`) and at inference
+(:mod:`medfuse.inference`, from the sources it was given, then bounded to the sources' local range:
+the no-halo rule). 2D only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["PYRAMID_LEVELS", "DETAIL_GAIN", "pyramid_levels_for", "laplacian_pyramid", "reconstruct",
+           "compose_pyramid"]
+
+#: band-pass levels of the pyramid head (a 256 x 256 slice keeps a 16 x 16 base, as the classical
+#: ``laplacian`` method); fewer when the image is too small (the base keeps at least 4 pixels a side)
+PYRAMID_LEVELS = 4
+#: gain of the (scale-free) choose-max-abs anchor of the band-pass levels: a coefficient twice the
+#: other's gets weight sigmoid(10 / 3) = 0.97
+DETAIL_GAIN = 10.0
+_EPS = 1e-3
+
+
+def _kernel(x: torch.Tensor) -> torch.Tensor:
+    """The 5 x 5 binomial kernel ``(1, 1, 5, 5)`` (Burt & Adelson's, a = 0.375) in ``x``'s dtype."""
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16.0
+    return (k[:, None] * k[None, :]).view(1, 1, 5, 5)
+
+
+def _reduce(x: torch.Tensor) -> torch.Tensor:
+    """Blur and keep every 2nd pixel: ``(N, C, H, W)`` -> ``(N, C, ceil(H / 2), ceil(W / 2))``, replicate borders."""
+    n, c, h, w = x.shape
+    y = F.pad(x.reshape(n * c, 1, h, w), [2, 2, 2, 2], mode="replicate")
+    return F.conv2d(y, _kernel(x), stride=2).reshape(n, c, (h + 1) // 2, (w + 1) // 2)
+
+
+def _expand(x: torch.Tensor, size) -> torch.Tensor:
+    """Upsample by 2 (zero insertion, blur, x4) to ``size``, one transposed convolution; borders by
+    replicating one pixel of ``x`` first."""
+    n, c, h, w = x.shape
+    y = F.pad(x.reshape(n * c, 1, h, w), [1, 1, 1, 1], mode="replicate")
+    up = F.conv_transpose2d(y, 4.0 * _kernel(x), stride=2)  # (2(h+2)+3) a side; pixel 2i+2 of up = input i-1
+    up = up[:, :, 4 : 4 + int(size[0]), 4 : 4 + int(size[1])]
+    return up.reshape(n, c, int(size[0]), int(size[1]))
+
+
+def pyramid_levels_for(size: tuple[int, int], levels: int = PYRAMID_LEVELS, minimum: int = 4) -> int:
+    """How many of ``levels`` halvings an image of ``size`` takes (the base keeps >= ``minimum`` pixels)."""
+    n, h, w = 0, int(size[0]), int(size[1])
+    while n < levels and (h + 1) // 2 >= minimum and (w + 1) // 2 >= minimum:
+        h, w, n = (h + 1) // 2, (w + 1) // 2, n + 1
+    return n
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """``[D_0, ..., D_{levels-1}, G_levels]`` of ``(N, C, H, W)``; :func:`reconstruct` inverts it exactly."""
+    out, g = [], x
+    for _ in range(levels):
+        low = _reduce(g)
+        out.append(g - _expand(low, g.shape[-2:]))
+        g = low
+    out.append(g)
+    return out
+
+
+def reconstruct(bands: list[torch.Tensor]) -> torch.Tensor:
+    g = bands[-1]
+    for d in reversed(bands[:-1]):
+        g = d + _expand(g, d.shape[-2:])
+    return g
+
+
+def compose_pyramid(a: torch.Tensor, b: torch.Tensor, logits: torch.Tensor, base_gain: float,
+                    detail_gain: float = DETAIL_GAIN) -> torch.Tensor:
+    """The fused image of the pyramid head (module docstring), not clipped.
+
+    Args:
+        a, b: the sources ``(N, 1, H, W)`` in [0, 1] (``a`` the MRI).
+        logits: ``(N, PYRAMID_LEVELS + 1, H, W)``: the learned departures, channel ``l`` for band-pass
+            level ``l`` (fine to coarse), the last channel for the base (zeros: the classical rule).
+        base_gain: gain of the base's max anchor.
+        detail_gain: gain of the band-pass levels' max-abs anchor.
+    """
+    levels = pyramid_levels_for(a.shape[-2:], logits.shape[1] - 1)
+    bands = laplacian_pyramid(torch.cat([a, b], dim=1), levels)  # both sources in one pass
+    fused = []
+    for lvl in range(levels + 1):
+        da, db = bands[lvl][:, :1], bands[lvl][:, 1:2]
+        ch = logits.shape[1] - 1 if lvl == levels else lvl
+        y = logits[:, ch : ch + 1]
+        if y.shape[-2:] != da.shape[-2:]:
+            y = F.adaptive_avg_pool2d(y, da.shape[-2:])
+        if lvl == levels:
+            w = torch.sigmoid(y + base_gain * (da - db))
+        else:
+            ma, mb = da.abs(), db.abs()
+            w = torch.sigmoid(y + detail_gain * (ma - mb) / (ma + mb + _EPS))
+        fused.append(w * da + (1.0 - w) * db)
+    return reconstruct(fused)
