@@ -94,6 +94,8 @@ class FusionResult:
         colour: for colour fusion, ``{"colormap", "range", "units", "rule"}``: which colour map the
             normalized moving scan went through and which of its values map to the ends of the map;
             None when the result is grey.
+        ignored_options: one line per option that had no effect on this pair and why (also logged as a
+            warning and written to the sidecar), so no option is ignored silently.
     """
 
     fused: Volume
@@ -106,6 +108,7 @@ class FusionResult:
     weights: Path | None = None
     quantitative: Volume | None = None
     colour: dict[str, Any] | None = None
+    ignored_options: list[str] = field(default_factory=list)
 
 
 def default_method(moving: Volume) -> str:
@@ -415,8 +418,8 @@ def fuse_volumes(
         OptionError: an unknown colour map.
         PairMismatchError: the pair check fails and ``accept_mismatch`` is false.
     """
-    from medfuse.color import apply_colormap, fuse_in_colour
-    from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality
+    from medfuse.color import fuse_colormapped, fuse_in_colour
+    from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality, voxelwise_fusion
     from medfuse.modality import require_modality
     from medfuse.pair_check import check_pair
 
@@ -424,6 +427,11 @@ def fuse_volumes(
     if "pair_check" not in moving.meta:  # load_inputs checked the pair already
         check_pair(reference, moving, accept_mismatch=accept_mismatch)
     method = method or default_method(moving)
+    if weights is not None and available_methods().get(method) != "network":
+        from medfuse.errors import OptionError
+
+        raise OptionError(f"--weights is for networks, and '{method}' is a classical method; drop --weights or "
+                          "choose a network with --method")
     colour_map = _colormap_for(moving, colormap) if moving.ndim == 3 and moving.rgb is None else None
     ref_n, mov_n, reg_result, timings, aligned = _prepare_pair(
         reference, moving, register=register, registration_type=registration_type, window=window,
@@ -432,6 +440,7 @@ def fuse_volumes(
     _step(progress, 70, f"fusing with {method}")
     pair = pair_for_modality(moving.modality)
     weights_used = None
+    ignored = _ignored_options(moving, mov_n, registration_type, window, colormap, colour_map)
     if available_methods().get(method) == "network":
         from medfuse.inference import shipped_weights_path
 
@@ -447,7 +456,9 @@ def fuse_volumes(
         fused, rgb = fuse_in_colour(mov_n.rgb, fuse)
     elif colour_map is not None:  # PET/SPECT volume: through the colour map, then the same path
         colour = _colour_record(mov_n, colour_map)
-        fused, rgb = fuse_in_colour(apply_colormap(mov_n.array, colour_map), fuse)
+        # colour lookup, luminance split, fusion (in the same pass when voxelwise) and merge, uint8 RGB out
+        fused, rgb = fuse_colormapped(mov_n.array, colour_map, fuse,
+                                      voxelwise=voxelwise_fusion(method, ref_n.array) if weights is None else None)
     else:
         fused = fuse(mov_n.array)
     timings["fuse"] = time.perf_counter() - t0
@@ -464,7 +475,24 @@ def fuse_volumes(
     quantitative = _quantitative(aligned, mov_n, reference) if reference.ndim == 3 else None
     log.debug("fused with %s in %.2f s (register %.2f s)", method, sum(timings.values()), timings["register"])
     return FusionResult(out, ref_n, mov_n, method, reg_result, timings, dict(mov_n.meta.get("alignment", {})),
-                        weights_used, quantitative, colour)
+                        weights_used, quantitative, colour, ignored)
+
+
+def _ignored_options(moving: Volume, mov_n: Volume, registration_type: str, window, colormap, colour_map) -> list[str]:
+    """The options that had no effect on this pair, each with why (logged as warnings; the sidecar lists them)."""
+    notes = []
+    alignment = mov_n.meta.get("alignment") or {}
+    if str(registration_type).lower() != "rigid" and not alignment.get("registered"):
+        notes.append(f"--registration {registration_type}: not registered ({alignment.get('reason', 'aligned')})")
+    method = (mov_n.meta.get("normalization") or {}).get("method")
+    if window is not None and method not in ("ct_window", "suv"):
+        notes.append(f"--window: the moving scan was normalized by '{method}', not through a window")
+    if colormap is not None and colour_map is None and str(colormap).strip().lower() not in _GRAY:
+        notes.append(f"--colormap {colormap}: only PET/SPECT volumes are fused in colour; this "
+                     f"{moving.modality or 'moving'} {'slice keeps its own colours' if moving.ndim == 2 else 'is grey'}")
+    for note in notes:
+        log.warning("option without effect: %s", note)
+    return notes
 
 
 #: names that ask for grey fusion of a PET/SPECT volume
@@ -597,7 +625,8 @@ def fuse_files(
         reference, moving: input paths (see :func:`medfuse.io.load_volume`).
         out: the fused output; its extension picks the format (``.nii.gz``, ``.nrrd``, ``.png``...).
         qc: True: write ``<out stem>_qc.png`` beside ``out``; a path: write it there; False/None: none.
-        transform_out: where to save the registration transform (``.tfm``), if registered.
+        transform_out: where to save the registration transform (``.tfm``); the identity when the inputs
+            were not registered (same grid, ``--no-register``, 2D slices), as the sidecar notes.
         reference_modality, moving_modality: ``MR``, ``CT``, ``PT``, ``NM`` when DICOM and the file
             name do not tell (:mod:`medfuse.modality`).
         reference_options, moving_options: more :func:`~medfuse.io.load_volume` options per input
@@ -693,8 +722,7 @@ def fuse_files(
     written = _run_concurrently(jobs)
     if sidecar:
         alignment = dict(result.alignment)
-        if "transform" in written:
-            alignment["transform_file"] = written["transform"].name
+        _record_transform(alignment, written)
         record = _fusion_record(result, ref, mov, out, written, alignment,
                                 _overrides(register, accept_registration, alignment, reference_modality, moving_modality))
         if "quantitative" in written:
@@ -775,8 +803,7 @@ def _fuse_to_dicom(reference, moving, out, method, *, force, qc, register, regis
         written["quantitative"] = quant_info["folder"]
     written.update(_write_transform_and_qc(result, transform_out, qc_path, force))
     if sidecar:
-        if "transform" in written:
-            alignment["transform_file"] = written["transform"].name
+        _record_transform(alignment, written)
         placeholders = fused_info["placeholders"]
         dicom_record = {
             "sop_class": "Secondary Capture Image Storage (1.2.840.10008.5.1.4.1.1.7)",
@@ -823,17 +850,32 @@ def _run_concurrently(jobs: dict[str, Any]) -> dict[str, Path]:
 
 
 def _write_transform_and_qc(result: FusionResult, transform_out, qc_path, force: bool) -> dict[str, Path]:
-    """Write the registration transform (when registered) and the QC picture, if asked for."""
+    """Write the registration transform (the identity when not registered: the moving scan was put on the
+    reference grid through the world coordinates as they are) and the QC picture, if asked for."""
     written = {}
-    if transform_out is not None and result.registration is not None:
+    if transform_out is not None:
+        import SimpleITK as sitk
+
         from medfuse.registration import save_transform
 
-        written["transform"] = save_transform(result.registration.transform, transform_out, force=force)
+        transform = (result.registration.transform if result.registration is not None
+                     else sitk.Transform(result.reference.ndim, sitk.sitkIdentity))
+        written["transform"] = save_transform(transform, transform_out, force=force)
     if qc_path is not None:
         from medfuse.report.qc import save_qc_figure
 
         written["qc"] = save_qc_figure(result, qc_path, force=force)
     return written
+
+
+def _record_transform(alignment: dict, written: dict) -> None:
+    """The sidecar's note of the transform file: its name, and that it is the identity when not registered."""
+    if "transform" not in written:
+        return
+    alignment["transform_file"] = written["transform"].name
+    if not alignment.get("registered"):
+        alignment["transform_note"] = ("identity (ITK, reference LPS -> moving LPS): the inputs were not registered: "
+                                       + str(alignment.get("reason", "")))
 
 
 def _fusion_record(result: FusionResult, ref: Volume, mov: Volume, out: Path, written: dict, alignment: dict,
@@ -851,6 +893,7 @@ def _fusion_record(result: FusionResult, ref: Volume, mov: Volume, out: Path, wr
         pair_check=mov.meta.get("pair_check"),
         slice_plane=_slice_plane(ref),
         overrides=[*overrides, *_mismatch_overrides(mov)],
+        ignored_options=list(result.ignored_options),
         timings_s={k: round(v, 3) for k, v in result.timings.items()},
         outputs={k: Path(v).name for k, v in written.items()},
         **extra,
