@@ -12,6 +12,7 @@ from medfuse.transforms.array import (
     RegisterToReference,
     SplitLuminance,
     WriteSidecar,
+    collate_safe,
     ras_affine,
     to_metatensor,
     to_volume,
@@ -45,7 +46,7 @@ from medfuse.transforms.dictionary import (
 from medfuse.transforms.writer import VolumeWriter
 
 __all__ = [
-    "to_volume", "to_metatensor", "ras_affine", "VolumeWriter",
+    "to_volume", "to_metatensor", "ras_affine", "collate_safe", "VolumeWriter",
     "LoadVolume", "RegisterToReference", "NormalizeModality", "SplitLuminance", "MergeLuminance", "ApplyColormap",
     "FuseImages",
     "WriteSidecar",

@@ -38,6 +38,7 @@ __all__ = [
     "to_volume",
     "to_metatensor",
     "ras_affine",
+    "collate_safe",
     "FUSION_STRATEGIES",
     "CHROMA_META_KEY",
     "LoadVolume",
@@ -76,6 +77,31 @@ def _track(out: Any) -> Any:
     return out if get_track_meta() or not _has_meta(out) else out.as_tensor()
 
 
+def collate_safe(value: Any) -> Any:
+    """``value`` in the types MONAI's collate takes (``default_collate``, ``list_data_collate``).
+
+    Every meta entry a medfuse transform puts on a ``MetaTensor`` goes through here, so a
+    ``DataLoader`` (the bundles') can batch it whatever the input carried. ``None`` (a DICOM
+    attribute a vendor does not write, such as the GE or Philips SUV extras of ``meta["pet"]``)
+    is left out of a dict (readers of the meta use ``.get``) and becomes NaN inside a list; tuples
+    and sets become lists, ``os.PathLike`` a string, numpy scalars Python numbers, and numpy arrays
+    that are not numbers (strings, objects) lists. Numbers, strings, tensors and numeric arrays are
+    kept as they are.
+    """
+    if isinstance(value, Mapping):
+        return {k: collate_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [float("nan") if v is None else collate_safe(v) for v in items]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biufc":
+        return collate_safe(value.tolist())
+    return value
+
+
 def _like(array: np.ndarray, img: Any, extra_meta: Mapping | None = None, drop: Sequence[str] = ()):
     """``array`` (channel-first) as the type of ``img``; a ``MetaTensor`` keeps a copy of ``img``'s meta,
     affine and applied operations, plus ``extra_meta``, minus ``drop``."""
@@ -83,7 +109,7 @@ def _like(array: np.ndarray, img: Any, extra_meta: Mapping | None = None, drop: 
     if _has_meta(out):
         meta = {k: v for k, v in img.meta.items() if k not in drop}
         meta.update(extra_meta or {})
-        out.meta = meta
+        out.meta = collate_safe(meta)
     return _track(out)
 
 
@@ -198,7 +224,7 @@ def to_metatensor(volumes: Volume | Sequence[Volume], like: Any = None, extra_me
         meta["filename_or_obj"] = vols[0].source
     if extra_meta:
         meta.update(extra_meta)
-    out = MetaTensor(data, affine=torch.as_tensor(affine, dtype=torch.float64), meta=meta)
+    out = MetaTensor(data, affine=torch.as_tensor(affine, dtype=torch.float64), meta=collate_safe(meta))
     if _has_meta(like):
         out.applied_operations = list(like.applied_operations)
     return out

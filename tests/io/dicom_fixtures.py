@@ -36,6 +36,7 @@ __all__ = [
     "write_series",
     "expected_values",
     "pet_tags_default",
+    "pet_tags_from_real_header",
     "archive_style_copy",
     "SOP_CLASS",
     "ENHANCED_SOP_CLASS",
@@ -119,6 +120,43 @@ def pet_tags_default(
     }
     if weight_kg is not None:
         tags["PatientWeight"] = f"{weight_kg:.6g}"
+    return tags
+
+
+#: attributes of a real PET header JSON (``shared/data/real/pet_suv_headers``) that belong in the
+#: Radiopharmaceutical Information Sequence item, not at the top level
+_RADIOPHARMACEUTICAL = ("RadionuclideTotalDose", "RadionuclideHalfLife", "RadiopharmaceuticalStartTime",
+                        "RadiopharmaceuticalStartDateTime")
+
+
+def pet_tags_from_real_header(path: str | Path, instance: int = 0) -> dict[str, Any]:
+    """A ``tags`` mapping holding one real scanner's complete PET header, as :func:`write_series` takes it.
+
+    ``path`` is one of the ``*-instances.json`` files of ``shared/data/real/pet_suv_headers`` (header
+    fields of real Siemens, GE and Philips PET series, from cornerstonejs/calculate-suv): every
+    attribute is written as the scanner wrote it (the radiopharmaceutical ones inside
+    RadiopharmaceuticalInformationSequence), and the Philips private SUV and activity-concentration
+    scale factors, when the vendor has them, as (7053,1000) and (7053,1009) of the private creator
+    "Philips PET Private Group".
+    """
+    import json
+
+    header = dict(json.loads(Path(path).read_text())[instance])
+    philips = header.pop("PhilipsPETPrivateGroup", None) or {}
+    rp = Dataset()
+    for keyword in _RADIOPHARMACEUTICAL:
+        if keyword in header:
+            setattr(rp, keyword, header.pop(keyword))
+    tags: dict[str, Any] = {k: v for k, v in header.items() if v is not None}
+    tags["RadiopharmaceuticalInformationSequence"] = DicomSequence([rp])
+    if philips:
+        def private(ds: Dataset) -> None:
+            block = ds.private_block(0x7053, "Philips PET Private Group", create=True)
+            for offset, name in ((0x00, "SUVScaleFactor"), (0x09, "ActivityConcentrationScaleFactor")):
+                if name in philips:
+                    block.add_new(offset, "DS", str(philips[name]).strip())
+
+        tags["_private"] = private
     return tags
 
 
@@ -276,6 +314,9 @@ def write_series(
         ds.PixelRepresentation = 1 if signed else 0
         ds.PixelData = np.ascontiguousarray(arr[:, :, k].T.astype(dtype)).tobytes()
         for keyword, value in extra.items():
+            if keyword == "_private":  # private attributes: value(dataset) writes them
+                value(ds)
+                continue
             setattr(ds, keyword, value(k) if callable(value) else value)
         if edit is not None:
             edit(ds, k)
