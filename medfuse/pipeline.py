@@ -418,8 +418,8 @@ def fuse_volumes(
         OptionError: an unknown colour map.
         PairMismatchError: the pair check fails and ``accept_mismatch`` is false.
     """
-    from medfuse.color import fuse_colormapped, fuse_in_colour
-    from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality, voxelwise_fusion
+    from medfuse.color import apply_colormap, fuse_in_colour
+    from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality
     from medfuse.modality import require_modality
     from medfuse.pair_check import check_pair
 
@@ -456,9 +456,7 @@ def fuse_volumes(
         fused, rgb = fuse_in_colour(mov_n.rgb, fuse)
     elif colour_map is not None:  # PET/SPECT volume: through the colour map, then the same path
         colour = _colour_record(mov_n, colour_map)
-        # colour lookup, luminance split, fusion (in the same pass when voxelwise) and merge, uint8 RGB out
-        fused, rgb = fuse_colormapped(mov_n.array, colour_map, fuse,
-                                      voxelwise=voxelwise_fusion(method, ref_n.array) if weights is None else None)
+        fused, rgb = fuse_in_colour(apply_colormap(mov_n.array, colour_map), fuse)
     else:
         fused = fuse(mov_n.array)
     timings["fuse"] = time.perf_counter() - t0
