@@ -176,8 +176,8 @@ class FusionNetwork(nn.Module):
       for ``anchor_gain = 25``) and training learns only the departures from it (where the other
       source is the better choice, and a bounded detail residual). Issue 14's fidelity head.
     * ``"pyramid"`` (2D): the multiscale anchored head (:mod:`medfuse.networks.pyramid`): Laplacian
-      pyramids of both sources, the base anchored on their maximum, each band-pass level on
-      choose-max-abs, one zero-initialised logit map per level: untrained, it is that classical rule;
+      pyramids of both sources, the base anchored on their maximum, each band-pass level on the
+      source with more local energy, one zero-initialised logit map per level: untrained, it is that classical rule;
       training learns per-level departures. Issue 24's head.
 
     ``"blend"`` and ``"anchor"`` need ``in_channels = out_channels = 1``; :mod:`medfuse.inference`
