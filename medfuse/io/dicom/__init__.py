@@ -21,10 +21,11 @@ the rows of the shared bad-inputs matrix):
   applied **per slice**; the output is float32 (CT in HU, PET in the series' Units).
 - **Clear refusals** (13, 14, 34, 37): multi-frame and enhanced objects, Siemens mosaics, colour
   images and non-image pixel objects (RT Dose, SEG) raise
-  :class:`~medfuse.errors.UnsupportedInputError` (an object is enhanced when its SOP class is an
-  enhanced one or its PerFrameFunctionalGroupsSequence is not empty: classic single-frame images
-  that carry *empty* functional-group sequences, as archives such as ADNI export them, are read
-  as the classic images they are); so does a compressed transfer syntax without a
+  :class:`~medfuse.errors.UnsupportedInputError` (the SOP class decides what is enhanced: a classic
+  MR/CT/PET image with a top-level position and orientation is read as the classic image it is
+  whatever functional-group sequences it carries, such as the one-empty-item
+  PerFrameFunctionalGroupsSequence of ADNI's MP-RAGE; functional groups are used only where they
+  hold the geometry; an empty Modality LUT item is no LUT); so does a compressed transfer syntax without a
   (working) decoder, naming the transfer syntax UID and the plugins to install; truncated or
   missing pixel data raise :class:`~medfuse.errors.CorruptFileError`.
 - **Clutter is skipped and counted** (39, 43): DICOMDIR, ``.DS_Store``, JSON, text, thumbnails,

@@ -12,7 +12,10 @@ attributes plus, from its functional groups,
 - ``PixelValueTransformationSequence`` -> RescaleSlope, RescaleIntercept, RescaleType,
 
 so the rest of the reader (sorting along the slice normal, gap/duplicate/tilt checks, per-frame rescale)
-treats the frames exactly as single-frame slices. An enhanced object whose frames lack a plane position,
+treats the frames exactly as single-frame slices. What the groups do not hold (orientation, pixel spacing;
+the position of a one-frame object) is taken from the top level. Which objects are enhanced is
+decided by :func:`~medfuse.io.dicom.series._is_enhanced` (the SOP class first, never the mere presence of a
+functional-group sequence). An enhanced object whose frames lack a plane position,
 orientation or pixel spacing, and non-image objects (segmentations, parametric maps), are refused.
 """
 
@@ -43,6 +46,11 @@ _FROM_GROUPS = (
     ("PixelValueTransformationSequence", "RescaleIntercept"),
     ("PixelValueTransformationSequence", "RescaleType"),
 )
+
+#: geometry a frame takes from the top level when its functional groups do not hold it (what every frame
+#: shares; a position only for a one-frame object, as two frames cannot share one). Other top-level
+#: attributes (rescale...) are copied into every frame anyway, and a functional-group value overrides them.
+_TOP_LEVEL_FALLBACK = ("ImageOrientationPatient", "PixelSpacing")
 
 
 def _group_value(groups, macro: str, keyword: str):
@@ -89,6 +97,9 @@ def _expand_enhanced(headers: Sequence[_Header], label: str) -> list[_Header]:
                 top.add(elem)
         for k, item in enumerate(per_frame):
             values = {kw: _group_value((item, shared), macro, kw) for macro, kw in _FROM_GROUPS}
+            for kw in _TOP_LEVEL_FALLBACK if n_frames > 1 else _TOP_LEVEL_FALLBACK + ("ImagePositionPatient",):
+                if values[kw] is None and kw in ds and ds[kw].value not in (None, ""):
+                    values[kw] = ds[kw].value  # the groups do not hold it: the top level does, for every frame
             missing = [kw for kw in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
                        if values[kw] is None]
             if missing:

@@ -74,9 +74,21 @@ def _pixels(ds, label: str) -> np.ndarray:
     return arr
 
 
+def _has_modality_lut(ds) -> bool:
+    """True when a Modality LUT Sequence holds a LUT (an item with LUTDescriptor and LUTData), not merely
+    when the sequence is there: an empty sequence or an empty item (as archives write them) means none, and
+    the slice's RescaleSlope/RescaleIntercept apply."""
+    seq = ds.get("ModalityLUTSequence") if "ModalityLUTSequence" in ds else None
+    try:
+        item = seq[0] if seq else None
+    except (TypeError, IndexError):
+        return False
+    return item is not None and "LUTDescriptor" in item and "LUTData" in item
+
+
 def _real_world(arr: np.ndarray, ds, label: str) -> np.ndarray:
     """Apply this slice's modality LUT or RescaleSlope/Intercept; float32 result."""
-    if "ModalityLUTSequence" in ds and ds.ModalityLUTSequence:
+    if _has_modality_lut(ds):
         from pydicom.pixels import apply_modality_lut
 
         try:
@@ -130,7 +142,7 @@ def _ignored_transforms(ds, limit: int = 20000) -> list[str]:
             seen += 1
             if elem.VR != "SQ":
                 continue
-            if elem.keyword == "RealWorldValueMappingSequence" and elem.value:
+            if elem.keyword == "RealWorldValueMappingSequence" and any(len(i) for i in elem.value or ()):
                 found.add("RealWorldValueMappingSequence (0040,9096)")
             stack.extend(elem.value or ())
     return sorted(found)
@@ -147,10 +159,10 @@ def _value_transform(datasets, original_first) -> dict:
         ``{"rule": VALUE_TRANSFORM_RULE, "applied": ..., "rescale_slope"/"rescale_intercept": [min, max] when
         rescaled, "present_not_applied": [...]}``; no text from the files.
     """
-    n_lut = sum(1 for ds in datasets if "ModalityLUTSequence" in ds and ds.ModalityLUTSequence)
+    n_lut = sum(1 for ds in datasets if _has_modality_lut(ds))
     slopes, intercepts = [], []
     for ds in datasets:
-        if "ModalityLUTSequence" in ds and ds.ModalityLUTSequence:
+        if _has_modality_lut(ds):
             continue
         for keyword, into, default in (("RescaleSlope", slopes, 1.0), ("RescaleIntercept", intercepts, 0.0)):
             try:

@@ -223,25 +223,53 @@ _ENHANCED_SOP_CLASSES = {
 }
 
 
-def _is_enhanced(ds) -> bool:
-    """True for a real enhanced multi-frame object, False for a classic single-frame image.
+#: functional group macros that place a frame in patient space (PS3.3 C.7.6.16.2.2-3, C.7.6.16.2.1)
+_GEOMETRY_GROUPS = ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
 
-    An enhanced object has an enhanced SOP class or a non-empty PerFrameFunctionalGroupsSequence.
-    Archives (ADNI, some PACS exports) add *empty* PerFrame/SharedFunctionalGroupsSequence
-    elements to classic single-frame MR/CT/PET images; those are classic images and are read from
-    their top-level attributes, as SimpleITK/GDCM reads them. (More than one frame is refused
-    separately, enhanced or not.)
-    """
+
+def _sop_class(ds) -> str:
     sop = str(ds.get("SOPClassUID", "") or "").strip()
     if not sop:
         sop = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "") or "").strip()
-    if sop in _ENHANCED_SOP_CLASSES:
+    return sop
+
+
+def _groups_hold_geometry(ds) -> bool:
+    """True when an item of the per-frame or shared functional groups holds a geometry macro with content."""
+    for keyword in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        groups = ds.get(keyword)
+        try:
+            items = list(groups or ())
+        except TypeError:  # not a sequence (damaged or non-standard)
+            continue
+        for item in items:
+            try:
+                if any(macro in item and len(item[macro].value or ()) and len(item[macro].value[0])
+                       for macro in _GEOMETRY_GROUPS):
+                    return True
+            except (TypeError, AttributeError, IndexError):
+                continue
+    return False
+
+
+def _is_enhanced(ds) -> bool:
+    """True when the functional groups place the frames (an enhanced object), False for a classic image.
+
+    The SOP class decides: an enhanced SOP class (:data:`_ENHANCED_SOP_CLASSES`) is enhanced; any
+    other image whose top-level ImagePositionPatient and ImageOrientationPatient place it (a classic MR,
+    CT, PET... image) is read from them, whatever functional-group sequences it also carries. Archives
+    add such sequences to classic images: ADNI's GE MP-RAGE (MR Image Storage) carries a
+    PerFrameFunctionalGroupsSequence with one *empty* item and no SharedFunctionalGroupsSequence,
+    other exports empty sequences; dcm2niix and SimpleITK/GDCM read them as the classic images
+    they are. Functional groups are used only where they hold the geometry: an image without a
+    top-level position and orientation whose per-frame or shared groups hold a plane position,
+    orientation or pixel measures. (More than one frame is refused separately, enhanced or not.)
+    """
+    if _sop_class(ds) in _ENHANCED_SOP_CLASSES:
         return True
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    try:
-        return per_frame is not None and len(per_frame) > 0
-    except TypeError:  # not a sequence (damaged or non-standard): a value is there, so refuse
-        return per_frame not in (None, "", b"")
+    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+        return False
+    return _groups_hold_geometry(ds)
 
 
 def _check_single_frame_stack(headers: Sequence[_Header], label: str) -> None:
