@@ -43,6 +43,10 @@ def read_itk(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
     if n_bytes > max_image_bytes():
         raise TooLargeError(f"{path}: image of size {size} needs {n_bytes / 1024**3:.1f} GiB, above the limit; "
                             "crop or downsample it, or raise MEDFUSE_MAX_BYTES")
+    if reader.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        from medfuse.io.voxels import complex_voxels_error
+
+        raise complex_voxels_error(path, sitk.GetPixelIDValueAsString(reader.GetPixelID()))
     colour = reader.GetNumberOfComponents() == 3 and reader.GetPixelID() in (sitk.sitkVectorUInt8, sitk.sitkUInt8)
     if reader.GetNumberOfComponents() != 1 and not colour:
         raise UnsupportedInputError(f"{path}: {reader.GetNumberOfComponents()} components per voxel; medfuse reads "

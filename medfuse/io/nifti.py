@@ -8,7 +8,8 @@ silently and medfuse refuses (see ``shared/reference/bad-inputs.md``, rows 1-3, 
 - neither set (Analyze style, orientation unknown): error unless ``assume_orientation`` is given;
 - a sheared (non-orthogonal) affine: error, resample to an orthogonal grid first;
 - 4D data: error unless ``frame`` picks one (a trailing axis of length 1 is squeezed);
-- a finite scale slope with a non-finite intercept; truncated data; a header larger than the limit.
+- a finite scale slope with a non-finite intercept; truncated data; a header larger than the limit;
+- complex-valued voxels (:mod:`medfuse.io.voxels`: magnitude, real part or phase is the user's choice).
 """
 
 from __future__ import annotations
@@ -177,6 +178,10 @@ def read_nifti(
         raise CorruptFileError(f"{path}: not a readable NIfTI file ({detail}); check the file or fix its header") from err
     header = img.header
     _check_size(path, header)
+    if header.get_data_dtype().kind == "c":  # refused before reading: numpy's cast would keep the real part
+        from medfuse.io.voxels import complex_voxels_error
+
+        raise complex_voxels_error(path, header.get_data_dtype().name)
 
     shape = img.shape
     if len(shape) < 2:
