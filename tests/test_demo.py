@@ -130,3 +130,44 @@ def test_demo_never_replaces_a_users_file(tmp_path, capsys, fast_pipeline):
     assert main(["demo", "--out", str(out)]) == 2
     assert "fused_qc.png" in capsys.readouterr().err
     assert (folder / "fused_qc.png").read_bytes() == b"annotated by me"
+
+
+_NO_TORCH = '''
+import importlib.abc, json, sys
+
+class _Absent(importlib.abc.MetaPathFinder):  # as on a machine where `pip install .` installed no torch/MONAI
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "monai", "ignite", "torchvision"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, _Absent())
+import medfuse.phantom as phantom
+
+made = phantom.make_case  # a smaller phantom grid (the demo's own steps are unchanged): a quick test
+phantom.make_case = lambda modality, seed=0: made(modality, seed, mri_shape=(64, 76, 60), moving_shape=(48, 56, 40))
+from medfuse.cli import main
+
+code = main(["demo", "--out", sys.argv[1], "--modality", sys.argv[2]])
+print(json.dumps({"code": code, "loaded": sorted(m for m in ("torch", "monai") if m in sys.modules)}))
+'''
+
+
+@pytest.mark.parametrize("modality", ["pet", "spect"])
+def test_demo_runs_without_torch_or_monai(tmp_path, modality):
+    """The README's demo command installs medfuse alone (no torch: from PyPI on Linux that is a multi-GB CUDA
+    build); the demo's default methods are classical and must not need torch or MONAI."""
+    import subprocess
+    import sys
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    root = Path(__file__).resolve().parents[1]
+    required = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in required if d.split(">")[0].split("=")[0].lower() in ("torch", "monai")], required
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, str(tmp_path / "demo"), modality], capture_output=True,
+                          text=True, cwd=root, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"code": 0, "loaded": []}, proc.stderr[-2000:]
+    assert (tmp_path / "demo" / modality / "fused.nii.gz").is_file()
