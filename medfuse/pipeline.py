@@ -459,6 +459,14 @@ def fuse_volumes(
         fused, rgb = fuse_in_colour(apply_colormap(mov_n.array, colour_map), fuse)
     else:
         fused = fuse(mov_n.array)
+    if reference.ndim == 3:  # where the moving scan ends, the fused image turns into the reference, without an edge
+        from medfuse.coverage import feather_uncovered, field_of_view
+
+        fov = field_of_view(reference, moving, None if reg_result is None else reg_result.transform)
+        fused, rgb = feather_uncovered(fused, ref_n.array, fov.weight, rgb)
+        mov_n.meta["alignment"]["field_of_view"] = fov.record
+        if fov.warning(moving.name):
+            log.warning("%s", fov.warning(moving.name))
     timings["fuse"] = time.perf_counter() - t0
     from medfuse import __version__
 

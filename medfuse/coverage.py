@@ -1,0 +1,149 @@
+"""Partial field of view: where the moving scan covers the reference, and a seamless fused image where it does not.
+
+A moving scan often covers less than the reference (a FLAIR of fewer slices, a brain-only PET against a
+whole-head MRI). Outside its field of view there is nothing to fuse; the fused image must read as the
+reference alone there, and the change must not show as an edge. :func:`field_of_view` finds the covered
+part of the reference grid (through the registration transform, exactly as the moving scan was resampled)
+and a weight that ramps from 0 at the moving scan's edge to 1 at ``feather_mm`` inside it;
+:func:`feather_uncovered` blends the fused image towards the normalized reference with it.
+
+The record (for the sidecar and the warning) says how much of the reference head is covered and where the
+uncovered part lies (e.g. "6.4% of the reference head, inferior and anterior").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medfuse.volume import Volume
+
+__all__ = ["FieldOfView", "field_of_view", "feather_uncovered", "FEATHER_MM"]
+
+#: width (mm) of the ramp inside the moving scan's edge over which the fused image turns into the reference
+FEATHER_MM = 6.0
+
+#: RAS axis -> (word for +, word for -)
+_SIDES = (("right", "left"), ("anterior", "posterior"), ("superior", "inferior"))
+
+
+@dataclass
+class FieldOfView:
+    """Where the moving scan covers the reference grid.
+
+    Attributes:
+        weight: float32 on the reference grid: 1 inside the moving scan at least ``feather_mm`` from its edge,
+            falling to 0 at the edge, 0 outside; None when the whole grid is covered.
+        head_coverage: fraction of the reference head (its head mask) inside the moving scan (1.0: all).
+        record: JSON-safe summary for the sidecar.
+    """
+
+    weight: np.ndarray | None
+    head_coverage: float
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def warning(self, moving_name: str) -> str | None:
+        """One line for the log when part of the reference head is not covered (None when all of it is)."""
+        if self.head_coverage >= 1.0:
+            return None
+        return (f"{moving_name} covers {100 * self.head_coverage:.1f}% of the reference head; the other "
+                f"{self.record['uncovered'].split(' of the reference head')[0]} "
+                f"({self.record['uncovered'].partition(', ')[2] or 'at its edge'}) shows the reference alone, blended "
+                f"over {self.record['feather_mm']:g} mm inside the moving scan's edge; give a moving scan that covers "
+                "the whole head to fuse it all")
+
+
+def _where(reference: Volume, head: np.ndarray, uncovered: np.ndarray) -> str:
+    """Where the uncovered part of the head lies, in patient directions (e.g. "inferior and anterior")."""
+    part = head & uncovered
+    if not part.any():
+        return ""
+    centre = reference.world_coordinates(np.argwhere(head).mean(axis=0, keepdims=True))[0]
+    offset = reference.world_coordinates(np.argwhere(part).mean(axis=0, keepdims=True))[0] - centre
+    if not np.any(np.abs(offset) > 1.0):
+        return "around the edge of the head"
+    words = [(abs(offset[a]), _SIDES[a][0 if offset[a] > 0 else 1]) for a in range(3)
+             if abs(offset[a]) >= 0.5 * np.abs(offset).max()]
+    return " and ".join(word for _, word in sorted(words, reverse=True))
+
+
+def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_mm: float = FEATHER_MM,
+                  head: np.ndarray | None = None) -> FieldOfView:
+    """The part of ``reference``'s grid that ``moving`` covers, and the feather weight at its edge.
+
+    Args:
+        reference: the 3D grid of the fused image (RAS affine).
+        moving: the moving scan on its own grid (only its shape and affine are used).
+        transform: the SimpleITK transform the moving scan was resampled with (reference LPS -> moving LPS);
+            None: identity (world coordinates as they are).
+        feather_mm: width of the ramp inside the moving scan's edge.
+        head: the reference head mask (default: :func:`medfuse.intensity.mask.head_mask` of ``reference``).
+
+    Returns:
+        A :class:`FieldOfView`.
+    """
+    from scipy import ndimage
+
+    from medfuse.registration.resample import resample_to_reference
+
+    ones = Volume(np.ones(moving.shape, dtype=np.float32), moving.affine, moving.modality)
+    covered = resample_to_reference(ones, reference, transform, "nearest", default_value=0.0).array > 0.5
+    if covered.all():
+        return FieldOfView(None, 1.0, {"head_coverage": 1.0, "grid_coverage": 1.0,
+                                       "uncovered": "none: the moving scan covers the whole reference grid"})
+    if head is None:
+        from medfuse.intensity.mask import head_mask
+
+        try:
+            head = head_mask(reference)
+        except Exception:  # the coverage figure never fails on the mask
+            head = np.ones(reference.shape, dtype=bool)
+    if not head.any():
+        head = np.ones(reference.shape, dtype=bool)
+    head_coverage = float(np.count_nonzero(head & covered) / np.count_nonzero(head))
+    record: dict[str, Any] = {"head_coverage": round(head_coverage, 4),
+                              "grid_coverage": round(float(covered.mean()), 4)}
+    distance = ndimage.distance_transform_edt(covered, sampling=reference.spacing)
+    weight = np.clip(distance / float(feather_mm), 0.0, 1.0).astype(np.float32)
+    where = _where(reference, head, ~covered)
+    record.update(
+        uncovered=(f"{100 * (1 - head_coverage):.1f}% of the reference head" + (f", {where}" if where else "")
+                   if head_coverage < 1 else "only background (air) outside the head"),
+        uncovered_shows="the reference alone",
+        feather_mm=float(feather_mm),
+        rule=f"the fused image turns into the normalized reference over {feather_mm:g} mm inside the moving "
+             "scan's edge (linear in the distance to the edge); no edge where the moving scan ends",
+    )
+    return FieldOfView(weight, head_coverage, record)
+
+
+def feather_uncovered(fused: np.ndarray, reference01: np.ndarray, weight: np.ndarray | None,
+                      rgb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Blend the fused image into the reference where the moving scan ends: ``w * fused + (1 - w) * reference``.
+
+    Args:
+        fused: the fused luminance in [0, 1], ``(X, Y, Z)``.
+        reference01: the normalized reference in [0, 1], same shape.
+        weight: from :func:`field_of_view` (None: nothing to do).
+        rgb: the fused colour volume ``(X, Y, Z, 3)`` on 0..255 (any dtype; returned in the same dtype), whose
+            uncovered part becomes the reference in grey.
+
+    Returns:
+        ``(fused, rgb)`` blended (new arrays; the inputs are not changed).
+    """
+    if weight is None:
+        return fused, rgb
+    band = np.asarray(weight) < 1.0  # only the ramp and the uncovered part change
+    w = np.asarray(weight, dtype=np.float32)[band]
+    ref = np.asarray(reference01, dtype=np.float32)[band]
+    out = np.array(fused, dtype=np.float32)
+    out[band] = w * out[band] + (1.0 - w) * ref
+    if rgb is not None:
+        rgb = np.array(rgb)
+        blended = w[:, None] * rgb[band].astype(np.float32) + (1.0 - w[:, None]) * (255.0 * ref)[:, None]
+        if np.issubdtype(rgb.dtype, np.integer):
+            blended = np.clip(np.rint(blended), 0, 255)
+        rgb[band] = blended.astype(rgb.dtype)
+    return out, rgb
