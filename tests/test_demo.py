@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,13 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert quant.array.max() > 1.0  # its own units, not [0, 1]
     qc = Image.open(folder / "fused_qc.png")
     assert qc.width > 600 and qc.height > 400
+    # every file the README says the demo writes is there
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    paragraph = readme[readme.index("It writes `medfuse-demo/pet/`"):].split("\n\n", 1)[0]
+    named = set(re.findall(r"`([\w.]+\.(?:nii\.gz|tfm|json|png))`", paragraph))
+    assert {"mri.nii.gz", "fused.nii.gz", "fused_moving.nii.gz", "pet_to_mri.tfm", "fused.json", "fused_qc.png",
+            "demo.json"} <= named
+    assert [n for n in named if not (folder / n).is_file()] == []
     # nothing of the work in progress is left, and the sidecar names no staging folder
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
     assert ".demo-staging" not in (folder / "fused.json").read_text()

@@ -209,3 +209,16 @@ def test_batch_docs_state_the_default_method_batch_uses():
     defaults = json.loads((ROOT / "medfuse" / "weights" / "defaults.json").read_text())["method"]
     for pair, method in defaults.items():
         assert f"`{method}`" in line, (pair, method)
+
+
+def test_every_repository_path_the_docs_name_exists():
+    problems = []
+    for path in DOCS:
+        for name in set(re.findall(r"`((?:medfuse|tests|benchmarks|docs|bundles|slicer_extension|\.ci)/[^`\s]*)`",
+                                   path.read_text())):
+            if re.search(r"[<>{}*|]", name):  # a pattern (`bundles/<pair>_fusion`), not one path
+                continue
+            target = name.split("::")[0].rstrip("/")
+            if not (ROOT / target).exists():
+                problems.append(f"{path.name}: `{name}` does not exist")
+    assert not problems, "\n".join(problems)
