@@ -105,7 +105,7 @@ def run_demo(
     Raises:
         OutputExistsError: a file in the way was not written by the demo (or was changed), without ``force``.
     """
-    from medfuse.errors import OptionError
+    from medfuse.errors import OptionError, OutputExistsError
     from medfuse.io import save_volume
     from medfuse.io.atomic import atomic_output
     from medfuse.phantom import make_case
@@ -113,6 +113,9 @@ def run_demo(
 
     if modality not in MODALITIES:
         raise OptionError(f"--modality {modality!r}: expected one of {', '.join(MODALITIES)}")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise OutputExistsError(f"--out {out_dir}: a file, not a folder; the demo writes into OUT/{modality}/: "
+                                "give a folder (default ./medfuse-demo)")
     folder = demo_folder(out_dir, modality)
     names = {
         "reference": "mri.nii.gz",

@@ -133,6 +133,12 @@ def test_demo_never_replaces_a_users_file(tmp_path, capsys, fast_pipeline):
     # --force replaces it; files the demo does not write stay
     assert main(["demo", "--out", str(out), "--force"]) == 0
     assert (folder / "fused.nii.gz").read_bytes() != b"my own fusion" and (folder / "notes.txt").read_text() == "mine"
+    # an --out that is a file: one line, and the file is kept
+    (tmp_path / "notes.nii.gz").write_bytes(b"mine")
+    assert main(["demo", "--out", str(tmp_path / "notes.nii.gz")]) == 2
+    err = capsys.readouterr().err
+    assert "not a folder" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "notes.nii.gz").read_bytes() == b"mine"
     # a demo file the user changed since is theirs now
     (folder / "fused_qc.png").write_bytes(b"annotated by me")
     assert main(["demo", "--out", str(out)]) == 2
