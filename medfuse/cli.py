@@ -473,6 +473,14 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _stdout_closed()
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in _NETWORK_MODULES:
+            raise
+        print(f"medfuse {args.command}: error: this needs PyTorch and MONAI, not installed here (the classical "
+              f"methods run without them): pip install -e \".[networks]\" in the medfuse source tree; on Linux "
+              "without a GPU install torch first from https://download.pytorch.org/whl/cpu (README: PyTorch)",
+              file=sys.stderr)
+        return 2
     except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         print(f"medfuse {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -480,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
         print("medfuse: interrupted", file=sys.stderr)
         return 130
 
+
+#: what the networks extra installs (``pip install -e ".[networks]"``): the classical methods need neither
+_NETWORK_MODULES = ("torch", "monai")
 
 #: exit code when the reader of stdout went away (``medfuse info X | head -3``): 128 + SIGPIPE, as the shell
 #: reports a command that a closed pipe ended

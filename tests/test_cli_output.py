@@ -4,6 +4,7 @@ quietly, a missing input is named by its role with what to do, and every subcomm
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,35 @@ def test_every_subcommand_has_a_description():
         description = (parser.description or "").strip()
         assert len(description) > 40, f"medfuse {name} --help has no description"
         assert parser.format_help().count(description.split()[0]) >= 1
+
+
+_WITHOUT_TORCH = '''
+import importlib.abc, sys
+
+class _Absent(importlib.abc.MetaPathFinder):  # as after `pip install -e .` (no networks extra)
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "monai", "ignite"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name.split(".")[0])
+
+sys.meta_path.insert(0, _Absent())
+from medfuse.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_a_command_that_needs_torch_says_how_to_install_it(tmp_path):
+    """torch and MONAI are an extra: `medfuse train` without them is one line naming the extra, not a traceback."""
+    data = tmp_path / "harvard" / "pet_mri" / "xg-1"
+    data.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, "train", "--pair", "pet_mri", "--method", "light",
+                           "--data", str(tmp_path / "harvard"), "--out", str(tmp_path / "x.pt")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert 'pip install -e ".[networks]"' in proc.stderr and "download.pytorch.org/whl/cpu" in proc.stderr
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {"torch", "monai"} <= {re.split(r"[<>=]", d)[0] for d in extras["networks"]}
