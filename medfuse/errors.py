@@ -5,6 +5,13 @@ message) and a built-in exception (so callers can catch ``ValueError`` and frien
 
 A message names the file or value, what was expected, what was found and what to do. Messages
 never contain patient identifiers: only paths the user gave, counts and opaque ids.
+
+Messages speak the API's words, never a door's: an error about one input carries ``role``
+(``"reference"``/``"moving"``), and one that an option decides or works around carries ``option`` (the
+API's keyword: ``accept_registration``, ``series``, ...) and names it in its text as :data:`OPTION`. Each
+door renders that in its own words with :meth:`MedfuseError.render`: the API as "the accept_registration
+option", the command line as the flag (``--accept-registration``, ``--moving-series``), the Slicer module
+as its control. Nothing parses message text.
 """
 
 from __future__ import annotations
@@ -29,11 +36,39 @@ __all__ = [
     "UnknownModalityError",
     "PairMismatchError",
     "look_up",
+    "OPTION",
 ]
+
+#: where a message names its :attr:`MedfuseError.option`; :meth:`MedfuseError.render` puts the door's words there
+OPTION = "{option}"
 
 
 class MedfuseError(Exception):
-    """Base class of every error medfuse raises on purpose."""
+    """Base class of every error medfuse raises on purpose.
+
+    Args:
+        *args: the message (as for any exception); it names the option, if any, as :data:`OPTION`.
+        role: ``"reference"`` or ``"moving"`` when the error is about one input of a pair, else None.
+        option: the API keyword of the option that decides the matter or works around it
+            (``accept_registration``, ``force``, ``series``, ...), else None.
+    """
+
+    def __init__(self, *args, role: str | None = None, option: str | None = None):
+        super().__init__(*args)
+        self.role = role
+        self.option = option
+
+    def render(self, name_option=None) -> str:
+        """The message with :data:`OPTION` in a door's words: ``name_option(option, role)`` (the command line
+        gives its flag), by default "the <option> option" (the Python API's keyword)."""
+        text = super().__str__()
+        if self.option is not None and OPTION in text:
+            words = name_option(self.option, self.role) if name_option is not None else None
+            text = text.replace(OPTION, words or f"the {self.option} option")
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class CorruptFileError(MedfuseError, ValueError):
