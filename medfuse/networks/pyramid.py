@@ -42,27 +42,52 @@ DETAIL_GAIN = 2.0
 _EPS = 1e-8
 
 
-def _kernel(x: torch.Tensor) -> torch.Tensor:
-    """The 5 x 5 binomial kernel ``(1, 1, 5, 5)`` (Burt & Adelson's, a = 0.375) in ``x``'s dtype."""
-    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16.0
-    return (k[:, None] * k[None, :]).view(1, 1, 5, 5)
+def _taps(x: torch.Tensor, axis: int, start: int, count: int, step: int) -> torch.Tensor:
+    """``count`` entries of ``x`` along ``axis`` from ``start`` every ``step``."""
+    return x.narrow(axis, start, (count - 1) * step + 1)[(slice(None),) * (axis % x.dim()) + (slice(None, None, step),)]
+
+
+def _reduce_axis(p: torch.Tensor, axis: int, n: int) -> torch.Tensor:
+    """Binomial [1, 4, 6, 4, 1] / 16 along ``axis`` of ``p`` (padded by 2), every 2nd output: ``n`` outputs."""
+    t = _taps
+    return (t(p, axis, 0, n, 2) + t(p, axis, 4, n, 2) + 4.0 * (t(p, axis, 1, n, 2) + t(p, axis, 3, n, 2))
+            + 6.0 * t(p, axis, 2, n, 2)) * (1.0 / 16.0)
 
 
 def _reduce(x: torch.Tensor) -> torch.Tensor:
-    """Blur and keep every 2nd pixel: ``(N, C, H, W)`` -> ``(N, C, ceil(H / 2), ceil(W / 2))``, replicate borders."""
-    n, c, h, w = x.shape
-    y = F.pad(x.reshape(n * c, 1, h, w), [2, 2, 2, 2], mode="replicate")
-    return F.conv2d(y, _kernel(x), stride=2).reshape(n, c, (h + 1) // 2, (w + 1) // 2)
+    """Blur (5 x 5 binomial, Burt & Adelson's a = 0.375) and keep every 2nd pixel, replicate borders:
+    ``(N, C, H, W)`` -> ``(N, C, ceil(H / 2), ceil(W / 2))``. Separable, strided sums."""
+    h, w = x.shape[-2:]
+    p = F.pad(x, [2, 2, 2, 2], mode="replicate")
+    return _reduce_axis(_reduce_axis(p, -1, (w + 1) // 2), -2, (h + 1) // 2)
+
+
+def _expand_axis(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+    """Factor-2 upsampling along ``axis`` (-1 or -2) by zero insertion and the binomial blur (x2),
+    polyphase: even outputs ``(x[i-1] + 6 x[i] + x[i+1]) / 8``, odd ``(x[i] + x[i+1]) / 2``, replicate
+    borders; the first ``size`` outputs."""
+    n = x.shape[axis]
+    p = F.pad(x, [1, 1, 0, 0] if axis == -1 else [0, 0, 1, 1], mode="replicate")
+    even = (p.narrow(axis, 0, n) + p.narrow(axis, 2, n) + 6.0 * p.narrow(axis, 1, n)) * 0.125
+    odd = (p.narrow(axis, 1, n) + p.narrow(axis, 2, n)) * 0.5
+    if axis == -1:
+        out = torch.stack([even, odd], dim=-1).flatten(-2)
+    else:
+        out = torch.stack([even, odd], dim=-2).flatten(-3, -2)
+    return out.narrow(axis, 0, size)
 
 
 def _expand(x: torch.Tensor, size) -> torch.Tensor:
-    """Upsample by 2 (zero insertion, blur, x4) to ``size``, one transposed convolution; borders by
-    replicating one pixel of ``x`` first."""
-    n, c, h, w = x.shape
-    y = F.pad(x.reshape(n * c, 1, h, w), [1, 1, 1, 1], mode="replicate")
-    up = F.conv_transpose2d(y, 4.0 * _kernel(x), stride=2)  # (2(h+2)+3) a side; pixel 2i+2 of up = input i-1
-    up = up[:, :, 4 : 4 + int(size[0]), 4 : 4 + int(size[1])]
-    return up.reshape(n, c, int(size[0]), int(size[1]))
+    """Upsample ``(N, C, h, w)`` by 2 to ``size`` (zero insertion, 5 x 5 binomial blur, x4), replicate borders."""
+    return _expand_axis(_expand_axis(x, -1, int(size[1])), -2, int(size[0]))
+
+
+def _box3(x: torch.Tensor) -> torch.Tensor:
+    """3 x 3 mean, replicate borders, separable."""
+    h, w = x.shape[-2:]
+    p = F.pad(x, [1, 1, 1, 1], mode="replicate")
+    r = p.narrow(-1, 0, w) + p.narrow(-1, 1, w) + p.narrow(-1, 2, w)
+    return (r.narrow(-2, 0, h) + r.narrow(-2, 1, h) + r.narrow(-2, 2, h)) * (1.0 / 9.0)
 
 
 def pyramid_levels_for(size: tuple[int, int], levels: int = PYRAMID_LEVELS, minimum: int = 4) -> int:
@@ -114,8 +139,7 @@ def compose_pyramid(a: torch.Tensor, b: torch.Tensor, logits: torch.Tensor, base
         if lvl == levels:
             w = torch.sigmoid(y + base_gain * (da - db))
         else:
-            ea = F.avg_pool2d(F.pad(da * da, [1, 1, 1, 1], mode="replicate"), 3, stride=1) + _EPS
-            eb = F.avg_pool2d(F.pad(db * db, [1, 1, 1, 1], mode="replicate"), 3, stride=1) + _EPS
-            w = torch.sigmoid(y + detail_gain * torch.log(ea / eb))
+            energy = _box3(bands[lvl] * bands[lvl]) + _EPS  # both sources' 3 x 3 local energies
+            w = torch.sigmoid(y + detail_gain * torch.log(energy[:, :1] / energy[:, 1:2]))
         fused.append(w * da + (1.0 - w) * db)
     return reconstruct(fused)
