@@ -149,17 +149,21 @@ def make_datalist(
                                     "or --dataset_dir DIR with --reference_glob and --moving_glob")
     if not cases:
         raise UnsupportedInputError(f"{datalist_file or dataset_dir}: no cases found")
-    outputs: dict[Path, str] = {}
-    for case in cases:
+    outputs: dict[Path, int] = {}
+    for number, case in enumerate(cases, start=1):
+        # messages name an input by its role (and case number), never by its path: folder and file names may
+        # hold patient identifiers (medfuse.io.naming)
+        where = "" if len(cases) == 1 else f"case {number} of {len(cases)}: "
         for key in ("reference", "moving"):
             case[key] = os.path.normpath(case[key])  # "dicom_folder/" names its output like "dicom_folder"
             if not os.path.exists(case[key]):
-                raise FileNotFoundError(f"{case[key]}: no such file or folder (the {key} scan)")
+                flag = f"--{key}" if reference or moving else ("--datalist_file" if datalist_file else f"--{key}_glob")
+                raise FileNotFoundError(f"{where}the {key} scan ({flag}): no such file or folder")
         out = _output_path(case["reference"], output_dir, dataset_dir or None, output_postfix, output_ext)
         if out in outputs:
-            raise UnsupportedInputError(f"{case['reference']} and {outputs[out]} would both be written to {out}; "
-                                        "give each case its own folder under --dataset_dir")
-        outputs[out] = case["reference"]
+            raise UnsupportedInputError(f"cases {outputs[out]} and {number} would both be written to the same output "
+                                        "file; give each case its own folder under --dataset_dir")
+        outputs[out] = number
         if out.exists() and not force:
             raise OutputExistsError(f"{out}: exists; choose another --output_dir or add --force true to overwrite")
     return cases

@@ -215,13 +215,13 @@ def normalize(
         vmax = float(volume.meta["value_max"])
         out = np.clip(a / vmax, 0.0, 1.0).astype(np.float32)
         record.update(method="display", lo=0.0, hi=vmax)
-        log.debug("%s: display image, divided by its maximum value %g", volume.name, vmax)
+        log.debug("%s: display image, divided by its maximum value %g", _log_name(volume), vmax)
         return _result(volume, out, record)
 
     if code == "CT" and (window is not None or looks_like_hu(volume)):
         if window is not None and not looks_like_hu(volume):
             log.warning("%s: CT values do not look like HU (no air below -500); applying window %r anyway",
-                        volume.name, window)
+                        _log_name(volume), window)
         level, width = _as_window(CTWindow.BONE if window is None else window)
         out = window_ct(a, (level, width))
         record.update(method="ct_window", level=level, width=width, lo=level - width / 2, hi=level + width / 2)
@@ -237,7 +237,7 @@ def normalize(
     if code == "CT":
         log.warning(
             "%s: CT values do not look like Hounsfield units (minimum %g > -500, air should be -1000); normalized "
-            "by percentiles inside the head mask instead of a HU window", volume.name, float(a.min())
+            "by percentiles inside the head mask instead of a HU window", _log_name(volume), float(a.min())
         )
 
     if mask is None:
@@ -257,12 +257,19 @@ def normalize(
             out = _scale(a.astype(np.float64) * factor, lo, hi)
             record.update(method="suv", suv_factor=factor, lo=lo / factor, hi=hi / factor, suv_window=(lo, hi))
             return _result(volume, out, record)
-        log.warning("%s: PET normalized by percentiles, not SUV: %s", volume.name, why)
+        log.warning("%s: PET normalized by percentiles, not SUV: %s", _log_name(volume), why)
         record["suv_unavailable"] = why
 
     out, (lo, hi) = percentile_scale(a, mask, percentiles)
     record.update(method="percentile", percentiles=tuple(float(p) for p in percentiles), lo=lo, hi=hi)
     return _result(volume, out, record)
+
+
+def _log_name(volume: Volume) -> str:
+    """How log lines name ``volume``: its role, or an opaque id for a path, never the path (:mod:`medfuse.io.naming`)."""
+    from medfuse.io.naming import source_name
+
+    return source_name(volume.source) if volume.source else (volume.modality or "image")
 
 
 def _preset(window: str | CTWindow) -> CTWindow:

@@ -15,9 +15,13 @@ appear in no log, message or output). The rule medfuse follows:
   which file is meant: the one they passed with that flag. A file inside a DICOM folder is then named by
   the folder's role and an opaque id (never its file name); text read from the files (SeriesDescription)
   is left out of the messages (:func:`private`).
+- **The MONAI doors** (transforms and bundles) read each input inside :func:`read_as` with its key's role
+  (``the moving scan (--moving)``, the bundle's own flag) and keep that role, never the path, as the name the
+  later steps log it by (:func:`medfuse.transforms.to_volume`).
 - **The Python API** (``load_volume(path)`` called directly, with no role set) names the path the caller
   passed in its error messages, as Python's own ``open`` does: the caller holds the path already, and
-  nothing is written anywhere. Log lines still follow the first rule.
+  nothing is written anywhere. Log lines still follow the first rule: they name a volume by
+  :func:`source_name`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["input_label", "redact", "log_name", "describe", "private", "opaque_path"]
+__all__ = ["input_label", "read_as", "redact", "log_name", "describe", "private", "opaque_path", "source_name"]
 
 #: (spellings of the path, longest first; label) for each input being read
 _LABELS: ContextVar[tuple[tuple[tuple[str, ...], str], ...]] = ContextVar("medfuse_input_labels", default=())
@@ -96,6 +100,40 @@ def log_name(path: str | os.PathLike) -> str:
         return f"input {opaque_path(path)}"
     label, rest = found
     return f"{label} (one of its files, id {opaque_path(rest)})" if rest else label
+
+
+@contextlib.contextmanager
+def read_as(path: str | os.PathLike, label: str) -> Iterator[None]:
+    """Read ``path`` as ``label`` (e.g. ``"the moving scan (--moving)"``): inside, log lines name it by the label
+    (:func:`input_label`), and an error raised inside is re-raised with every spelling of the path replaced by
+    the label (:func:`redact`), same type, one line."""
+    from medfuse.errors import MedfuseError
+
+    with input_label(path, label):
+        try:
+            yield
+        except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+            text = redact(str(err))
+            if text == str(err):
+                raise
+            raise type(err)(text) from None  # the original text names the path
+
+
+def source_name(source: str | os.PathLike | None) -> str:
+    """How a log line names a volume from its ``source``: a role label set by a door (``the moving scan
+    (--moving)``, ``phantom:mri``) as it is; a path (one that exists, or any text with a path separator or a
+    file suffix) by :func:`log_name`; nothing by ``"image"``."""
+    if not source:
+        return "image"
+    text = str(source)
+    if _match(text) is not None or os.sep in text or "/" in text or "\\" in text or os.path.exists(text) \
+            or Path(text).suffix.lower() in _FILE_SUFFIXES:
+        return log_name(text)
+    return text
+
+
+#: suffixes that make a bare ``source`` a file name (which may be an identifier), not a label
+_FILE_SUFFIXES = {".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".ima", ".png", ".tif", ".tiff", ".bmp"}
 
 
 def redact(text: str) -> str:

@@ -252,6 +252,13 @@ def _to_lps(p: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.asarray(p, dtype=np.float64) * [-1.0, -1.0, 1.0])
 
 
+def _log_name(volume: Volume) -> str:
+    """How log lines (and the messages kept with the result) name a volume: never its path (medfuse.io.naming)."""
+    from medfuse.io.naming import source_name
+
+    return source_name(volume.source) if volume.source else (volume.modality or "image")
+
+
 def _check_input(volume: Volume, role: str) -> None:
     from medfuse.io import check_volume
 
@@ -501,13 +508,14 @@ def register(
     def fail(message: str) -> None:
         if checks:
             raise RegistrationError(message)
-        log.warning("registration check failed (checks overridden, continuing): %s", message)
+        log.warning("registration check failed (checks overridden, continuing): %s",
+                    message.replace(names, log_names))
         messages.append("CHECK FAILED: " + message)
         check_failures.append(message)
 
     if skip_same_frame and same_frame_of_reference(reference, moving):
-        msg = (f"{moving.name} shares the DICOM frame of reference of {reference.name} (hybrid scan): registration "
-               "skipped, resampled in world coordinates")
+        msg = (f"{_log_name(moving)} shares the DICOM frame of reference of {_log_name(reference)} (hybrid scan): "
+               "registration skipped, resampled in world coordinates")
         log.info(msg)
         identity = sitk.Transform(3, sitk.sitkIdentity)
         resampled = resample_to_reference(moving, reference, None, interpolation)  # exact when same voxel centres
@@ -518,6 +526,7 @@ def register(
 
     p = _Problem(reference, moving, s)
     names = f"{moving.name} -> {reference.name}"
+    log_names = f"{_log_name(moving)} -> {_log_name(reference)}"  # for log lines: a role or an opaque id, never a path
 
     # -- check: the headers must place the moving scan over at least half of the reference head
     coverage = fov_coverage(p.ref, p.ref_mask, moving)
@@ -548,7 +557,7 @@ def register(
     if _FORCED_START_RAS is not None:  # benchmark hook: a start far from the answer
         rigid = _rigid_from_ras(_FORCED_START_RAS, center)
         messages.append("initialization: forced start (benchmark hook)")
-    log.debug("%s: %s", names, messages[-1])
+    log.debug("%s: %s", log_names, messages[-1])
 
     if s.check_orientation:
         _check_orientation(p, center, c_mov_ras, scores[start], rigid, names, fail, messages)
@@ -611,7 +620,7 @@ def register(
         f"{dice_value:.3f}, rotation {figures['rotation_deg']:.1f} deg, head centre moved "
         f"{figures['translation_mm']:.1f} mm"
     )
-    log.info("%s: %s", names, messages[-1])
+    log.info("%s: %s", log_names, messages[-1])
     result = RegistrationResult(
         transform=final,
         resampled=resampled,

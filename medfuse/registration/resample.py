@@ -117,7 +117,10 @@ def resample_to_reference(
         from medfuse.registration.grid import reorder_to_reference, same_voxel_centres
 
         if same_voxel_centres(reference, moving):  # same voxel centres, any storage order: exact, no interpolation
-            log.debug("%s has the reference's voxel centres: reordered, not interpolated", moving.name)
+            from medfuse.io.naming import source_name
+
+            log.debug("%s has the reference's voxel centres: reordered, not interpolated",
+                      source_name(moving.source) if moving.source else "the moving image")
             return reorder_to_reference(moving, reference)
         transform = sitk.Transform(reference.ndim, sitk.sitkIdentity)
     default = background_value(moving) if default_value is None else float(default_value)

@@ -41,6 +41,7 @@ __all__ = [
     "collate_safe",
     "FUSION_STRATEGIES",
     "CHROMA_META_KEY",
+    "SOURCE_LABEL_KEY",
     "LoadVolume",
     "RegisterToReference",
     "NormalizeModality",
@@ -59,6 +60,9 @@ from monai.utils import TransformBackends, convert_to_dst_type  # noqa: E402
 
 #: meta key where :class:`SplitLuminance` keeps the chroma planes ``(2, H, W)`` (Cb, Cr on 0..255)
 CHROMA_META_KEY = "medfuse_chroma"
+#: meta key holding how messages and logs name an input (its role, e.g. "the moving scan (--moving)"), set by
+#: :class:`LoadVolume`; :func:`to_volume` makes it the Volume's ``source``, so no later step names the path
+SOURCE_LABEL_KEY = "medfuse_source_label"
 #: Volume meta entries carried through MetaTensor meta (non-identifying; used by the plain functions)
 _CARRIED_META = ("pet", "frame_of_reference", "units", "value_max", "suv_factor", "modality_source", "format")
 #: how :class:`FuseImages` fuses more than two images (see its docstring)
@@ -164,7 +168,9 @@ def to_volume(img: Any, channel: int = 0, modality: str | None = None) -> Volume
     Returns:
         A Volume with ``array`` float32 ``(H, W[, D])``, the image's affine in RAS (converted from
         LPS when ``meta["space"]`` says so; identity without meta), and the medfuse entries of the
-        meta (``pet``, ``frame_of_reference``, ``units``, ``value_max``).
+        meta (``pet``, ``frame_of_reference``, ``units``, ``value_max``). Its ``source`` (what messages
+        and log lines name it by) is the role :class:`LoadVolume` recorded, else an opaque id of
+        ``meta["filename_or_obj"]``: never a path (:mod:`medfuse.io.naming`).
     """
     from monai.utils import convert_data_type
 
@@ -178,13 +184,18 @@ def to_volume(img: Any, channel: int = 0, modality: str | None = None) -> Volume
         if _is_lps(meta):
             affine = LPS_RAS_FLIP @ affine
     kept = {k: meta[k] for k in _CARRIED_META if k in meta}
-    source = meta.get("filename_or_obj", "")
+    source = meta.get(SOURCE_LABEL_KEY) or ""
+    if not source:  # never the path: log lines and messages of the later steps name the volume by its source
+        from medfuse.io.naming import source_name
+
+        path = meta.get("filename_or_obj", "")
+        source = source_name(path) if isinstance(path, (str, os.PathLike)) and path else ""
     return Volume(
         np.asarray(array[channel], dtype=np.float32),
         affine,
         modality=modality or _modality_from_meta(meta),
         meta=kept,
-        source=str(source) if isinstance(source, (str, os.PathLike)) else "",
+        source=str(source),
     )
 
 
@@ -236,26 +247,36 @@ class LoadVolume(Transform):
     Args:
         modality: force the modality code (default: from DICOM or the file name).
         keep_color: colour slices become 3 RGB channels (0..255) instead of their luminance Y.
+        label: how messages and log lines name this input, e.g. ``"the moving scan (--moving)"`` (a bundle's
+            flag): the file is read inside :func:`medfuse.io.naming.read_as` (errors name the label, not the
+            path) and the label goes to ``meta[SOURCE_LABEL_KEY]`` for the later steps. ``None``: errors name
+            the path as the Python API does; log lines name an opaque id.
 
     Returns (``__call__(path)``):
         ``(1, *spatial)`` float32 (``(3, H, W)`` for colour with ``keep_color``), the file's RAS
-        affine, ``meta["modality"]`` and ``meta["filename_or_obj"]``.
+        affine, ``meta["modality"]`` and ``meta["filename_or_obj"]`` (for ``SaveImage``'s output name).
     """
 
     backend = [TransformBackends.NUMPY]
 
-    def __init__(self, modality: str | None = None, keep_color: bool = False) -> None:
+    def __init__(self, modality: str | None = None, keep_color: bool = False, label: str | None = None) -> None:
         self.modality = modality
         self.keep_color = bool(keep_color)
+        self.label = label
 
     def __call__(self, path: str | os.PathLike):  # type: ignore[override]
-        from medfuse.io import load_volume
+        import contextlib
 
-        volume = load_volume(path, modality=self.modality)
+        from medfuse.io import load_volume
+        from medfuse.io.naming import read_as, source_name
+
+        with read_as(path, self.label) if self.label else contextlib.nullcontext():
+            volume = load_volume(path, modality=self.modality)
+        extra = {"filename_or_obj": str(path), SOURCE_LABEL_KEY: self.label or source_name(path)}
         if self.keep_color and volume.rgb is not None:
             channels = [volume.with_array(volume.rgb[..., c], rgb=None) for c in range(3)]
-            return _track(to_metatensor(channels, extra_meta={"filename_or_obj": str(path)}))
-        return _track(to_metatensor(volume, extra_meta={"filename_or_obj": str(path)}))
+            return _track(to_metatensor(channels, extra_meta=extra))
+        return _track(to_metatensor(volume, extra_meta=extra))
 
 
 class RegisterToReference(Transform):

@@ -47,16 +47,29 @@ def _per_key(value: Any, keys: Sequence[Hashable], name: str) -> list[Any]:
     return [value] * len(keys)
 
 
+def _role(key: Hashable) -> str:
+    """How messages name the input under ``key``: the bundles' flags for ``reference``/``moving``."""
+    return f"the {key} scan (--{key})" if key in ("reference", "moving") else f"the {key!r} input"
+
+
 class LoadVolumed(MapTransform):
-    """Dictionary wrapper of :class:`LoadVolume`; ``modality`` may give one code per key."""
+    """Dictionary wrapper of :class:`LoadVolume`; ``modality`` may give one code per key.
+
+    ``label`` (one per key, or one for all) names each input in messages and log lines; by default its role:
+    ``the reference scan (--reference)`` / ``the moving scan (--moving)`` (the bundles' flags), ``the 'KEY'
+    input`` for other keys. Input paths never reach messages or logs (:mod:`medfuse.io.naming`).
+    """
 
     backend = LoadVolume.backend
 
     def __init__(self, keys: KeysCollection, modality: Sequence[str | None] | str | None = None,
-                 keep_color: bool = False, allow_missing_keys: bool = False) -> None:
+                 keep_color: bool = False, allow_missing_keys: bool = False,
+                 label: Sequence[str | None] | str | None = None) -> None:
         super().__init__(keys, allow_missing_keys)
         mods = _per_key(modality, self.keys, "modality")
-        self.loaders = {k: LoadVolume(modality=m, keep_color=keep_color) for k, m in zip(self.keys, mods)}
+        labels = [lb or _role(k) for k, lb in zip(self.keys, _per_key(label, self.keys, "label"))]
+        self.loaders = {k: LoadVolume(modality=m, keep_color=keep_color, label=lb)
+                        for k, m, lb in zip(self.keys, mods, labels)}
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

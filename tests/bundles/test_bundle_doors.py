@@ -55,3 +55,30 @@ def test_bundle_fuses_a_pet_dicom_series_with_a_real_ge_header(tmp_path, real_di
     assert moving["normalization"]["method"] == "suv"
     assert moving["normalization"]["suv_factor"] == pytest.approx(
         expected["cases"]["GE_MEDICAL_AND_BQML"]["suvbw_factor_g_per_bq_ml"], rel=1e-6)
+
+
+def test_bundle_logs_and_messages_hold_no_input_path(tmp_path, real_dir):
+    """Issue 23 item 8: "/.../spm_PET.nii: PET normalized by percentiles, not SUV" reached the console through the
+    bundle, and MONAI's input summary echoed both paths. Inputs here sit in a folder named after a (fake) patient;
+    nothing the bundle prints may hold it, and medfuse's lines name the inputs by their role."""
+    import shutil
+
+    folder = tmp_path / "Doe^John_19570101"
+    folder.mkdir()
+    for name in ("spm_T1.nii", "spm_PET.nii"):
+        shutil.copy(real_dir / "templates" / name, folder / name)
+    proc = _run_bundle(tmp_path / "out", folder / "spm_T1.nii", folder / "spm_PET.nii", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = proc.stdout + proc.stderr
+    assert "PET normalized by percentiles, not SUV" in printed  # the line the issue saw, still there
+    assert "the moving scan (--moving): PET normalized by percentiles" in printed
+    assert "Doe^John" not in printed and str(tmp_path) not in printed
+    sidecar = (tmp_path / "out" / "spm_T1_fused.json").read_text()
+    assert "Doe^John" not in sidecar
+
+    # a bad input: one line naming its role, not its path
+    (folder / "broken.nii").write_bytes(b"not a nifti file")
+    proc = _run_bundle(tmp_path / "out2", folder / "spm_T1.nii", folder / "broken.nii", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "medfuse bundle: error: the moving scan (--moving): not a readable NIfTI file" in proc.stderr
+    assert "Doe^John" not in proc.stdout + proc.stderr
