@@ -27,6 +27,8 @@ the no-halo rule). 2D only.
 
 from __future__ import annotations
 
+from typing import List
+
 import torch
 import torch.nn.functional as F
 
@@ -39,12 +41,12 @@ PYRAMID_LEVELS = 4
 #: gain of the band-pass levels' anchor on the log local-energy ratio: a source with 4x the other's
 #: energy gets weight sigmoid(2 log 4) = 0.94 (the classical "energy" rule takes it alone from 4x)
 DETAIL_GAIN = 2.0
-_EPS = 1e-8
 
 
 def _taps(x: torch.Tensor, axis: int, start: int, count: int, step: int) -> torch.Tensor:
-    """``count`` entries of ``x`` along ``axis`` from ``start`` every ``step``."""
-    return x.narrow(axis, start, (count - 1) * step + 1)[(slice(None),) * (axis % x.dim()) + (slice(None, None, step),)]
+    """``count`` entries of the 4D ``x`` along ``axis`` (-1 or -2) from ``start`` every ``step``."""
+    y = x.narrow(axis, start, (count - 1) * step + 1)
+    return y[:, :, :, ::step] if axis == -1 else y[:, :, ::step, :]
 
 
 def _reduce_axis(p: torch.Tensor, axis: int, n: int) -> torch.Tensor:
@@ -77,7 +79,7 @@ def _expand_axis(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
     return out.narrow(axis, 0, size)
 
 
-def _expand(x: torch.Tensor, size) -> torch.Tensor:
+def _expand(x: torch.Tensor, size: List[int]) -> torch.Tensor:
     """Upsample ``(N, C, h, w)`` by 2 to ``size`` (zero insertion, 5 x 5 binomial blur, x4), replicate borders."""
     return _expand_axis(_expand_axis(x, -1, int(size[1])), -2, int(size[0]))
 
@@ -90,7 +92,7 @@ def _box3(x: torch.Tensor) -> torch.Tensor:
     return (r.narrow(-2, 0, h) + r.narrow(-2, 1, h) + r.narrow(-2, 2, h)) * (1.0 / 9.0)
 
 
-def pyramid_levels_for(size: tuple[int, int], levels: int = PYRAMID_LEVELS, minimum: int = 4) -> int:
+def pyramid_levels_for(size: List[int], levels: int = PYRAMID_LEVELS, minimum: int = 4) -> int:
     """How many of ``levels`` halvings an image of ``size`` takes (the base keeps >= ``minimum`` pixels)."""
     n, h, w = 0, int(size[0]), int(size[1])
     while n < levels and (h + 1) // 2 >= minimum and (w + 1) // 2 >= minimum:
@@ -98,21 +100,24 @@ def pyramid_levels_for(size: tuple[int, int], levels: int = PYRAMID_LEVELS, mini
     return n
 
 
-def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> List[torch.Tensor]:
     """``[D_0, ..., D_{levels-1}, G_levels]`` of ``(N, C, H, W)``; :func:`reconstruct` inverts it exactly."""
-    out, g = [], x
+    out: List[torch.Tensor] = []
+    g = x
     for _ in range(levels):
         low = _reduce(g)
-        out.append(g - _expand(low, g.shape[-2:]))
+        out.append(g - _expand(low, [g.shape[-2], g.shape[-1]]))
         g = low
     out.append(g)
     return out
 
 
-def reconstruct(bands: list[torch.Tensor]) -> torch.Tensor:
+def reconstruct(bands: List[torch.Tensor]) -> torch.Tensor:
+    """Invert :func:`laplacian_pyramid`: expand the base and add the band-pass levels back."""
     g = bands[-1]
-    for d in reversed(bands[:-1]):
-        g = d + _expand(g, d.shape[-2:])
+    for i in range(len(bands) - 2, -1, -1):
+        d = bands[i]
+        g = d + _expand(g, [d.shape[-2], d.shape[-1]])
     return g
 
 
@@ -127,19 +132,19 @@ def compose_pyramid(a: torch.Tensor, b: torch.Tensor, logits: torch.Tensor, base
         base_gain: gain of the base's max anchor.
         detail_gain: gain of the band-pass levels' local-energy anchor.
     """
-    levels = pyramid_levels_for(a.shape[-2:], logits.shape[1] - 1)
+    levels = pyramid_levels_for([a.shape[-2], a.shape[-1]], logits.shape[1] - 1)
     bands = laplacian_pyramid(torch.cat([a, b], dim=1), levels)  # both sources in one pass
-    fused = []
+    fused: List[torch.Tensor] = []
     for lvl in range(levels + 1):
         da, db = bands[lvl][:, :1], bands[lvl][:, 1:2]
         ch = logits.shape[1] - 1 if lvl == levels else lvl
         y = logits[:, ch : ch + 1]
-        if y.shape[-2:] != da.shape[-2:]:
-            y = F.adaptive_avg_pool2d(y, da.shape[-2:])
+        if y.shape[-2] != da.shape[-2] or y.shape[-1] != da.shape[-1]:
+            y = F.adaptive_avg_pool2d(y, [da.shape[-2], da.shape[-1]])
         if lvl == levels:
             w = torch.sigmoid(y + base_gain * (da - db))
         else:
-            energy = _box3(bands[lvl] * bands[lvl]) + _EPS  # both sources' 3 x 3 local energies
+            energy = _box3(bands[lvl] * bands[lvl]) + 1e-8  # both sources' 3 x 3 local energies
             w = torch.sigmoid(y + detail_gain * torch.log(energy[:, :1] / energy[:, 1:2]))
         fused.append(w * da + (1.0 - w) * db)
     return reconstruct(fused)

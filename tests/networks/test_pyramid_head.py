@@ -80,6 +80,9 @@ def test_pyramid_head_zero_initialised_and_learns(family):
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)
     with pytest.raises(ValueError):
         build_network(family, spatial_dims=3, output="pyramid")
+    scripted = torch.jit.script(net.eval())  # every network exports with torch.jit.script
+    with torch.no_grad():
+        assert torch.allclose(scripted(x[:, :, :40, :56]), net(x[:, :, :40, :56]), atol=1e-6)
 
 
 def test_pyramid_head_keeps_the_no_halo_and_noise_rules():
