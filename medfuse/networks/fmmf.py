@@ -149,7 +149,7 @@ class FMMF(FusionNetwork):
         act: MONAI activation spec.
         norm: MONAI normalization spec or ``None`` (default none: fusion keeps the sources' contrast).
         kv_stride: average pooling of keys/values in the mutual mapping (1: full attention).
-        output: the output head, ``"image"`` (default), ``"blend"`` or ``"anchor"``
+        output: the output head, ``"image"`` (default), ``"blend"``, ``"anchor"`` or ``"pyramid"``
             (:class:`~medfuse.networks.blocks.FusionNetwork`); the family's body is unchanged.
         anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 

@@ -68,7 +68,7 @@ class LightFusionNet(FusionNetwork):
         act: MONAI activation spec, e.g. ``("relu", {"inplace": True})``.
         norm: MONAI normalization spec or ``None`` (default: none, so the network keeps the
             images' contrast and runs fastest; AE-Netv2 uses batch norm: ``("batch", {})``).
-        output: the output head, ``"image"``, ``"blend"`` or ``"anchor"``
+        output: the output head, ``"image"``, ``"blend"``, ``"anchor"`` or ``"pyramid"``
             (:class:`~medfuse.networks.blocks.FusionNetwork`). light's config uses ``"blend"``:
             measured on the Harvard validation cases (benchmarks/quality.py), the image head blurred
             fine texture.
@@ -127,7 +127,7 @@ class LightFusionNet(FusionNetwork):
         self.head = conv_norm_act(d, f1 + stem_channels, self.head_channels * 2**d, 1, act=None, norm=None)
         self.unstem = DepthToSpace(d, 2)
         self.subpixel_factor = self.unstem.factor  # one head channel per sub-pixel phase (medfuse.inference)
-        self.init_head(self.head)  # output="anchor": untrained = the soft max selection
+        self.init_head(self.head)  # output="anchor"/"pyramid": untrained = the classical rule it is anchored on
 
     def _head_output(self, x: torch.Tensor) -> torch.Tensor:
         """The head's output at full resolution (before sigmoid / the blend)."""

@@ -57,7 +57,7 @@ class MDGANGenerator(FusionNetwork):
         dense_layers: layers per dense block.
         act: MONAI activation spec.
         norm: MONAI normalization spec or ``None`` (default none).
-        output: the output head, ``"image"`` (default), ``"blend"`` or ``"anchor"``
+        output: the output head, ``"image"`` (default), ``"blend"``, ``"anchor"`` or ``"pyramid"``
             (:class:`~medfuse.networks.blocks.FusionNetwork`); the family's body is unchanged.
         anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 

@@ -110,7 +110,7 @@ class MSRANet(FusionNetwork):
         act: MONAI activation spec.
         norm: MONAI normalization spec or ``None`` (default none).
         reduction: channel-attention reduction.
-        output: the output head, ``"image"`` (default), ``"blend"`` or ``"anchor"``
+        output: the output head, ``"image"`` (default), ``"blend"``, ``"anchor"`` or ``"pyramid"``
             (:class:`~medfuse.networks.blocks.FusionNetwork`); the family's body is unchanged.
         anchor_gain: the fixed gain of the max selection of ``output="anchor"`` (ignored otherwise).
 
