@@ -115,3 +115,25 @@ def test_collate_safe_values():
     assert out["g"] == ["x", "y"] and out["h"] == ["y", "z"]
     np.testing.assert_array_equal(out["i"], np.arange(3))
     list_data_collate([{"m": out}, {"m": out}])
+
+
+@pytest.mark.parametrize("modality", ["CT", "NM"])
+def test_ct_and_spect_dicom_without_a_frame_of_reference_collate(modality, tmp_path):
+    """The other bundles' doors: a DICOM CT or SPECT series without FrameOfReferenceUID (meta['frame_of_reference']
+    is None) through their preprocessing."""
+
+    def no_frame(ds, k):
+        del ds.FrameOfReferenceUID
+
+    write_series(tmp_path / "scan", _blob(base=1000), AFFINE, modality=modality, edit=no_frame,
+                 intercepts=-1024 if modality == "CT" else 0)
+    pre = Compose([
+        LoadVolumed(keys=["reference", "moving"], modality=["MR", modality]),
+        RegisterToReferenced(keys=["moving"], ref_key="reference", register=False),
+        NormalizeModalityd(keys=["reference", "moving"]),
+        ApplyColormapd(keys=["moving"]),
+        ConcatItemsd(keys=["reference", "moving"], name="image", dim=0),
+    ])
+    data = pre({"reference": str(_mri(tmp_path / "t1.nii.gz")), "moving": str(tmp_path / "scan")})
+    assert data["moving"].meta.get("format") == "dicom"
+    assert list_data_collate([data])["image"].shape == (1, 2, 20, 24, 10)
