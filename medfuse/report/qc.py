@@ -17,10 +17,15 @@ Columns (3D):
   inside the head; values below are transparent, above are clipped, and a colour bar on the right
   gives the range in the layer's units.
 
-The slices go through the most informative place, not the geometric centre: for PET/SPECT the
-moving scan's hottest region inside the head (maximum of the quantitative layer, unclipped, smoothed
-over ~2 voxels, inside the reference's head mask), otherwise the largest difference between the two normalized
-sources (smoothed over ~3 voxels, inside the head). :func:`informative_center` computes it.
+The slices go through the most informative place inside the brain, not the geometric centre:
+:func:`brain_region` keeps the part of the reference's head mask at least :data:`QC_DEPTH_MM` inside its
+surface and at most :data:`QC_CRANIAL_MM` below the top of the head (the brain, not the scalp, skull, face,
+neck or a skull-stripping edge). There, for PET/SPECT, the plane goes through the moving scan's hottest region
+(maximum of the quantitative layer, unclipped, smoothed over ~2 voxels; the depth rule is not applied:
+a hot cortical lesion lies near the surface); for every other pair (MR-MR, CT-MR)
+through the moving scan's most distinctive region (:func:`distinctiveness`: where the moving scan is brighter
+than the reference's intensity predicts, in standard deviations of the joint histogram, smoothed over
+:data:`QC_SMOOTH_MM`), e.g. a FLAIR lesion. :func:`informative_center` computes it.
 """
 
 from __future__ import annotations
@@ -33,13 +38,20 @@ import numpy as np
 from medfuse.volume import Volume
 
 __all__ = ["qc_figure", "save_qc_figure", "hot_colormap", "orthogonal_views", "informative_center",
-           "OVERLAY_COLORMAP", "OVERLAY_PERCENTILES"]
+           "brain_region", "distinctiveness", "OVERLAY_COLORMAP", "OVERLAY_PERCENTILES", "QC_DEPTH_MM",
+           "QC_CRANIAL_MM", "QC_SMOOTH_MM"]
 
 PANEL = 220  # pixels of the longest side of one panel
 #: colour map of the quantitative overlay (ends in yellow, not white)
 OVERLAY_COLORMAP = "hot_yellow"
 #: the overlay's range: these percentiles of the quantitative layer inside the head
 OVERLAY_PERCENTILES = (50.0, 99.9)
+#: the QC planes go through a point at least this deep inside the reference's head mask ...
+QC_DEPTH_MM = 15.0
+#: ... and at most this far below the top of the head (brain height above the skull base is about 100 mm)
+QC_CRANIAL_MM = 100.0
+#: smoothing (Gaussian sigma, mm) of the distinctiveness map: a region, not a noisy voxel
+QC_SMOOTH_MM = 8.0
 
 
 def hot_colormap(x: np.ndarray) -> np.ndarray:
@@ -66,14 +78,58 @@ def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(np.asarray(a, dtype=np.float32), sigma)
 
 
+def brain_region(reference: Volume, mask: np.ndarray, depth_mm: float = QC_DEPTH_MM) -> np.ndarray:
+    """The part of the head ``mask`` (on ``reference``'s 3D grid) where the QC planes may cross: at least
+    ``depth_mm`` inside the mask's surface (at most half the mask's own depth) and at most
+    :data:`QC_CRANIAL_MM` below its top (world superior). Falls back to the mask when that leaves nothing."""
+    from scipy import ndimage
+
+    region = mask.copy()
+    if depth_mm > 0:
+        depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=reference.spacing)[1:-1, 1:-1, 1:-1]
+        region = depth >= min(depth_mm, 0.5 * float(depth.max()))
+    inner = np.argwhere(region)
+    if inner.size == 0:
+        return mask
+    height = reference.world_coordinates(inner)[:, 2]
+    low = height < float(reference.world_coordinates(np.argwhere(mask))[:, 2].max()) - QC_CRANIAL_MM
+    if low.all():
+        return region
+    region[tuple(inner[low].T)] = False
+    return region
+
+
+def distinctiveness(reference: Volume, moving: Volume, region: np.ndarray, bins: int = 48) -> np.ndarray:
+    """How much brighter the moving scan is than the reference's intensity predicts, per voxel.
+
+    The prediction is the mean of the moving scan over the ``region`` voxels of the same reference intensity
+    (``bins`` bins of the normalized reference); the excess is divided by the spread of those voxels (plus a
+    tenth of the moving scan's overall spread, so that rare intensities do not divide by zero). Tissue that
+    looks alike in both scans scores near 0; a FLAIR or T2 lesion, a CT hyperdensity scores high.
+
+    Returns:
+        float32 of the grid's shape, >= 0.
+    """
+    r = np.minimum((np.clip(reference.array, 0.0, 1.0) * bins).astype(np.intp), bins - 1)
+    m = np.asarray(moving.array, dtype=np.float64)
+    rb, mv = r[region], m[region]
+    count = np.maximum(np.bincount(rb, minlength=bins), 1)
+    mean = np.bincount(rb, weights=mv, minlength=bins) / count
+    spread = np.sqrt(np.maximum(np.bincount(rb, weights=mv * mv, minlength=bins) / count - mean ** 2, 0.0))
+    z = (m - mean[r]) / (spread[r] + 0.1 * float(mv.std()) + 1e-12)
+    return np.maximum(z, 0.0).astype(np.float32)
+
+
 def informative_center(reference: Volume, moving: Volume, functional: bool, mask: np.ndarray | None = None,
                        values: np.ndarray | None = None) -> np.ndarray:
     """The voxel index (on ``reference``'s grid) the QC slices go through.
 
     Args:
         reference, moving: the normalized sources on one grid ([0, 1]).
-        functional: PET/SPECT: the moving scan's hottest region; otherwise the largest difference.
-        mask: where to look (default: the reference's head mask).
+        functional: PET/SPECT: the moving scan's hottest region in the head above the skull base
+            (:func:`brain_region` without the depth rule); otherwise its most distinctive region
+            (:func:`distinctiveness`) inside :func:`brain_region`.
+        mask: the reference's head mask (default: :func:`medfuse.intensity.mask.head_mask`).
         values: the moving scan in its own units (not clipped at the top of a window), used to find
             the hottest region when given.
 
@@ -89,11 +145,13 @@ def informative_center(reference: Volume, moving: Volume, functional: bool, mask
             mask = None
     if mask is None or not mask.any():
         mask = np.ones(reference.shape, dtype=bool)
+    region = mask if reference.ndim != 3 else brain_region(reference, mask, 0.0 if functional else QC_DEPTH_MM)
     if functional:
         score = _smooth(moving.array if values is None else values, 2.0)
     else:
-        score = _smooth(np.abs(reference.array - moving.array), 3.0)
-    score = np.where(mask, score, -np.inf)
+        sigma = QC_SMOOTH_MM / np.maximum(reference.spacing, 1e-6)
+        score = _smooth(distinctiveness(reference, moving, region), sigma)
+    score = np.where(region, score, -np.inf)
     return np.array(np.unravel_index(int(np.argmax(score)), score.shape))
 
 
