@@ -20,10 +20,13 @@ import numpy as np
 
 from medfuse.volume import Volume
 
-__all__ = ["FieldOfView", "field_of_view", "feather_uncovered", "FEATHER_MM"]
+__all__ = ["FieldOfView", "field_of_view", "feather_uncovered", "FEATHER_MM", "WARN_BELOW"]
 
 #: width (mm) of the ramp inside the moving scan's edge over which the fused image turns into the reference
 FEATHER_MM = 6.0
+
+#: coverage of the reference head below which a warning is logged (the uncovered part rounds to >= 0.1%)
+WARN_BELOW = 0.999
 
 #: RAS axis -> (word for +, word for -)
 _SIDES = (("right", "left"), ("anterior", "posterior"), ("superior", "inferior"))
@@ -46,7 +49,7 @@ class FieldOfView:
 
     def warning(self, moving_name: str) -> str | None:
         """One line for the log when part of the reference head is not covered (None when all of it is)."""
-        if self.head_coverage >= 1.0:
+        if self.head_coverage >= WARN_BELOW:
             return None
         return (f"{moving_name} covers {100 * self.head_coverage:.1f}% of the reference head; the other "
                 f"{self.record['uncovered'].split(' of the reference head')[0]} "

@@ -33,6 +33,19 @@ def test_a_moving_scan_of_the_lower_half_leaves_the_upper_half_to_the_reference(
     np.testing.assert_allclose(w[15:20], np.minimum(1.0, np.array([10, 8, 6, 4, 2]) / FEATHER_MM), atol=1e-6)
 
 
+def test_a_sliver_of_the_head_outside_is_recorded_but_not_warned_about():
+    ref = Volume(np.ones((30, 30, 40), np.float32), _grid(), "MR")
+    lower = Volume(np.ones((30, 30, 39), np.float32), _grid(), "MR")  # all but the top slice
+    head = np.zeros(ref.shape, bool)
+    head[:, :, :39] = True
+    head[15, 15, 39] = True  # one head voxel in the uncovered slice
+    fov = field_of_view(ref, lower, head=head)
+    assert 0.999 < fov.head_coverage < 1.0 and fov.weight is not None
+    assert fov.warning("the moving scan (--moving)") is None
+    head[:, :, 39] = True
+    assert "covers 97.5% of the reference head" in field_of_view(ref, lower, head=head).warning("m")
+
+
 def test_full_coverage_changes_nothing():
     ref = Volume(np.ones((10, 10, 10), np.float32), _grid((10, 10, 10)), "MR")
     fov = field_of_view(ref, ref)
