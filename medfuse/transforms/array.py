@@ -650,6 +650,9 @@ class WriteSidecar(Transform):
                 record.pop("sha256_of_values", None)  # these are the normalized values, not the input's
                 inputs[role] = record
         registration = moving.meta.get("registration") if _has_meta(moving) else None
+        if isinstance(registration, Mapping) and registration.get("check_failures", []) is None:
+            # MONAI's collate/decollate (the bundles' DataLoader) turns an empty list into None: the record says []
+            registration = {**registration, "check_failures": []}
         record = {
             "medfuse_version": __version__, "command": self.command, "python": platform.python_version(),
             "output": Path(saved).name, "method": self.method,

@@ -49,6 +49,7 @@ def test_bundle_fuses_a_pet_dicom_series_with_a_real_ge_header(tmp_path, real_di
     assert load_volume(tmp_path / "out" / "spm_T1_fused.nii.gz", modality="MR").array.max() > 0
     sidecar = json.loads((tmp_path / "out" / "spm_T1_fused.json").read_text())
     moving = sidecar["inputs"]["moving"]
+    assert sidecar["registration"]["check_failures"] == []  # as the CLI's sidecar says it, not null
     assert moving["modality"] == "PT" and moving["format"] == "dicom"
     # SUV from the real header, equal to an independent library's factor for this vendor's series
     expected = json.loads((real_dir / "pet_suv_headers" / "expected_suvbw.json").read_text())
