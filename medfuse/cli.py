@@ -121,6 +121,9 @@ def _add_fuse(sub) -> None:
                    help="do not write the moving scan on the reference grid in its own units (SUV, Bq/mL, HU...; "
                         "<out>_moving.nii.gz by default, units in the sidecar)")
     p.add_argument("--no-qc", action="store_true", help="do not write the QC picture")
+    p.add_argument("--compress-level", default=None, type=int, choices=range(10), metavar="0-9",
+                   help="gzip level of .nii.gz outputs: 0 stores, 1 (default) is the fastest, 9 the smallest; "
+                        "an --out ending in .nii is not compressed at all")
     p.add_argument("--progress", action="store_true",
                    help="print one 'PROGRESS <0-100> <step>' line per step on stdout (for front ends such as 3D Slicer)")
     p.set_defaults(func=_run_fuse)
@@ -168,7 +171,7 @@ def _run_fuse(args) -> int:
         reference_options=_input_options(args, "reference"), moving_options=_input_options(args, "moving"),
         accept_registration=args.accept_registration, colormap=args.colormap,
         quantitative=not args.no_quantitative, progress=_progress_printer(args), out_format=args.out_format,
-        accept_mismatch=args.accept_mismatch,
+        accept_mismatch=args.accept_mismatch, compress_level=args.compress_level,
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")

@@ -44,6 +44,8 @@ kept after fusion.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -57,6 +59,8 @@ __all__ = [
     "colormap_name",
     "default_colormap",
     "fuse_in_colour",
+    "colormap_rgb8",
+    "fuse_colormapped",
 ]
 
 #: knot tables ``[(position in [0, 1], (R, G, B) on 0..255), ...]`` of each colour map
@@ -156,6 +160,28 @@ def apply_colormap(values: np.ndarray, name: str) -> np.ndarray:
 _CHUNK = 1 << 18
 
 
+def colormap_rgb8(values: np.ndarray, name: str) -> np.ndarray:
+    """``(..., 3)`` uint8 RGB of values in [0, 1] through a colour map: the same numbers as rounding
+    :func:`apply_colormap` to uint8, without its float32 ``(..., 3)`` volume."""
+    lut = colormap_lut(name).astype(np.float32).astype(np.float64)
+    values = np.asarray(values, dtype=np.float32)
+    flat = values.reshape(-1)
+    out = np.empty((flat.size, 3), dtype=np.uint8)
+    for start in range(0, flat.size, _CHUNK):
+        out[start : start + _CHUNK] = _colours_at(_x_of(flat[start : start + _CHUNK]), lut)
+    return out.reshape(*values.shape, 3)
+
+
+def _pil_convert(rgb8: np.ndarray, mode: str) -> np.ndarray:
+    """Pillow's per-pixel conversion of an ``(n, 3)`` uint8 chunk from RGB to YCbCr (``mode="YCbCr"``) or from YCbCr
+    to RGB (``mode="RGB"``); ``(n, 3)`` uint8 out."""
+    from PIL import Image
+
+    src = "RGB" if mode == "YCbCr" else "YCbCr"
+    img = Image.frombuffer(src, (rgb8.shape[0], 1), np.ascontiguousarray(rgb8), "raw", src, 0, 1)
+    return np.asarray(img.convert(mode)).reshape(-1, 3)
+
+
 def is_gray_rgb(rgb: np.ndarray) -> bool:
     """True when all three channels are identical (an RGB file holding a gray image)."""
     rgb = np.asarray(rgb)
@@ -216,3 +242,148 @@ def fuse_in_colour(rgb: np.ndarray, fuse_luminance) -> tuple[np.ndarray, np.ndar
     y, cb, cr = split_luminance(rgb)
     fused = np.asarray(fuse_luminance(y / 255.0), dtype=np.float32)
     return fused, merge_luminance(255.0 * fused, cb, cr).astype(np.float32)
+
+
+def fuse_colormapped(values: np.ndarray, name: str, fuse_luminance, *, voxelwise=None,
+                     chunk: int = _CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fuse_in_colour` of ``apply_colormap(values, name)`` (a PET/SPECT volume in its colour map), in as
+    few passes over the volume as the fusion allows and without float ``(..., 3)`` volumes.
+
+    The colour lookup, the luminance split (Pillow's BT.601 YCbCr, as :func:`split_luminance`) and, after
+    fusion, the merge with the chroma and the rounding to uint8 go through small tables (:func:`_colour_tables`):
+    per voxel, the cell of its value gives the id of its colour (a colour map's uint8 colours are a few
+    hundred), the id its luminance, and the id with the fused luminance the output colour. A cell whose
+    colour is not one colour throughout (a rounding step of a channel falls inside it, ~1 % of cells) is
+    computed voxel by voxel as before. The numbers are those of
+    ``fuse_in_colour(apply_colormap(values, name), fuse_luminance)`` (tested).
+
+    Args:
+        values: the normalized moving scan, float in [0, 1], any shape (a volume ``(X, Y, Z)``).
+        name: a colour map (:data:`COLORMAPS`).
+        fuse_luminance: ``f(y01) -> fused01`` on the whole luminance volume (as for :func:`fuse_in_colour`).
+        voxelwise: for a voxelwise fusion (``mean``, ``max``), ``g(y01_chunk, start, stop) -> fused01_chunk``
+            giving the fused luminance of the flat voxels ``start:stop`` (C order); then everything runs in one
+            pass and ``fuse_luminance`` is not called. It must equal ``fuse_luminance`` voxel by voxel.
+        chunk: voxels per chunk.
+
+    Returns:
+        ``(fused01, rgb)``: the fused luminance in [0, 1] (float32, ``values``' shape) and the fused colour
+        image ``(..., 3)`` as uint8 (the values of :func:`fuse_in_colour`'s float32 0..255 result).
+    """
+    tables = _colour_tables(colormap_name(name))
+    values = np.asarray(values, dtype=np.float32)
+    flat = values.reshape(-1)
+    n = flat.size
+    rgb = np.empty((n, 3), dtype=np.uint8)
+    fused = np.empty(n, dtype=np.float32)
+    if voxelwise is not None:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            ids, y01, odd, ycc_odd = _split_chunk(flat[start:stop], tables)
+            fused[start:stop] = voxelwise(y01, start, stop)
+            _merge_chunk(fused[start:stop], ids, odd, ycc_odd, tables, rgb[start:stop])
+        return fused.reshape(values.shape), rgb.reshape(*values.shape, 3)
+    ids = np.empty(n, dtype=np.int32)
+    odd_parts = []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        ids[start:stop], fused[start:stop], odd, ycc_odd = _split_chunk(flat[start:stop], tables)
+        if odd.size:
+            odd_parts.append((odd + start, ycc_odd))
+    fused = np.asarray(fuse_luminance(fused.reshape(values.shape)), dtype=np.float32).reshape(-1)
+    odd_all = np.concatenate([o for o, _ in odd_parts]) if odd_parts else np.zeros(0, dtype=np.intp)
+    ycc_all = np.concatenate([y for _, y in odd_parts]) if odd_parts else np.zeros((0, 3), dtype=np.uint8)
+    bounds = np.searchsorted(odd_all, np.arange(0, n + chunk, chunk))
+    for i, start in enumerate(range(0, n, chunk)):
+        stop = min(start + chunk, n)
+        sel = slice(bounds[i], bounds[i + 1])
+        _merge_chunk(fused[start:stop], ids[start:stop], odd_all[sel] - start, ycc_all[sel], tables, rgb[start:stop])
+    return fused.reshape(values.shape), rgb.reshape(*values.shape, 3)
+
+
+#: cells per unit of the colour map's 0..255 axis (x = 255 * value): 2**10, so that a cell is a power-of-two
+#: fraction of a table step and its ends are exact float32 numbers (~0.3 % of the cells hold two colours)
+_CELL_BITS = 10
+
+
+def _x_of(values: np.ndarray) -> np.ndarray:
+    """The colour map's axis as :func:`apply_colormap` computes it, ``clip(nan_to_num(v), 0, 1) * 255`` in float32
+    (``fmax``/``fmin`` send NaN to 0 and infinities to the ends, as ``nan_to_num`` and ``clip`` do)."""
+    x = np.fmax(np.asarray(values, dtype=np.float32), np.float32(0))
+    np.fmin(x, np.float32(1), out=x)
+    x *= np.float32(255)
+    return x
+
+
+def _colours_at(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """uint8 colours at float32 ``x`` on 0..255: :func:`apply_colormap`'s arithmetic, rounded as ``_to_uint8``."""
+    lo = np.floor(x).astype(np.intp)
+    hi = np.minimum(lo + 1, len(lut) - 1)
+    frac = x - lo
+    rest = 1.0 - frac
+    out = np.empty((len(x), 3), dtype=np.uint8)
+    for c in range(3):
+        column = np.ascontiguousarray(lut[:, c])
+        v = (column.take(lo) * rest + column.take(hi) * frac).astype(np.float32)
+        out[:, c] = np.clip(np.rint(v), 0, 255)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _colour_tables(name: str) -> dict:
+    """The tables of :func:`fuse_colormapped` for one colour map.
+
+    ``cell``: per cell ``floor(x * 2**_CELL_BITS)`` the id of its colour, ``mixed`` (a placeholder id) where the
+    colour changes inside the cell; ``y01``: per colour id its luminance / 255 (float32); ``merge``: per ``id * 256 + Y`` the RGB of
+    luminance ``Y`` with that colour's chroma (Pillow); ``lut``: the float64 table of :func:`apply_colormap`.
+    """
+    lut = colormap_lut(name).astype(np.float32).astype(np.float64)
+    scale = 1 << _CELL_BITS
+    cells = np.arange(255 * scale + 1)
+    first = (cells / scale).astype(np.float32)  # exact: q / 2**10 < 2**8 has at most 18 significant bits
+    last = np.nextafter(((cells + 1) / scale).astype(np.float32), np.float32(0))
+    last[-1] = 255.0  # the last cell is x = 255 alone
+    c_first, c_last = _colours_at(first, lut), _colours_at(last, lut)
+    packed = (c_first[:, 0].astype(np.int32) << 16) | (c_first[:, 1].astype(np.int32) << 8) | c_first[:, 2]
+    keys, ids = np.unique(packed, return_inverse=True)
+    colours = np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=-1).astype(np.uint8)
+    cell = ids.reshape(-1).astype(np.int32)
+    # channels are monotone in x inside a cell: equal ends, one colour; else the id len(colours), a placeholder
+    cell[(c_first != c_last).any(axis=1)] = len(colours)
+    colours = np.concatenate([colours, colours[:1]])
+    ycc = _pil_convert(colours, "YCbCr")
+    merged = np.empty((len(colours), 256, 3), dtype=np.uint8)
+    merged[:, :, 0] = np.arange(256, dtype=np.uint8)[None, :]
+    merged[:, :, 1:] = ycc[:, None, 1:]
+    merge = _pil_convert(merged.reshape(-1, 3), "RGB")
+    y01 = ycc[:, 0].astype(np.float32) / 255.0
+    return {"cell": cell, "y01": y01, "merge": merge, "lut": lut, "mixed": len(colours) - 1}
+
+
+def _split_chunk(values: np.ndarray, tables: dict):
+    """Colour ids, luminance / 255 (float32) of a flat chunk; the positions (and YCbCr) of its voxels in mixed cells."""
+    x = _x_of(values)
+    ids = tables["cell"].take((x * np.float32(1 << _CELL_BITS)).astype(np.int32))  # exact product; floor (x >= 0)
+    y01 = tables["y01"].take(ids)
+    odd = np.flatnonzero(ids == tables["mixed"])
+    ycc_odd = np.zeros((0, 3), dtype=np.uint8)
+    if odd.size:
+        ycc_odd = _pil_convert(_colours_at(x[odd], tables["lut"]), "YCbCr")
+        y01[odd] = ycc_odd[:, 0].astype(np.float32) / 255.0
+    return ids, y01, odd, ycc_odd
+
+
+def _merge_chunk(fused01: np.ndarray, ids: np.ndarray, odd: np.ndarray, ycc_odd: np.ndarray, tables: dict,
+                 out: np.ndarray) -> None:
+    """:func:`merge_luminance` of ``255 * fused01`` with the chunk's chroma, into ``out`` (``(n, 3)`` uint8)."""
+    y = 255.0 * fused01
+    np.rint(y, out=y)
+    np.clip(y, 0, 255, out=y)
+    y8 = y.astype(np.int32)
+    index = ids * 256
+    index += y8
+    np.take(tables["merge"], index, axis=0, out=out)
+    if odd.size:
+        merged = ycc_odd.copy()
+        merged[:, 0] = y8[odd]
+        out[odd] = _pil_convert(merged, "RGB")

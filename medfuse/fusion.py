@@ -26,6 +26,7 @@ from medfuse.volume import AXIAL_SLICE_AXES, orientation_code, slice_axis
 
 __all__ = [
     "fuse_arrays",
+    "voxelwise_fusion",
     "fuse_slicewise",
     "slice_axis",
     "orientation_code",
@@ -90,6 +91,15 @@ def fuse_arrays(
     b = np.asarray(b, dtype=np.float32)
     check_same_shape(a, b, "fusion")
     kind = look_up(method, available_methods(), "fusion method")
+    fuse_chunk = voxelwise_fusion(method, a) if a.ndim == 3 else None
+    if fuse_chunk is not None:  # mean, max: float32, in chunks, the numbers of medfuse.classical
+        _check_unit_range(b, "b (the second image)")
+        flat_b = b.reshape(-1)
+        fused = np.empty(flat_b.size, dtype=np.float32)
+        for start in range(0, flat_b.size, _CHUNK):
+            stop = min(start + _CHUNK, flat_b.size)
+            fused[start:stop] = fuse_chunk(flat_b[start:stop], start, stop)
+        return fused.reshape(a.shape)
     if kind == "classical":
         from medfuse.classical import fuse_classical
 
@@ -109,3 +119,52 @@ def fuse_arrays(
 
         fused = fuse_with_network(a, b, method, weights, pair=pair, device=device, axis=axis, affine=affine)
     return np.clip(np.asarray(fused, dtype=np.float32), 0.0, 1.0)
+
+
+#: voxels per chunk of the voxelwise methods (a few hundred kB per temporary)
+_CHUNK = 1 << 18
+
+
+def _check_unit_range(x: np.ndarray, name: str, who: str = "classical fusion") -> None:
+    """:func:`check_fusion_inputs`' checks of one 3D image (finite, in [0, 1] up to rounding), without copying it."""
+    from medfuse.errors import NonFiniteError, UnsupportedInputError
+
+    if x.ndim != 3 or x.size == 0 or min(x.shape[:2]) < 2:
+        raise UnsupportedInputError(f"{who}: expected 2D (H, W) or 3D (X, Y, Z) images of at least 2x2 pixels "
+                                    f"in plane; got shape {x.shape}")
+    lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates to both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = int((~np.isfinite(x)).sum())
+        raise NonFiniteError(f"{who}: {name} holds {bad} NaN/inf values; replace or mask them before fusing")
+    if lo < -1e-3 or hi > 1.0 + 1e-3:
+        raise UnsupportedInputError(
+            f"{who}: {name} has values in [{lo:.4g}, {hi:.4g}]; expected images normalized to [0, 1]: "
+            "normalize first (medfuse.intensity.normalize)"
+        )
+
+
+def voxelwise_fusion(method: str, a: np.ndarray):
+    """The chunk form of a voxelwise method (``mean``, ``max``) with the anatomical volume ``a``, else None.
+
+    Returns ``g(b_chunk, start, stop) -> fused_chunk``: the fusion of the flat voxels ``start:stop`` (C order) of
+    ``a`` with ``b_chunk``, float32 in [0, 1], the same numbers as :func:`fuse_arrays` on whole volumes (``max``
+    picks one of its float32 inputs; ``mean`` is computed in float64 as :func:`medfuse.classical.fuse_mean`).
+    ``a`` is checked here (finite, in [0, 1]); ``b_chunk`` must be finite.
+    """
+    from medfuse.errors import look_up
+
+    name = look_up(method, list(available_methods()), "fusion method")
+    if name not in ("mean", "max"):
+        return None
+    a = np.asarray(a, dtype=np.float32)
+    _check_unit_range(a, "a (the anatomical image)")
+    flat_a = a.reshape(-1)
+
+    def fuse_chunk(b_chunk: np.ndarray, start: int, stop: int) -> np.ndarray:
+        x = np.clip(flat_a[start:stop], 0.0, 1.0)
+        y = np.clip(np.asarray(b_chunk, dtype=np.float32), 0.0, 1.0)
+        if name == "max":
+            return np.maximum(x, y, out=x)
+        return np.clip(0.5 * (x.astype(np.float64) + y), 0.0, 1.0).astype(np.float32)
+
+    return fuse_chunk

@@ -389,6 +389,7 @@ def fuse_volumes(
     colormap: str | None = None,
     progress: Progress | None = None,
     accept_mismatch: bool = False,
+    rgb_dtype: type = np.float32,
 ) -> FusionResult:
     """Fuse ``moving`` into ``reference``'s geometry.
 
@@ -407,6 +408,8 @@ def fuse_volumes(
         progress: called as ``progress(percent, step)`` at each step (the CLI's ``--progress``).
         accept_mismatch: fuse (with a warning) a pair that fails :func:`medfuse.pair_check.check_pair`
             (a role that contradicts a DICOM Modality, swapped roles, different DICOM PatientIDs).
+        rgb_dtype: ``np.uint8`` keeps a 3D colour result's ``fused.rgb`` as uint8 (a quarter of the memory of
+            float32; :func:`fuse_files` asks for it); values are the same.
 
     Returns:
         A :class:`FusionResult`; ``result.fused.affine`` equals ``reference.affine``. For colour
@@ -418,8 +421,8 @@ def fuse_volumes(
         OptionError: an unknown colour map.
         PairMismatchError: the pair check fails and ``accept_mismatch`` is false.
     """
-    from medfuse.color import apply_colormap, fuse_in_colour
-    from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality
+    from medfuse.color import fuse_colormapped, fuse_in_colour
+    from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality, voxelwise_fusion
     from medfuse.modality import require_modality
     from medfuse.pair_check import check_pair
 
@@ -456,7 +459,8 @@ def fuse_volumes(
         fused, rgb = fuse_in_colour(mov_n.rgb, fuse)
     elif colour_map is not None:  # PET/SPECT volume: through the colour map, then the same path
         colour = _colour_record(mov_n, colour_map)
-        fused, rgb = fuse_in_colour(apply_colormap(mov_n.array, colour_map), fuse)
+        # colour lookup, luminance split, fusion (in the same pass when voxelwise) and merge, uint8 RGB out
+        fused, rgb = fuse_colormapped(mov_n.array, colour_map, fuse, voxelwise=voxelwise_fusion(method, ref_n.array))
     else:
         fused = fuse(mov_n.array)
     if reference.ndim == 3:  # where the moving scan ends, the fused image turns into the reference, without an edge
@@ -477,7 +481,10 @@ def fuse_volumes(
     if reference.ndim == 2:
         out = Volume(255.0 * fused, reference.affine, modality=reference.modality, meta=meta, rgb=rgb)
     else:
-        out = Volume(fused, reference.affine, modality=reference.modality, meta=meta, rgb=rgb)
+        keep_uint8 = rgb is not None and rgb.dtype == np.uint8 and np.dtype(rgb_dtype) == np.uint8
+        out = Volume(fused, reference.affine, modality=reference.modality, meta=meta, rgb=None if keep_uint8 else rgb)
+        if keep_uint8:
+            out.rgb = rgb  # Volume would store float32
     quantitative = _quantitative(aligned, mov_n, reference) if reference.ndim == 3 else None
     log.debug("fused with %s in %.2f s (register %.2f s)", method, sum(timings.values()), timings["register"])
     return FusionResult(out, ref_n, mov_n, method, reg_result, timings, dict(mov_n.meta.get("alignment", {})),
@@ -621,6 +628,7 @@ def fuse_files(
     progress: Progress | None = None,
     out_format: str | None = None,
     accept_mismatch: bool = False,
+    compress_level: int | None = None,
 ) -> dict[str, Path]:
     """Read two scans, fuse them and write the result, its sidecar and a QC picture.
 
@@ -651,6 +659,8 @@ def fuse_files(
             is ``<out>_qc.png`` and the sidecar ``<out>.json``. 3D only.
         accept_mismatch: fuse a pair that fails :func:`medfuse.pair_check.check_pair` (wrong roles, different
             patients) with a warning, recorded in the sidecar (``--accept-mismatch``).
+        compress_level: gzip level (0..9) of ``.nii.gz`` outputs (``--compress-level``; default
+            :data:`medfuse.io.atomic.DEFAULT_COMPRESS_LEVEL`); ``.nii`` is never compressed.
         The rest as in :func:`fuse_volumes`.
 
     Returns:
@@ -677,9 +687,11 @@ def fuse_files(
                 f"{out}: the {out_format} output format writes {' or '.join(wanted)} files; give --out such a name"
             )
     from medfuse.io import save_volume
-    from medfuse.io.atomic import full_suffix
+    from medfuse.io.atomic import check_compress_level, full_suffix
     from medfuse.report.sidecar import quantitative_record, sidecar_path, write_sidecar
 
+    if compress_level is not None:
+        compress_level = check_compress_level(compress_level)
     out = Path(out)
     qc_path = None
     if qc is True:
@@ -719,11 +731,13 @@ def fuse_files(
     result = fuse_volumes(
         ref, mov, checked["method"], register=register, registration_type=registration_type, weights=weights,
         window=window, device=device, accept_registration=accept_registration, colormap=colormap, progress=progress,
+        rgb_dtype=np.uint8,
     )
     _step(progress, 90, "writing")
-    jobs = {"fused": lambda: {"fused": save_volume(result.fused, out, force=force)}}
+    jobs = {"fused": lambda: {"fused": save_volume(result.fused, out, force=force, compress_level=compress_level)}}
     if quant_path is not None and result.quantitative is not None:
-        jobs["quantitative"] = lambda: {"quantitative": save_volume(result.quantitative, quant_path, force=force)}
+        jobs["quantitative"] = lambda: {"quantitative": save_volume(result.quantitative, quant_path, force=force,
+                                                                    compress_level=compress_level)}
     jobs["extras"] = lambda: _write_transform_and_qc(result, transform_out, qc_path, force)
     written = _run_concurrently(jobs)
     if sidecar:

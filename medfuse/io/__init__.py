@@ -135,14 +135,16 @@ def load_volume(
     return volume
 
 
-def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
+def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False,
+                compress_level: int | None = None) -> Path:
     """Write ``volume`` in the format its extension names, atomically.
 
     ``.nii``/``.nii.gz`` (NIfTI-1, sform = qform = the affine), ``.nrrd``/``.mha`` (SimpleITK,
     LPS header), ``.png``/``.tif``/``.bmp`` (2D only). Refuses to overwrite unless ``force``.
     A colour volume (``volume.rgb`` set: a fused PET/SPECT, 2D or 3D) is written in colour: NIfTI
     datatype RGB24 (:func:`medfuse.io.nifti.write_nifti`), a 3-component uint8 vector image in
-    NRRD/MHA (:func:`medfuse.io.itkfile.write_itk`), an RGB PNG.
+    NRRD/MHA (:func:`medfuse.io.itkfile.write_itk`), an RGB PNG. ``compress_level`` (0..9) sets the gzip level of
+    ``.nii.gz`` (default :data:`medfuse.io.atomic.DEFAULT_COMPRESS_LEVEL`); other formats ignore it.
 
     Raises:
         OutputExistsError: the file exists and ``force`` is false.
@@ -156,7 +158,7 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False)
     if suffix in NIFTI_SUFFIXES:
         from medfuse.io.nifti import write_nifti
 
-        return write_nifti(volume, path, force=force)
+        return write_nifti(volume, path, force=force, compress_level=compress_level)
     if suffix in (".nrrd", ".mha", ".nhdr", ".mhd"):
         from medfuse.io.itkfile import write_itk
 

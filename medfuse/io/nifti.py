@@ -234,7 +234,21 @@ def _colour_volume(path: Path, data: np.ndarray, affine: np.ndarray) -> Volume:
     return Volume(y, affine, meta={"format": "nifti", "value_max": 1.0, "colour": "RGB24"}, source=str(path), rgb=rgb)
 
 
-def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False) -> Path:
+def _rgb24(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` RGB on 0..255 (rounded and clipped) as an :data:`RGB24` array, slab by slab (no float temporaries
+    of the whole volume); a C-contiguous uint8 input is viewed, not copied."""
+    if rgb.dtype == np.uint8 and rgb.flags.c_contiguous:
+        return rgb.view(RGB24)[..., 0]
+    out = np.empty(rgb.shape[:-1], dtype=RGB24)
+    flat_in, flat_out = rgb.reshape(-1, 3), out.reshape(-1).view(np.uint8).reshape(-1, 3)
+    for start in range(0, len(flat_in), 1 << 18):
+        chunk = np.asarray(flat_in[start : start + (1 << 18)], dtype=np.float32)
+        flat_out[start : start + len(chunk)] = np.clip(np.rint(chunk), 0, 255)
+    return out
+
+
+def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False,
+                compress_level: int | None = None) -> Path:
     """Write ``volume`` as NIfTI-1 with sform and qform both set to its affine (code 1).
 
     A grey volume is written as float32. A colour volume (``volume.rgb`` set, e.g. a fused PET/SPECT)
@@ -243,19 +257,23 @@ def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False)
     as that structured dtype, SimpleITK/ITK as a 3-component ``VectorUInt8`` image, and 3D Slicer
     and ITK-SNAP open it as a colour (RGB) volume. No intensity scaling is stored for it.
 
+    ``.nii.gz`` is compressed at gzip level ``compress_level`` (0..9; default
+    :data:`medfuse.io.atomic.DEFAULT_COMPRESS_LEVEL`) on threads (:class:`~medfuse.io.atomic.GzipWriter`: one
+    standard gzip member); ``.nii`` is not compressed.
+
     The header's ``descrip`` holds only medfuse's own words (``meta["medfuse_description"]``, e.g.
     "medfuse 0.1.0 fused light"), never text from a source file; ``aux_file`` is empty and no extensions
     are written, so nothing from an input (acquisition times, DICOM headers) leaks into the output.
     """
     import nibabel as nib
 
+    from medfuse.io.atomic import DEFAULT_COMPRESS_LEVEL, GzipWriter, check_compress_level, full_suffix
+
+    level = DEFAULT_COMPRESS_LEVEL if compress_level is None else check_compress_level(compress_level)
     if volume.rgb is not None:
-        rgb = np.clip(np.rint(volume.rgb), 0, 255).astype(np.uint8)
+        data = _rgb24(volume.rgb)
         if volume.ndim == 2:
-            rgb = rgb[:, :, None, :]
-        data = np.empty(rgb.shape[:3], dtype=RGB24)
-        for c, name in enumerate("RGB"):
-            data[name] = rgb[..., c]
+            data = data[:, :, None]
     else:
         data = volume.array if volume.ndim == 3 else volume.array[..., None]
         data = np.asarray(data, dtype=np.float32)
@@ -267,5 +285,9 @@ def write_nifti(volume: Volume, path: str | os.PathLike, *, force: bool = False)
     img.header["aux_file"] = b""
     img.header.set_xyzt_units("mm", "sec")
     with atomic_output(path, force) as tmp:
-        nib.save(img, str(tmp))
+        if full_suffix(path) == ".nii.gz":
+            with GzipWriter(tmp, level) as fh:
+                img.to_stream(fh)
+        else:
+            nib.save(img, str(tmp))
     return Path(path)
