@@ -29,7 +29,13 @@ the head mask (union of :func:`medfuse.intensity.head_mask` of both scans), on a
 * metrics ``EN SD AG SF MI Qabf SSIM VIF`` of :func:`medfuse.metrics.registry.compute_volume_metrics`
   (per axial slice inside the head mask, averaged) on every ``--metric-step``-th axial slice (4:
   subsampled to keep the run short on 2 cores);
-* ``s``: fusion time in seconds (whole volume).
+* ``s``: fusion time in seconds (whole volume);
+* ``keepA`` / ``keepB`` (issue 24, item 5: "keeps both scans"): for each source S (A the MRI, B the
+  other scan), its top-5% region R (head voxels at or above S's 95th percentile over the head) and
+  the contrast ``mean(X[R]) - mean(X[head - R])``; keep = the fused volume's contrast on R / S's own
+  (1: the region stands out as much as in S alone; 0: it is gone). A colour fused volume is read as S
+  by a least-squares linear fit of S from (R, G, B, 1) over the head (:func:`keeps_both`); this
+  script fuses grey volumes, which are used as they are.
 
     python benchmarks/quality3d.py [--cases ph_pet,tpl_spect,...] [--methods light,mean] [--out results.md]
 """
@@ -117,6 +123,27 @@ def artefact_figures(a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarr
     }
 
 
+def keeps_both(a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarray, top: float = 5.0) -> dict[str, float]:
+    """``{"keepA", "keepB"}``: each source's top-``top``% region contrast kept by the fused volume ``f``
+    (grey, or colour with a trailing axis of 3: read as each source by a least-squares linear fit over
+    ``mask``), relative to that source alone (module docstring)."""
+    out = {}
+    for key, s in (("keepA", a), ("keepB", b)):
+        s = np.asarray(s, np.float64)
+        if f.ndim == s.ndim + 1 and f.shape[-1] == 3:
+            design = np.concatenate([f[mask].astype(np.float64), np.ones((int(mask.sum()), 1))], axis=1)
+            coef, *_ = np.linalg.lstsq(design, s[mask], rcond=None)
+            seen = np.zeros_like(s)
+            seen[mask] = design @ coef
+        else:
+            seen = np.asarray(f, np.float64)
+        region = mask & (s >= np.percentile(s[mask], 100.0 - top))
+        rest = mask & ~region
+        own = s[region].mean() - s[rest].mean()
+        out[key] = float((seen[region].mean() - seen[rest].mean()) / own) if own > 0 else float("nan")
+    return out
+
+
 def run(cases, methods, metric_step: int):
     from medfuse.fusion import fuse_arrays
     from medfuse.intensity import normalize
@@ -138,7 +165,8 @@ def run(cases, methods, metric_step: int):
             f = fuse_arrays(a, b, method, pair=pair, affine=ref.affine)
             seconds = time.perf_counter() - t0
             A, B, F, M = (to_axial(x, ref.affine) for x in (a, b, f, mask))
-            row = {"case": name, "method": method, **artefact_figures(A, B, F, M), "s": seconds}
+            row = {"case": name, "method": method, **artefact_figures(A, B, F, M), **keeps_both(A, B, F, M),
+                   "s": seconds}
             sl = slice(None, None, metric_step)
             row.update(compute_volume_metrics((A[:, :, sl], B[:, :, sl]), F[:, :, sl], METRICS, M[:, :, sl]))
             rows.append(row)
@@ -148,7 +176,7 @@ def run(cases, methods, metric_step: int):
 
 
 def table(rows) -> str:
-    keys = ["over", "over%", "noise", "grid", "sat%", "src%", "plane", *METRICS, "s"]
+    keys = ["over", "over%", "noise", "grid", "sat%", "src%", "plane", "keepA", "keepB", *METRICS, "s"]
     lines = ["| case | method | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for r in rows:
         lines.append(f"| {r['case']} | {r['method']} | " + " | ".join(f"{r[k]:.3g}" for k in keys) + " |")
