@@ -49,6 +49,9 @@ import functools
 import numpy as np
 
 __all__ = [
+    "GRAY_COLORMAPS",
+    "colormap_for",
+    "colour_record",
     "is_gray_rgb",
     "split_luminance",
     "merge_luminance",
@@ -117,7 +120,7 @@ def colormap_name(name: str) -> str:
     key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
     aliases = {"hot": "hot_iron", "heat": "hot_iron", "pet": "aanlib_pet", "spect": "aanlib_spect"}
     key = aliases.get(key, key)
-    return look_up(key, list(COLORMAPS), "colour map (--colormap)", ignore_case=True)
+    return look_up(key, list(COLORMAPS), "colour map", ignore_case=True, option="colormap")
 
 
 def default_colormap(modality: str | None) -> str | None:
@@ -283,7 +286,7 @@ def fuse_colormapped(values: np.ndarray, name: str, fuse_luminance, *, voxelwise
             fused[start:stop] = voxelwise(y01, start, stop)
             _merge_chunk(fused[start:stop], ids, odd, ycc_odd, tables, rgb[start:stop])
         return fused.reshape(values.shape), rgb.reshape(*values.shape, 3)
-    ids = np.empty(n, dtype=np.int32)
+    ids = np.empty(n, dtype=np.uint16)  # a colour map has at most a few thousand uint8 colours
     odd_parts = []
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -352,6 +355,8 @@ def _colour_tables(name: str) -> dict:
     cell[(c_first != c_last).any(axis=1)] = len(colours)
     colours = np.concatenate([colours, colours[:1]])
     ycc = _pil_convert(colours, "YCbCr")
+    if len(colours) > 65535:  # cannot happen for a curve through 256 table entries; the ids are uint16
+        raise ValueError(f"colour map {name!r} has {len(colours)} distinct colours")
     merged = np.empty((len(colours), 256, 3), dtype=np.uint8)
     merged[:, :, 0] = np.arange(256, dtype=np.uint8)[None, :]
     merged[:, :, 1:] = ycc[:, None, 1:]
@@ -379,11 +384,55 @@ def _merge_chunk(fused01: np.ndarray, ids: np.ndarray, odd: np.ndarray, ycc_odd:
     y = 255.0 * fused01
     np.rint(y, out=y)
     np.clip(y, 0, 255, out=y)
-    y8 = y.astype(np.int32)
-    index = ids * 256
-    index += y8
+    index = ids.astype(np.int32)
+    index *= 256
+    index += y.astype(np.int32)
     np.take(tables["merge"], index, axis=0, out=out)
     if odd.size:
         merged = ycc_odd.copy()
-        merged[:, 0] = y8[odd]
+        merged[:, 0] = y[odd]
         out[odd] = _pil_convert(merged, "RGB")
+
+
+# ----------------------------------------------------------------------------------------------
+# colour policy: which volumes are fused in colour, through which map, and what the sidecar says of it
+
+#: ``colormap`` names that ask for a grey fusion of a PET/SPECT volume
+GRAY_COLORMAPS = ("gray", "grey", "none", "off")
+
+
+def colormap_for(modality: str | None, colormap: str | None) -> str | None:
+    """The colour map a 3D moving scan of ``modality`` is fused through: None for CT/MR (always grey) or when
+    grey is asked for (:data:`GRAY_COLORMAPS`); the given map (checked even when unused, so a typo is never
+    silent) or the modality's default (:func:`default_colormap`) for PET/SPECT."""
+    default = default_colormap(modality)
+    if colormap is not None and str(colormap).strip().lower() in GRAY_COLORMAPS:
+        return None
+    if colormap is not None:
+        name = colormap_name(colormap)
+        return name if default is not None else None
+    return default
+
+
+def colour_record(normalized, colour_map: str) -> dict:
+    """Which colour map and which values of the moving scan map to its two ends (the sidecar's ``colour``).
+
+    Args:
+        normalized: the normalized moving scan (:class:`~medfuse.volume.Volume`; its ``meta["normalization"]``).
+        colour_map: the map it went through.
+    """
+    from medfuse.intensity.units import quantity_units
+
+    record = normalized.meta.get("normalization") or {}
+    if record.get("method") == "suv":
+        lo, hi = record["suv_window"]
+        units, rule = "SUVbw", "SUV 0 to the 99.5th percentile of SUV inside the head mask (or the window given)"
+    else:
+        lo, hi = record.get("lo"), record.get("hi")
+        units = quantity_units(normalized, normalized)
+        pct = record.get("percentiles")
+        rule = (f"percentiles {pct[0]:g} to {pct[1]:g} of the voxels inside the head mask" if pct else
+                f"normalization '{record.get('method')}'")
+        if "suv_unavailable" in record:
+            rule += f" (no SUV: {record['suv_unavailable']})"
+    return {"colormap": colour_map, "range": [float(lo), float(hi)], "units": units, "rule": rule}

@@ -118,7 +118,10 @@ def fuse_arrays(
         from medfuse.inference import fuse_with_network
 
         fused = fuse_with_network(a, b, method, weights, pair=pair, device=device, axis=axis, affine=affine)
-    return np.clip(np.asarray(fused, dtype=np.float32), 0.0, 1.0)
+    fused = np.asarray(fused, dtype=np.float32)
+    if np.may_share_memory(fused, a) or np.may_share_memory(fused, b):
+        return np.clip(fused, 0.0, 1.0)
+    return np.clip(fused, 0.0, 1.0, out=fused)  # the method's own new array: no second volume
 
 
 #: voxels per chunk of the voxelwise methods (a few hundred kB per temporary)
