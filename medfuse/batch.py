@@ -69,7 +69,7 @@ def fuse_directory(
     from medfuse.errors import MedfuseError
     from medfuse.fusion import MODALITY_OF_PAIR
     from medfuse.io import load_volume, save_volume
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
     pairs = find_harvard_pairs(data, tasks=tasks)
     out = Path(out)
@@ -92,7 +92,8 @@ def fuse_directory(
             try:
                 ref = load_volume(pair.mri, modality="MR")
                 mov = load_volume(pair.other, modality=MODALITY_OF_PAIR[pair.task])
-                result = fuse_volumes(ref, mov, method, register=False, weights=weights, device=device)
+                result = fuse_volumes(ref, mov, FusionOptions(method=method, register=False, weights=weights,
+                                                              device=device))
                 save_volume(result.fused, target, force=force)
             except (MedfuseError, OSError, ValueError) as err:
                 counts["failed"] += 1
@@ -424,13 +425,14 @@ def _publish(staging: Path, final: Path, out: Path) -> None:
 
 def _fuse_pair(case, staging: Path, settings: BatchSettings) -> dict[str, Any]:
     """Two inputs: the pipeline's :func:`~medfuse.pipeline.fuse_files`, unchanged."""
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_files
 
     (ref_role, ref_path), (mov_role, mov_path) = case.inputs.items()
     out = staging / _fused_name(case)
-    written = fuse_files(ref_path, mov_path, out, settings.method, force=False, qc=settings.qc,
-                         reference_modality=case.modalities[ref_role], moving_modality=case.modalities[mov_role],
-                         weights=settings.weights, device=settings.device, sidecar=True)
+    options = FusionOptions(method=settings.method, qc=settings.qc, weights=settings.weights, device=settings.device,
+                            reference=InputOptions(modality=case.modalities[ref_role]),
+                            moving=InputOptions(modality=case.modalities[mov_role]))
+    written = fuse_files(ref_path, mov_path, out, options)
     return {"kind": "pair", "case": case, "fused": written["fused"], "sidecar": Path(written["sidecar"]).name,
             "quantitative": written.get("quantitative"), "outputs": [Path(p).name for p in written.values()],
             "reference_volume": None, "arrays": None}
@@ -456,12 +458,13 @@ def _fuse_many(case, staging: Path, settings: BatchSettings) -> dict[str, Any]:
     volumes = {}
     for role in roles:
         volumes[role] = load_volume(case.inputs[role], modality=case.modalities.get(role))
-        require_modality(volumes[role], f"--{role}-modality")
+        require_modality(volumes[role], role)
     ref = volumes[roles[0]]
     normalized, alignment = {}, {}
     ref_n = None
     for role in roles[1:]:
-        ref_n, mov_n, _, t = prepare_pair(ref, volumes[role])
+        prepared = prepare_pair(ref, volumes[role])
+        ref_n, mov_n, t = prepared.reference, prepared.moving, prepared.timings
         normalized[role] = mov_n
         alignment[role] = dict(mov_n.meta.get("alignment", {}))
         for k, v in t.items():
@@ -499,7 +502,7 @@ def _fuse_many(case, staging: Path, settings: BatchSettings) -> dict[str, Any]:
         "registration": alignment,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": {k: Path(v).name for k, v in written.items()},
-        **fused_image_record(fused_vol, None),
+        **fused_image_record(fused_vol.rgb is not None, fused_vol.ndim, None),
     }
     written["sidecar"] = write_sidecar(out, record)
     arrays = {"reference": ref.array, "others": {r: normalized[r].array for r in roles[1:]}, "fused": fused,
