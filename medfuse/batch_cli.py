@@ -8,7 +8,27 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_batch_parser", "run_batch_command"]
+__all__ = ["add_batch_parser", "run_batch_command", "option_words"]
+
+#: the options of ``medfuse batch`` (and of ``medfuse fuse-dir``: method, weights, device, force, tasks), each
+#: the flag of :func:`medfuse.batch.run_batch`'s keyword
+BATCH_OPTIONS = ("dataset", "method", "sequences", "strategy", "tasks", "window_days", "mri_series", "workers",
+                 "scheduler", "limit", "metrics", "weights", "device", "force")
+
+
+def option_words(option: str, role: str | None = None) -> str:
+    """How ``medfuse batch`` and ``medfuse fuse-dir`` name an option in a message (:meth:`MedfuseError.render`):
+    their own flag, or, for a choice they make the same way for every case (the pair check's override, an
+    input's series or frame...), the flag of ``medfuse fuse``, which runs one case with it."""
+    if option in BATCH_OPTIONS:
+        return "--" + option.replace("_", "-")
+    import dataclasses
+
+    from medfuse.pipeline.options import InputOptions
+
+    per_input = role in ("reference", "moving") and option in {f.name for f in dataclasses.fields(InputOptions)}
+    flag = "--" + (f"{role}-" if per_input else "") + option.replace("_", "-")
+    return f"`medfuse fuse {flag}` (on this case alone)"
 
 
 def add_batch_parser(sub) -> argparse.ArgumentParser:
@@ -60,14 +80,20 @@ def add_batch_parser(sub) -> argparse.ArgumentParser:
 def run_batch_command(args) -> int:
     """Run ``medfuse batch``; exit code 0 when no case failed, else 1."""
     from medfuse.batch import run_batch
+    from medfuse.errors import MedfuseError
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    summary = run_batch(
-        args.dataset, args.root, args.out, method=args.method, sequences=args.sequences, tasks=tasks,
-        window_days=args.window_days, mri_series=args.mri_series, strategy=args.strategy, metrics=args.metrics,
-        weights=args.weights, device=args.device, workers=args.workers, scheduler=args.scheduler, force=args.force,
-        limit=args.limit, report=not args.no_report, progress=not args.no_progress,
-    )
+    try:
+        summary = run_batch(
+            args.dataset, args.root, args.out, method=args.method, sequences=args.sequences, tasks=tasks,
+            window_days=args.window_days, mri_series=args.mri_series, strategy=args.strategy, metrics=args.metrics,
+            weights=args.weights, device=args.device, workers=args.workers, scheduler=args.scheduler,
+            force=args.force, limit=args.limit, report=not args.no_report, progress=not args.no_progress,
+            name_option=option_words,
+        )
+    except MedfuseError as err:  # an option refused before any work: said in this command's words
+        err.args, err.option = (err.render(option_words),), None
+        raise
     c = summary.counts
     print(summary.discovery.summary())
     print(f"done {c.get('done', 0)}, skipped {c.get('skipped', 0)} (up to date), failed {c.get('failed', 0)} "

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HARVARD_TASKS", "HarvardPair", "find_harvard_pairs", "discover_harvard"]
+__all__ = ["HARVARD_TASKS", "HarvardPair", "find_harvard_pairs", "discover_harvard", "require_pairs"]
 
 #: task folder -> file name of the second (non-MRI) image
 HARVARD_TASKS = {"ct_mri": "ct.png", "pet_mri": "pet.png", "spect_mri": "spect.png"}
@@ -65,27 +65,38 @@ def find_harvard_pairs(data: str | os.PathLike, tasks=None) -> list[HarvardPair]
         FileNotFoundError: no pair was found (the message shows the expected layout).
     """
     # one walk of the layout: the batch adapter's (which also reports what it skipped)
-    found = discover_harvard(data, tasks=tasks)
+    found = require_pairs(discover_harvard(data, tasks=tasks), data)
     pairs = []
     for case in found.cases:
         task = case.info["task"]
         other = case.inputs[HARVARD_TASKS[task].split(".")[0]]
         pairs.append(HarvardPair(task, case.inputs["mri"].parent.name, case.inputs["mri"], other, case.info["subject"]))
-    if not pairs:
+    return pairs
+
+
+def require_pairs(found: "Discovery", data: str | os.PathLike) -> "Discovery":
+    """``found`` when it holds a pair.
+
+    Raises:
+        FileNotFoundError: no pair was found (the message shows the expected layout).
+    """
+    if not found.cases:
         raise FileNotFoundError(
             f"{data}: no fusion pairs found; expected {{ct_mri,pet_mri,spect_mri}}/<pair>/"
             "{mri.png, ct.png|pet.png|spect.png}"
         )
-    return pairs
+    return found
 
 
 #: files at the root that belong to the data set (not stray)
 _ROOT_FILES = {"index.csv", "readme.md", "readme.txt", "license", "license.txt"}
 
 
-def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
+def discover_harvard(data: str | os.PathLike, tasks=None, *, folder_names: bool = False) -> "Discovery":
     """Every pair of a Harvard-layout folder as a batch case (``case_id`` = ``<task>/<pair>``; a pair folder
-    whose name is not an AANLIB pair id gets a pseudonym, :meth:`~medfuse.datasets.base.Discovery.case_id`).
+    whose name is not an AANLIB pair id gets a pseudonym, :meth:`~medfuse.datasets.base.Discovery.case_id`,
+    unless ``folder_names``: then every case id is ``<task>/<folder name>``, so that an output tree mirrors
+    ``data`` (``medfuse fuse-dir``, whose users name the folders)).
 
     Reference ``mri`` (MR), moving ``ct``/``pet``/``spect`` (CT, PT, NM). A pair folder without both
     images is skipped with the reason; other files are counted as ignored.
@@ -127,7 +138,8 @@ def discover_harvard(data: str | os.PathLike, tasks=None) -> "Discovery":
                 continue
             case = cases.get((task, pair_dir.name)) or _case_from_id(pair_dir.name)
             subject = case if is_public(case, "harvard") else found.relative(pair_dir).split("/")[-1]
-            found.cases.append(Case(f"{task}/{found.case_id(pair_dir.name, pair_dir)}", {"mri": mri, role: other},
+            name = pair_dir.name if folder_names else found.case_id(pair_dir.name, pair_dir)
+            found.cases.append(Case(f"{task}/{name}", {"mri": mri, role: other},
                                     {"mri": "MR", role: MODALITY_OF_PAIR[task]},
                                     info={"task": task, "subject": subject}))
     return found
