@@ -136,7 +136,7 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
     from medfuse.color import split_luminance
     from medfuse.io import load_volume
     from medfuse.metrics import compute_metrics
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
     from medfuse.pairs import MODALITY_OF_PAIR
 
     import medfuse.inference as inference
@@ -153,7 +153,7 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
             continue
         mri = load_volume(p.mri, modality="MR")
         other = load_volume(p.other, modality=modality)
-        result = fuse_volumes(mri, other, method, register=False, weights=weights)
+        result = fuse_volumes(mri, other, FusionOptions(method=method, register=False, weights=weights))
         fused = split_luminance(result.fused.rgb)[0] if result.fused.rgb is not None else result.fused.array
         fused = np.clip(np.rint(fused), 0, 255)  # what the written 8-bit PNG holds
         row = {k: float(v) for k, v in compute_metrics((mri.array, other.array), fused, METRIC_KEYS).items()}
@@ -273,7 +273,7 @@ def example_grid(data: Path, k: int, cv_dir: Path | None, methods, out: Path) ->
 
     from medfuse.io import load_volume
     from medfuse.pairs import MODALITY_OF_PAIR
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
     def tile(arr, rgb=None):
         img = rgb if rgb is not None else arr
@@ -295,7 +295,7 @@ def example_grid(data: Path, k: int, cv_dir: Path | None, methods, out: Path) ->
                 weights = fold_weights(cv_dir, pair, name, 0, tag)
                 if weights is None:
                     continue
-            res = fuse_volumes(mri, other, name, register=False, weights=weights)
+            res = fuse_volumes(mri, other, FusionOptions(method=name, register=False, weights=weights))
             tiles.append((method, tile(res.fused.array, res.fused.rgb)))
         rows.append((f"{p.key}", tiles))
     size, pad, head = 256, 4, 18

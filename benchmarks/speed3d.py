@@ -266,7 +266,8 @@ for label, register, method in (("default method, --no-register", False, None), 
     pr = cProfile.Profile()
     w = time.perf_counter()
     pr.enable()
-    pl.fuse_files(mri, pet, out + "/p" + ext, method, register=register, progress=progress, force=True, **kw)
+    pl.fuse_files(mri, pet, out + "/p" + ext, pl.FusionOptions(method=method, register=register, force=True, **kw),
+                  progress=progress)
     pr.disable()
     wall = time.perf_counter() - w
     print(f"## {label}: {wall:.2f} s wall in process (after the imports)")

@@ -232,7 +232,8 @@ for key, register in (("noreg", False), ("reg", None)):
     steps.clear()
     out = tempfile.mkdtemp()
     w, c = time.perf_counter(), time.process_time()
-    pl.fuse_files(d + "/mri.nii.gz", d + "/pet.nii.gz", out + "/o.nii.gz", register=register, progress=progress)
+    pl.fuse_files(d + "/mri.nii.gz", d + "/pet.nii.gz", out + "/o.nii.gz", pl.FusionOptions(register=register),
+                  progress=progress)
     print(f"{key}_wall={time.perf_counter() - w:.3f} {key}_cpu={time.process_time() - c:.3f}")
     group = {"load": ("loading",), "register": ("loaded", "registering"), "normalize": ("normalizing",),
              "write": ("writing",)}

@@ -83,13 +83,37 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
                         "scan (fuse), or DICOM PatientIDs that differ (compared only as salted hashes)")
 
 
-def _input_options(args, role: str) -> dict:
-    """``load_volume`` options of one input from the parsed flags (the per-input flag wins)."""
-    options = {}
+def _input_options(args, role: str):
+    """How one input is read, from the parsed flags (the per-input flag wins over the shared one)."""
+    from medfuse.pipeline import InputOptions
+
+    options = {"modality": getattr(args, f"{role}_modality")}
     for name in ("series", "frame", "xform", "assume_orientation"):
         value = getattr(args, f"{role}_{name}")
         options[name] = value if value is not None else getattr(args, name)
-    return options
+    return InputOptions(**options)
+
+
+#: the flag of each API option whose name is not the flag's (``errors.OPTION`` in messages, rendered by the CLI)
+_FLAGS = {"registration_type": "--registration", "transform_out": "--transform", "out_format": "--format",
+          "out": "--out", "label_map": "--label-map"}
+#: options given per input (``--moving-series``), or for both inputs at once (``--series``)
+_PER_INPUT = ("modality", "series", "frame", "xform", "assume_orientation")
+
+
+def option_flag(option: str, role: str | None = None) -> str:
+    """The command-line flag of an API option, per input where it is one (``series`` of the moving scan:
+    ``--moving-series``)."""
+    if option in _PER_INPUT:
+        return f"--{role}-{option.replace('_', '-')}" if role else f"--{option.replace('_', '-')}"
+    return _FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+def error_line(err: BaseException) -> str:
+    """An error as the command line says it: a medfuse error names its option by the flag."""
+    from medfuse.errors import MedfuseError
+
+    return err.render(option_flag) if isinstance(err, MedfuseError) else str(err)
 
 
 def _add_fuse(sub) -> None:
@@ -161,18 +185,18 @@ def _print_progress(percent: int, step: str) -> None:
 
 
 def _run_fuse(args) -> int:
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, fuse_files
 
-    written = fuse_files(
-        args.reference, args.moving, args.out, args.method, force=args.force, qc=not args.no_qc,
-        register=False if args.no_register else (True if args.register else None), registration_type=args.registration,
-        transform_out=args.transform, weights=args.weights, window=_parse_window(args.window), device=args.device,
-        reference_modality=args.reference_modality, moving_modality=args.moving_modality,
-        reference_options=_input_options(args, "reference"), moving_options=_input_options(args, "moving"),
-        accept_registration=args.accept_registration, colormap=args.colormap,
-        quantitative=not args.no_quantitative, progress=_progress_printer(args), out_format=args.out_format,
-        accept_mismatch=args.accept_mismatch, compress_level=args.compress_level,
+    options = FusionOptions(
+        method=args.method, weights=args.weights, device=args.device,
+        register=False if args.no_register else (True if args.register else None),
+        registration_type=args.registration, transform_out=args.transform, window=_parse_window(args.window),
+        reference=_input_options(args, "reference"), moving=_input_options(args, "moving"),
+        accept_registration=args.accept_registration, accept_mismatch=args.accept_mismatch, colormap=args.colormap,
+        qc=not args.no_qc, quantitative=not args.no_quantitative, out_format=args.out_format,
+        compress_level=args.compress_level, force=args.force,
     )
+    written = fuse_files(args.reference, args.moving, args.out, options, progress=_progress_printer(args))
     for kind, path in written.items():
         print(f"{kind}: {path}")
     return 0
@@ -199,15 +223,14 @@ def _add_register(sub) -> None:
 
 
 def _run_register(args) -> int:
-    from medfuse.pipeline import register_files
+    from medfuse.pipeline import RegistrationOptions, register_files
 
-    written, result = register_files(
-        args.reference, args.moving, args.out, transform_out=args.transform, registration_type=args.registration,
-        label_map=args.label_map, force=args.force, reference_modality=args.reference_modality,
-        moving_modality=args.moving_modality, reference_options=_input_options(args, "reference"),
-        moving_options=_input_options(args, "moving"), accept_registration=args.accept_registration,
-        accept_mismatch=args.accept_mismatch,
+    options = RegistrationOptions(
+        transform_out=args.transform, registration_type=args.registration, label_map=args.label_map, force=args.force,
+        reference=_input_options(args, "reference"), moving=_input_options(args, "moving"),
+        accept_registration=args.accept_registration, accept_mismatch=args.accept_mismatch,
     )
+    written, result = register_files(args.reference, args.moving, args.out, options)
     for kind, path in written.items():
         print(f"{kind}: {path}")
     print(result.messages[-1])
@@ -228,10 +251,11 @@ def _add_fuse_dir(sub) -> None:
 
 def _run_fuse_dir(args) -> int:
     from medfuse.batch import fuse_directory
+    from medfuse.batch_cli import option_words
 
     tasks = args.tasks.split(",") if args.tasks else None
     counts = fuse_directory(args.data, args.out, args.method, force=args.force, weights=args.weights,
-                            tasks=tasks, device=args.device)
+                            tasks=tasks, device=args.device, name_option=option_words)
     print(f"fused {counts['ok']}, skipped {counts['skipped']} (already done), failed {counts['failed']}; "
           f"outputs in {args.out}")
     return 1 if counts["failed"] else 0
@@ -300,12 +324,12 @@ def _run_info(args) -> int:
         try:
             v = load_volume(args.path, series=args.series, check=False)
         except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
-            text = redact(str(err))
+            text = redact(error_line(err))
             if isinstance(err, FileNotFoundError) and label in text:
                 text += "; check the PATH you typed (medfuse does not repeat it: paths may hold identifiers)"
             if text == str(err):
                 raise
-            raise type(err)(text) from None
+            raise type(err)(text) from None  # worded for the command line already
     a = v.array
     print(f"modality: {v.modality or 'unknown'}  format: {v.meta.get('format')}  colour: {v.is_color}")
     print(f"shape: {a.shape}  spacing (mm): {tuple(round(float(s), 4) for s in v.spacing)}")
@@ -485,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
-        print(f"medfuse {args.command}: error: {err}", file=sys.stderr)
+        print(f"medfuse {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("medfuse: interrupted", file=sys.stderr)

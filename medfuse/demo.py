@@ -109,7 +109,7 @@ def run_demo(
     from medfuse.io import save_volume
     from medfuse.io.atomic import atomic_output
     from medfuse.phantom import make_case
-    from medfuse.pipeline import check_fusion_options, fuse_files
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_files
 
     if modality not in MODALITIES:
         raise OptionError(f"--modality {modality!r}: expected one of {', '.join(MODALITIES)}")
@@ -127,7 +127,7 @@ def run_demo(
         "transform": f"{modality}_to_mri.tfm",
     }
     _check_ours(folder, [*names.values(), RECORD], force)
-    check_fusion_options(method=method)  # a bad --method stops here, before the phantom is made
+    options = FusionOptions(method=method, colormap=colormap)  # a bad method stops here, before the phantom
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob(_STAGING + "*"):  # what an interrupted demo left behind
         shutil.rmtree(old, ignore_errors=True)
@@ -138,11 +138,9 @@ def run_demo(
         staged = {kind: staging / name for kind, name in names.items()}
         save_volume(case.mri, staged["reference"])
         save_volume(case.moving, staged["moving"])
-        written = fuse_files(
-            staged["reference"], staged["moving"], staged["fused"], method, qc=staged["qc"],
-            transform_out=staged["transform"], reference_modality="MR", moving_modality=case.moving.modality,
-            colormap=colormap,
-        )
+        written = fuse_files(staged["reference"], staged["moving"], staged["fused"], options.replace(
+            qc=staged["qc"], transform_out=staged["transform"], reference=InputOptions(modality="MR"),
+            moving=InputOptions(modality=case.moving.modality)))
         written = {"reference": staged["reference"], "moving": staged["moving"], **written}
         files = {Path(p).name: _sha256(Path(p)) for p in written.values()}
         for name, digest in _recorded(folder).items():  # an earlier demo's files this run did not rewrite

@@ -140,7 +140,8 @@ class PairMismatchError(MedfuseError, ValueError):
     DICOM PatientIDs differ (``--accept-mismatch`` overrides; see :mod:`medfuse.pair_check`)."""
 
 
-def look_up(value, supported, what: str, *, ignore_case: bool = False, error: type[MedfuseError] = OptionError):
+def look_up(value, supported, what: str, *, ignore_case: bool = False, error: type[MedfuseError] = OptionError,
+            option: str | None = None):
     """Check an option name; on a typo raise :class:`OptionError` with a one-line "did you mean".
 
     Import-light (:mod:`difflib`, not MONAI's ``look_up_option``), so that modules imported by
@@ -152,6 +153,8 @@ def look_up(value, supported, what: str, *, ignore_case: bool = False, error: ty
         what: what the name selects (``"fusion method"``), named in the message.
         ignore_case: match case-insensitively.
         error: the class raised (a caller that documents :class:`UnsupportedInputError` passes it).
+        option: the API keyword that takes the name; the error carries it and its message names it
+            (as :data:`OPTION`, which each door words).
 
     Returns:
         ``supported[name]`` for a mapping, else the name as ``supported`` spells it.
@@ -182,4 +185,6 @@ def look_up(value, supported, what: str, *, ignore_case: bool = False, error: ty
     folded = {fold(n): n for n in names}
     close = difflib.get_close_matches(fold(key), list(folded), n=1)
     hint = f"; did you mean {folded[close[0]]!r}?" if close else "."
-    raise error(f"unknown {what} {value!r}{hint} Choose one of: {', '.join(sorted(map(str, names)))}")
+    given = f" ({OPTION})" if option is not None else ""
+    raise error(f"unknown {what}{given} {value!r}{hint} Choose one of: {', '.join(sorted(map(str, names)))}",
+                option=option)

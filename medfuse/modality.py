@@ -124,22 +124,24 @@ def resolve_modality(volume, path: str | os.PathLike | None = None, given: str |
     return code
 
 
-def require_modality(volume, flag: str = "modality=") -> str:
+def require_modality(volume, role: str | None = None) -> str:
     """The volume's modality code, or raise when it is unknown.
 
     Args:
         volume: a :class:`~medfuse.volume.Volume` after :func:`resolve_modality`.
-        flag: how the user gives it (``"--moving-modality"`` on the command line).
+        role: ``"reference"`` or ``"moving"`` when the volume is one input of a pair (the error carries it, so
+            that the command line names ``--moving-modality``).
 
     Raises:
-        UnknownModalityError: no modality from the user, DICOM, the file name or the content.
+        UnknownModalityError: no modality from the user, DICOM, the file name or the content; its ``option`` is
+            ``modality``.
     """
     if volume.modality is not None:
         return canonical_modality(volume.modality)
-    from medfuse.errors import UnknownModalityError
+    from medfuse.errors import OPTION, UnknownModalityError
 
     raise UnknownModalityError(
         f"{volume.name}: cannot tell which modality this scan is (no DICOM Modality tag, no modality word such as "
         f"t1, ct, pet or spect in the file name, and the values are not Hounsfield units); give it with "
-        f"{flag} MR|CT|PT|NM"
+        f"{OPTION} MR|CT|PT|NM", role=role, option="modality",
     )

@@ -32,14 +32,13 @@ import logging
 import secrets
 from typing import Any
 
+from medfuse.errors import OPTION
 from medfuse.modality import MODALITIES, MODALITY_LABELS, canonical_modality, modality_from_name
 
-__all__ = ["check_pair", "ACCEPT_MISMATCH_FLAG"]
+__all__ = ["check_pair"]
 
 log = logging.getLogger(__name__)
 
-#: the command-line flag that overrides the checks of this module (``accept_mismatch=True`` in the API)
-ACCEPT_MISMATCH_FLAG = "--accept-mismatch"
 #: modalities that show anatomy (a reference) and those that show function (the moving scan of a pair)
 _ANATOMICAL = ("MR", "CT")
 _FUNCTIONAL = ("PT", "NM")
@@ -76,8 +75,7 @@ def check_pair(
     *,
     accept_mismatch: bool = False,
     paths: tuple[Any, Any] | None = None,
-    names: tuple[str, str] = ("the reference scan (--reference)", "the moving scan (--moving)"),
-    flags: tuple[str, str] = ("--reference", "--moving"),
+    names: tuple[str, str] = ("the reference scan", "the moving scan"),
     swapped_roles: bool = True,
 ) -> dict[str, Any]:
     """Check that ``reference`` and ``moving`` are in the right roles and of one patient.
@@ -89,7 +87,6 @@ def check_pair(
         accept_mismatch: warn (and record) instead of raising.
         paths: the paths the inputs were read from, for the name-word check (never shown).
         names: how messages name the two inputs: by their roles, never by their paths.
-        flags: the command-line flags of the two roles (``--reference``, ``--moving``).
         swapped_roles: refuse a PET/SPECT reference with an MRI/CT moving scan (fusion); registration onto a
             PET grid is legitimate, so ``medfuse register`` turns this off.
 
@@ -100,49 +97,51 @@ def check_pair(
 
     Raises:
         PairMismatchError: a role contradicts a DICOM Modality, the roles look swapped, or the PatientIDs
-            differ; and ``accept_mismatch`` is false.
+            differ; and ``accept_mismatch`` is false. Its ``option`` is ``accept_mismatch`` (the override) and
+            its ``role`` the input the first problem is about (None for both).
     """
     from medfuse.errors import PairMismatchError
 
-    problems: list[str] = []
-    fix = f"or pass {ACCEPT_MISMATCH_FLAG} to go on anyway"
-    for volume, path, name, flag in zip((reference, moving), paths or (None, None), names, flags):
+    problems: list[tuple[str, str | None]] = []  # (problem, the role it is about)
+    fix = f"or go on anyway with {OPTION}"
+    for volume, path, name, role in zip((reference, moving), paths or (None, None), names, ("reference", "moving")):
         dicom = _dicom_modality(volume)
         if dicom is None:
             continue
         source = (volume.meta or {}).get("modality_source")
         declared = canonical_modality(volume.modality) if volume.modality is not None else None
         if source == "user" and declared is not None and declared != dicom:
-            problems.append(
-                f"{name}: {flag}-modality says {_label(declared)} but its DICOM Modality (0008,0060) is "
-                f"{_label(dicom)}; check that the right scan was given as {flag} and correct {flag}-modality, {fix}"
-            )
+            problems.append((
+                f"{name}: the modality given for it says {_label(declared)} but its DICOM Modality (0008,0060) is "
+                f"{_label(dicom)}; check that the right scan was given as the {role} scan and correct its "
+                f"modality, {fix}", role))
             continue
         named = modality_from_name(path) if path is not None else None
         if named is not None and named != dicom:
-            problems.append(
+            problems.append((
                 f"{name}: its file name says {_label(named)} but its DICOM Modality (0008,0060) is "
-                f"{_label(dicom)}; check that the scans were given in the right roles ({', '.join(flags)}), {fix}"
-            )
+                f"{_label(dicom)}; check that the scans were given in the right roles (reference and moving), {fix}",
+                role))
     ref_code, mov_code = (canonical_modality(v.modality) if v.modality is not None else None for v in (reference, moving))
     if swapped_roles and ref_code in _FUNCTIONAL and mov_code in _ANATOMICAL and not problems:
-        problems.append(
+        problems.append((
             f"{names[0]} is {_label(ref_code)} and {names[1]} is {_label(mov_code)}: the "
-            f"roles look swapped (the output takes the grid of {flags[0]}); give the {_label(mov_code)} as "
-            f"{flags[0]} and the {_label(ref_code)} as {flags[1]}, {fix}"
-        )
+            f"roles look swapped (the output takes the grid of the reference scan); give the {_label(mov_code)} as "
+            f"the reference and the {_label(ref_code)} as the moving scan, {fix}", None))
     a, b = _patient_digest(reference), _patient_digest(moving)
     same_patient = None if a is None or b is None else hmac.compare_digest(a, b)
     if same_patient is False:
-        problems.append(
+        problems.append((
             f"{names[0]} and {names[1]} belong to different patients (their DICOM "
-            f"PatientIDs differ); give two scans of one patient, {fix} (e.g. for exports pseudonymized separately)"
-        )
+            f"PatientIDs differ); give two scans of one patient, {fix} (e.g. for exports pseudonymized separately)",
+            None))
     if problems and not accept_mismatch:
-        raise PairMismatchError(problems[0] + (f" ({len(problems) - 1} more problem(s) with this pair)"
-                                               if len(problems) > 1 else ""))
-    for problem in problems:
-        log.warning("%s accepted: %s", ACCEPT_MISMATCH_FLAG, problem)
+        first, role = problems[0]
+        raise PairMismatchError(first + (f" ({len(problems) - 1} more problem(s) with this pair)"
+                                         if len(problems) > 1 else ""), role=role, option="accept_mismatch")
+    accepted = [problem.split(f", {fix}")[0] for problem, _ in problems]
+    for problem in accepted:
+        log.warning("pair check overridden (accept_mismatch): %s", problem)
     frames = [(v.meta or {}).get("frame_of_reference") for v in (reference, moving)]
     return {
         "same_patient": same_patient,
@@ -158,5 +157,5 @@ def check_pair(
             "same": None if None in frames else frames[0] == frames[1],
             "note": "first 16 hex digits of the SHA-256 of each DICOM FrameOfReferenceUID (None: not DICOM)",
         },
-        "mismatches_accepted": [p.split(f", {fix}")[0] for p in problems],
+        "mismatches_accepted": accepted,
     }

@@ -77,19 +77,70 @@ def _modules(*names):
     return out
 
 
-def test_every_flag_a_fuse_or_register_message_names_exists():
-    # what both commands read and check: input reading, modality, registration, output writing
-    for command in ("fuse", "register"):
-        named = _message_flags(_modules("io", "registration", "modality.py", "intensity", "pipeline.py"), command)
-        if command == "fuse":
-            named.update(_message_flags(_modules("fusion.py", "inference.py", "classical.py", "color.py"), command))
-        for (cmd, flag), where in named.items():
-            if flag in EXTERNAL_FLAGS:
+#: the doors: modules that speak to a user in their own command's words (flags); everything else speaks the API's
+DOORS = ("cli.py", "batch_cli.py", "batch", "bundle.py", "demo.py", "weights/ship.py", "training", "datasets")
+
+
+def _core_modules() -> list[Path]:
+    package = ROOT / "medfuse"
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        if not any(rel == door or rel.startswith(door + "/") or rel == door + ".py" for door in DOORS):
+            out.append(path)
+    return out
+
+
+def _all_flags() -> set[str]:
+    flags = set()
+    for command in _commands():
+        flags |= _options(command)
+    return flags - {"-h", "--help"}
+
+
+def test_no_message_outside_the_doors_names_a_command_line_flag():
+    """Core code speaks the API: a message raised or logged outside the doors names an option as errors.OPTION
+    (carried as err.option), and each door words it; none names a flag of any medfuse command."""
+    flags = _all_flags()
+    found = []
+    for path in _core_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.Raise, ast.Call)):
                 continue
-            if cmd == "register" and flag in ("--no-register", "--register", "--method", "--weights", "--window",
-                                              "--device", "--colormap") and any(w == "pipeline.py" for w in where):
-                continue  # messages of the fusion steps of the pipeline, which `register` never reaches
-            assert flag in _options(cmd), f"{flag} (named in {sorted(where)}) does not exist on medfuse {cmd}"
+            for text in _strings(node):
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text):
+                    if flag in flags:
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {flag}")
+    assert not found, "\n".join(sorted(set(found)))
+
+
+def _options_carried() -> dict[str, set[str]]:
+    """``option="..."`` given to an error (or to look_up) anywhere outside the doors -> where."""
+    found: dict[str, set[str]] = {}
+    for path in _core_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                for kw in node.keywords:
+                    if kw.arg == "option" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                        found.setdefault(kw.value.value, set()).add(path.name)
+    return found
+
+
+def test_every_option_an_error_carries_is_a_flag_of_fuse():
+    """What the command line makes of err.option exists: each option a core error can carry is a flag of `medfuse
+    fuse` (per input where it is one), and the rendering puts it in the message."""
+    from medfuse.cli import option_flag
+    from medfuse.errors import OPTION, OptionError
+
+    carried = _options_carried()
+    assert {"accept_registration", "accept_mismatch", "force", "series", "frame", "modality", "method"} <= set(carried)
+    fuse = _options("fuse")
+    for option, where in carried.items():
+        for role in ("reference", "moving"):
+            assert option_flag(option, role) in fuse, f"{option} (carried in {sorted(where)}) is no flag of fuse"
+    err = OptionError(f"bad; use {OPTION}", option="series", role="moving")
+    assert str(err) == "bad; use the series option"
+    assert err.render(option_flag) == "bad; use --moving-series"
 
 
 def test_per_input_flags_exist():
@@ -150,7 +201,7 @@ def test_png_output_for_volumes_fails_before_registration(tmp_path, capsys, monk
     code = main(["fuse", "--reference", str(tmp_path / "t1.nii.gz"), "--moving", str(tmp_path / "pet.nii.gz"),
                  "--out", str(tmp_path / "fused.png")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "3D result cannot be written as .png" in err and "--out" in err
+    assert code == 2 and "3D result cannot be written as .png" in err and "give the output a volume name" in err
 
 
 def _series(folder, modality, uid, seed, number):
@@ -216,7 +267,7 @@ def test_brats_case_is_not_registered_again(real_dir, tmp_path, capsys):
     out = tmp_path / "fused.nii.gz"
     assert main(["fuse", "--reference", str(t1ce), "--moving", str(flair), "--out", str(out), "--method", "mean"]) == 0
     side = json.loads((tmp_path / "fused.json").read_text())
-    assert side["registration"]["registered"] is False and "--register" in side["registration"]["reason"]
+    assert side["registration"]["registered"] is False and "taken as aligned" in side["registration"]["reason"]
     fused = nib.load(str(out))
     np.testing.assert_allclose(fused.affine, nib.load(str(t1ce)).affine, atol=1e-4)
     assert (tmp_path / "fused_qc.png").is_file()

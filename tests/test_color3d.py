@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from medfuse.io import load_volume, save_volume
-from medfuse.pipeline import fuse_files, fuse_volumes
+from medfuse.pipeline import FusionOptions, InputOptions, fuse_files, fuse_volumes
 from medfuse.volume import Volume
 
 AFFINE = np.array([[0.0, -2.0, 0.0, 30.0], [0.0, 0.0, 2.5, -20.0], [1.8, 0.0, 0.0, -25.0], [0.0, 0.0, 0.0, 1.0]])
@@ -36,7 +36,7 @@ def _pair(modality: str = "PT") -> tuple[Volume, Volume]:
 @pytest.mark.parametrize("modality,colormap", [("PT", "aanlib_pet"), ("NM", "aanlib_pet")])
 def test_pet_spect_volumes_fuse_in_colour(modality, colormap):
     mri, mov = _pair(modality)
-    result = fuse_volumes(mri, mov, "mean")
+    result = fuse_volumes(mri, mov, FusionOptions(method="mean"))
     fused = result.fused
     assert fused.rgb is not None and fused.rgb.shape == (*SHAPE, 3)
     np.testing.assert_array_equal(fused.affine, mri.affine)
@@ -64,12 +64,12 @@ def test_hot_spot_over_a_dark_mri_region_stays_visible_with_the_default_network(
 
 def test_ct_and_gray_colormap_stay_gray():
     mri, ct = _pair("CT")
-    result = fuse_volumes(mri, ct, "mean")
+    result = fuse_volumes(mri, ct, FusionOptions(method="mean"))
     assert result.fused.rgb is None and result.colour is None
     assert result.quantitative.meta["units"] == "HU"
     mri, pet = _pair("PT")
-    assert fuse_volumes(mri, pet, "mean", colormap="gray").fused.rgb is None
-    assert fuse_volumes(mri, pet, "mean", colormap="hot_iron").colour["colormap"] == "hot_iron"
+    assert fuse_volumes(mri, pet, FusionOptions(method="mean", colormap="gray")).fused.rgb is None
+    assert fuse_volumes(mri, pet, FusionOptions(method="mean", colormap="hot_iron")).colour["colormap"] == "hot_iron"
 
 
 @pytest.mark.parametrize("ext", [".nii.gz", ".nrrd", ".mha"])
@@ -78,8 +78,7 @@ def test_fuse_files_writes_rgb_and_quantitative(tmp_path, ext):
     save_volume(mri, tmp_path / "mri.nii.gz")
     save_volume(pet, tmp_path / "pet.nii.gz")
     out = tmp_path / f"fused{ext}"
-    written = fuse_files(tmp_path / "mri.nii.gz", tmp_path / "pet.nii.gz", out, "mean", reference_modality="MR",
-                         moving_modality="PT", qc=False, colormap="rainbow")
+    written = fuse_files(tmp_path / "mri.nii.gz", tmp_path / "pet.nii.gz", out, FusionOptions(method="mean", qc=False, colormap="rainbow", reference=InputOptions(modality="MR"), moving=InputOptions(modality="PT")))
     assert written["quantitative"] == tmp_path / f"fused_moving{ext}"
     # SimpleITK sees a 3-component uint8 image with the reference geometry (LPS)
     image = sitk.ReadImage(str(out))
@@ -118,11 +117,9 @@ def test_quantitative_refused_before_work_and_can_be_turned_off(tmp_path):
     save_volume(pet, tmp_path / "pet.nii.gz")
     (tmp_path / "fused_moving.nii.gz").write_bytes(b"old")
     with pytest.raises(OutputExistsError):
-        fuse_files(tmp_path / "mri.nii.gz", tmp_path / "pet.nii.gz", tmp_path / "fused.nii.gz", "mean",
-                   reference_modality="MR", moving_modality="PT", qc=False)
+        fuse_files(tmp_path / "mri.nii.gz", tmp_path / "pet.nii.gz", tmp_path / "fused.nii.gz", FusionOptions(method="mean", qc=False, reference=InputOptions(modality="MR"), moving=InputOptions(modality="PT")))
     assert not (tmp_path / "fused.nii.gz").exists()
-    written = fuse_files(tmp_path / "mri.nii.gz", tmp_path / "pet.nii.gz", tmp_path / "fused.nii.gz", "mean",
-                         reference_modality="MR", moving_modality="PT", qc=False, quantitative=False)
+    written = fuse_files(tmp_path / "mri.nii.gz", tmp_path / "pet.nii.gz", tmp_path / "fused.nii.gz", FusionOptions(method="mean", qc=False, quantitative=False, reference=InputOptions(modality="MR"), moving=InputOptions(modality="PT")))
     assert "quantitative" not in written
     assert (tmp_path / "fused_moving.nii.gz").read_bytes() == b"old"
 

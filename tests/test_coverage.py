@@ -68,12 +68,12 @@ def test_feather_keeps_uint8_colour_and_turns_grey_outside():
 @pytest.fixture(scope="module")
 def tcga(real_dir):
     from medfuse.io import load_volume
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_volumes
 
     native = real_dir / "tcga_fg6692_native" / "native"
     t1c = load_volume(native / "TCGA-FG-6692_t1c_native.nii.gz", modality="MR")
     flair = load_volume(native / "TCGA-FG-6692_flair_native.nii.gz", modality="MR")
-    return t1c, flair, fuse_volumes(t1c, flair, "mean")
+    return t1c, flair, fuse_volumes(t1c, flair, FusionOptions(method="mean"))
 
 
 def _covered(reference: Volume, moving: Volume, ref_to_mov_ras: np.ndarray) -> np.ndarray:
@@ -116,13 +116,11 @@ def test_tcga_flair_partial_coverage_is_reported_and_leaves_no_seam(tcga, caplog
 def test_tcga_partial_coverage_warns_in_one_line_through_the_pipeline(real_dir, tmp_path, caplog):
     import json
 
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_files
 
     native = real_dir / "tcga_fg6692_native" / "native"
     with caplog.at_level(logging.WARNING, logger="medfuse"):
-        written = fuse_files(native / "TCGA-FG-6692_t1c_native.nii.gz", native / "TCGA-FG-6692_flair_native.nii.gz",
-                             tmp_path / "fused.nii.gz", "mean", reference_modality="MR", moving_modality="MR",
-                             qc=False, quantitative=False)
+        written = fuse_files(native / "TCGA-FG-6692_t1c_native.nii.gz", native / "TCGA-FG-6692_flair_native.nii.gz", tmp_path / "fused.nii.gz", FusionOptions(method="mean", qc=False, quantitative=False, reference=InputOptions(modality="MR"), moving=InputOptions(modality="MR")))
     lines = [r.getMessage() for r in caplog.records if "of the reference head" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("the moving scan (--moving) covers 9")
     assert "TCGA" not in lines[0] and "shows the reference alone" in lines[0]

@@ -51,8 +51,8 @@ def test_demo_end_to_end(tmp_path, capsys):
 # reruns: a fast stand-in for the pipeline's fuse_files (the demo's own file handling is under test)
 
 def _stand_in(calls: list, stop_after: str | None = None):
-    def fuse_files(reference, moving, out, method=None, *, qc=None, transform_out=None, **_):
-        out = Path(out)
+    def fuse_files(reference, moving, out, options, **_):
+        out, qc, transform_out = Path(out), options.qc, options.transform_out
         written = {}
         for kind, path in (("fused", out), ("quantitative", out.with_name("fused_moving.nii.gz")),
                            ("transform", Path(transform_out)), ("qc", Path(qc)),

@@ -33,11 +33,12 @@ def same_grid_pair(tmp_path):
 
 
 def _fuse(pair, tmp_path, **kwargs):
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_files
 
     kwargs.setdefault("qc", False)
-    written = fuse_files(*pair, tmp_path / "out" / "fused.nii.gz", "mean", reference_modality="MR",
-                         moving_modality="CT", **kwargs)
+    options = FusionOptions(method="mean", reference=InputOptions(modality="MR"), moving=InputOptions(modality="CT"),
+                            **kwargs)
+    written = fuse_files(*pair, tmp_path / "out" / "fused.nii.gz", options)
     return written, json.loads(written["sidecar"].read_text())
 
 
@@ -59,13 +60,12 @@ def test_transform_of_2d_slices_is_a_2d_identity(tmp_path):
     import SimpleITK as sitk
     from PIL import Image
 
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_files
 
     rng = np.random.default_rng(0)
     for name in ("mr.png", "ct.png"):
         Image.fromarray((rng.random((32, 32)) * 255).astype(np.uint8)).save(tmp_path / name)
-    written = fuse_files(tmp_path / "mr.png", tmp_path / "ct.png", tmp_path / "fused.png", "mean",
-                         reference_modality="MR", moving_modality="CT", transform_out=tmp_path / "t.tfm", qc=False)
+    written = fuse_files(tmp_path / "mr.png", tmp_path / "ct.png", tmp_path / "fused.png", FusionOptions(method="mean", transform_out=tmp_path / "t.tfm", qc=False, reference=InputOptions(modality="MR"), moving=InputOptions(modality="CT")))
     tx = sitk.ReadTransform(str(written["transform"]))
     assert tx.GetDimension() == 2
     np.testing.assert_allclose(tx.TransformPoint((3.0, 4.0)), (3.0, 4.0))
@@ -75,13 +75,13 @@ def test_transform_of_2d_slices_is_a_2d_identity(tmp_path):
 
 def test_registration_type_without_registration_is_reported(same_grid_pair, tmp_path, caplog):
     _, record = _fuse(same_grid_pair, tmp_path, registration_type="affine")
-    assert any(note.startswith("--registration affine: not registered") for note in record["ignored_options"])
-    assert "--registration affine" in caplog.text
+    assert any(note.startswith("registration_type affine: not registered") for note in record["ignored_options"])
+    assert "registration_type affine" in caplog.text
 
 
 def test_colormap_for_a_grey_pair_is_reported(same_grid_pair, tmp_path):
     _, record = _fuse(same_grid_pair, tmp_path, colormap="hot_iron")
-    assert any(note.startswith("--colormap hot_iron") for note in record["ignored_options"])
+    assert any(note.startswith("colormap hot_iron") for note in record["ignored_options"])
     assert "colormap" not in record.get("colour", {}) if record.get("colour") else True
 
 
@@ -95,18 +95,19 @@ def test_weights_with_a_classical_method_are_refused(same_grid_pair, tmp_path):
 
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"not used")
-    with pytest.raises(OptionError, match="--weights is for networks"):
+    with pytest.raises(OptionError, match="weights are for networks") as info:
         _fuse(same_grid_pair, tmp_path, weights=weights)
+    assert info.value.option == "weights"  # the command line names --weights (test_cli_inputs)
 
 
 def test_register_registers_a_pair_sharing_a_dicom_frame_of_reference():
     from medfuse.phantom import make_case
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_volumes
 
     case = make_case("ct", seed=2, mri_spacing=3.0, moving_spacing=(3.0, 3.0, 4.0))
     for volume in (case.mri, case.moving):
         volume.meta["frame_of_reference"] = "0123456789abcdef"  # what the DICOM reader records for one frame
-    skipped = fuse_volumes(case.mri, case.moving, "mean")
+    skipped = fuse_volumes(case.mri, case.moving, FusionOptions(method="mean"))
     assert not skipped.alignment["registered"]
-    forced = fuse_volumes(case.mri, case.moving, "mean", register=True, accept_registration=True)
+    forced = fuse_volumes(case.mri, case.moving, FusionOptions(method="mean", register=True, accept_registration=True))
     assert forced.alignment["registered"] and not forced.alignment["skipped"]

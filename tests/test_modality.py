@@ -75,11 +75,11 @@ def test_cli_asks_for_the_modality_in_one_line_before_registering(phantom_scans,
     # the MRI named scan3 is refused first, with the reference flag
     assert fuse("scan2.nii.gz") == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "--reference-modality MR|CT|PT|NM" in err and "the reference scan (--reference)" in err
+    assert "\n" not in err and "--reference-modality MR|CT|PT|NM" in err and "the reference scan:" in err
     # the PET named scan2 next, with the moving flag
     assert fuse("scan2.nii.gz", "--reference-modality", "MR") == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "--moving-modality MR|CT|PT|NM" in err and "the moving scan (--moving)" in err
+    assert "\n" not in err and "--moving-modality MR|CT|PT|NM" in err and "the moving scan:" in err
     assert not out.exists()
     # with both given, or with the CT recognised by its Hounsfield units, the pipeline goes on to register
     with pytest.raises(_Reached):
@@ -125,9 +125,10 @@ def test_resolve_keeps_dicom_modality_and_user_wins():
 
 
 def test_pipeline_refuses_unknown_modality_in_the_api():
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
     a = Volume(np.random.default_rng(0).random((16, 16, 16)), modality="MR")
     b = Volume(np.random.default_rng(1).random((16, 16, 16)))
-    with pytest.raises(UnknownModalityError, match="--moving-modality"):
-        fuse_volumes(a, b, "mean")
+    with pytest.raises(UnknownModalityError, match="give it with the modality option MR") as info:
+        fuse_volumes(a, b, FusionOptions(method="mean"))
+    assert info.value.role == "moving" and info.value.option == "modality"  # the CLI: --moving-modality

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from medfuse.color import colormap_lut
-from medfuse.pipeline import fuse_volumes
+from medfuse.pipeline import FusionOptions, fuse_volumes
 from medfuse.report.qc import OVERLAY_COLORMAP, informative_center, qc_figure, save_qc_figure
 
 from tests.test_color3d import _pair
@@ -13,14 +13,14 @@ from tests.test_color3d import _pair
 
 def test_slices_go_through_the_hottest_region():
     mri, pet = _pair("PT")
-    result = fuse_volumes(mri, pet, "mean")
+    result = fuse_volumes(mri, pet, FusionOptions(method="mean"))
     center = informative_center(result.reference, result.moving, True, values=result.quantitative.array)
     assert np.abs(center - np.array([21, 15, 11])).max() <= 2  # the lesion, not the centre (14, 15, 12)
 
 
 def test_qc_picture_in_colour(tmp_path):
     mri, pet = _pair("PT")
-    result = fuse_volumes(mri, pet, "mean")
+    result = fuse_volumes(mri, pet, FusionOptions(method="mean"))
     img = qc_figure(result)
     a = np.asarray(img).astype(int)
     assert img.width > 800 and img.height > 400
@@ -35,5 +35,5 @@ def test_overlay_scale_ends_in_yellow_not_white():
 
 def test_ct_qc_is_gray_with_overlay():
     mri, ct = _pair("CT")
-    img = qc_figure(fuse_volumes(mri, ct, "mean"))
+    img = qc_figure(fuse_volumes(mri, ct, FusionOptions(method="mean")))
     assert img.width > 800

@@ -38,21 +38,19 @@ def _planes_cut(lesion: np.ndarray, center) -> list[bool]:
 @pytest.fixture(scope="module")
 def brats(real_dir):
     from medfuse.io import load_volume
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
     case = real_dir / "brats" / "TCGA-FG-6692" / "TCGA-FG-6692_"
-    return fuse_volumes(load_volume(f"{case}t1ce.nii.gz", modality="MR"),
-                        load_volume(f"{case}flair.nii.gz", modality="MR"), "mean")
+    return fuse_volumes(load_volume(f"{case}t1ce.nii.gz", modality="MR"), load_volume(f"{case}flair.nii.gz", modality="MR"), FusionOptions(method="mean"))
 
 
 @pytest.fixture(scope="module")
 def tcga(real_dir):
     from medfuse.io import load_volume
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
     native = real_dir / "tcga_fg6692_native" / "native"
-    return fuse_volumes(load_volume(native / "TCGA-FG-6692_t1c_native.nii.gz", modality="MR"),
-                        load_volume(native / "TCGA-FG-6692_flair_native.nii.gz", modality="MR"), "mean")
+    return fuse_volumes(load_volume(native / "TCGA-FG-6692_t1c_native.nii.gz", modality="MR"), load_volume(native / "TCGA-FG-6692_flair_native.nii.gz", modality="MR"), FusionOptions(method="mean"))
 
 
 @pytest.mark.parametrize("case", ["brats", "tcga"])

@@ -114,7 +114,7 @@ class Case:
 
     @property
     def is_2d(self) -> bool:
-        from medfuse.pipeline import SLICE_SUFFIXES
+        from medfuse.io.formats import SLICE_SUFFIXES
         from medfuse.io.atomic import full_suffix
 
         return all(full_suffix(p) in SLICE_SUFFIXES for p in self.inputs.values())

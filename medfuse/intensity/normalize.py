@@ -205,7 +205,7 @@ def normalize(
     from medfuse.io import check_volume
 
     check_volume(volume, "normalize")
-    code = canonical_modality(modality) if modality is not None else require_modality(volume, "modality=")
+    code = canonical_modality(modality) if modality is not None else require_modality(volume)
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != volume.shape:

@@ -18,6 +18,7 @@ import numpy as np
 
 from medfuse.errors import EmptyImageError, NonFiniteError, UnsupportedInputError
 from medfuse.io.atomic import atomic_output, check_output, full_suffix
+from medfuse.io.formats import DICOM_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES, SLICE_SUFFIXES, VOLUME_SUFFIXES
 from medfuse.volume import Volume
 
 __all__ = [
@@ -29,11 +30,8 @@ __all__ = [
     "check_output",
     "NIFTI_SUFFIXES",
     "VOLUME_SUFFIXES",
+    "SLICE_SUFFIXES",
 ]
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-#: extensions :func:`save_volume` can write 3D volumes to
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
 
 def guess_modality(path: str | os.PathLike) -> str | None:
     """Modality code from a file or folder name (``mri.png`` -> ``"MR"``, ``pet.nii.gz`` -> ``"PT"``); see
@@ -106,7 +104,7 @@ def load_volume(
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     suffix = full_suffix(path)
-    if path.is_dir() or suffix in (".dcm", ".ima", ""):
+    if path.is_dir() or suffix in (*DICOM_SUFFIXES, ""):
         from medfuse.io.dicom import read_dicom_series
 
         volume = read_dicom_series(path, series=series)
@@ -114,11 +112,11 @@ def load_volume(
         from medfuse.io.nifti import read_nifti
 
         volume = read_nifti(path, frame=frame, xform=xform, assume_orientation=assume_orientation)
-    elif suffix in (".nrrd", ".nhdr", ".mha", ".mhd"):
+    elif suffix in ITK_SUFFIXES:
         from medfuse.io.itkfile import read_itk
 
         volume = read_itk(path, frame=frame)
-    elif suffix in (".png", ".tif", ".tiff", ".bmp"):
+    elif suffix in SLICE_SUFFIXES:
         from medfuse.io.slices import read_slice
 
         volume = read_slice(path)
@@ -139,8 +137,8 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False,
                 compress_level: int | None = None) -> Path:
     """Write ``volume`` in the format its extension names, atomically.
 
-    ``.nii``/``.nii.gz`` (NIfTI-1, sform = qform = the affine), ``.nrrd``/``.mha`` (SimpleITK,
-    LPS header), ``.png``/``.tif``/``.bmp`` (2D only). Refuses to overwrite unless ``force``.
+    ``.nii``/``.nii.gz`` (NIfTI-1, sform = qform = the affine), ``.nrrd``/``.mha`` and the detached-header
+    ``.nhdr``/``.mhd`` (SimpleITK, LPS header; the voxels beside the header), ``.png``/``.tif``/``.bmp`` (2D only). Refuses to overwrite unless ``force``.
     A colour volume (``volume.rgb`` set: a fused PET/SPECT, 2D or 3D) is written in colour: NIfTI
     datatype RGB24 (:func:`medfuse.io.nifti.write_nifti`), a 3-component uint8 vector image in
     NRRD/MHA (:func:`medfuse.io.itkfile.write_itk`), an RGB PNG. ``compress_level`` (0..9) sets the gzip level of
@@ -159,15 +157,16 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False,
         from medfuse.io.nifti import write_nifti
 
         return write_nifti(volume, path, force=force, compress_level=compress_level)
-    if suffix in (".nrrd", ".mha", ".nhdr", ".mhd"):
+    if suffix in ITK_SUFFIXES:
         from medfuse.io.itkfile import write_itk
 
         return write_itk(volume, path, force=force)
-    if suffix in (".png", ".tif", ".tiff", ".bmp"):
+    if suffix in SLICE_SUFFIXES:
         from medfuse.io.slices import write_slice
 
         return write_slice(volume, path, force=force)
     raise UnsupportedInputError(
-        f"{path}: cannot write {suffix!r}; use .nii.gz, .nii, .nrrd or .mha (volumes) or .png (2D slices)"
+        f"{path}: cannot write {suffix!r}; use {', '.join(VOLUME_SUFFIXES)} (volumes) or {', '.join(SLICE_SUFFIXES)} "
+        "(2D slices)"
     )
 

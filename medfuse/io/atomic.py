@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from medfuse.errors import OutputExistsError
+from medfuse.errors import OPTION, OutputExistsError
 
 __all__ = ["full_suffix", "check_output", "atomic_output", "GzipWriter", "DEFAULT_COMPRESS_LEVEL",
            "check_compress_level"]
@@ -39,7 +39,7 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     """Raise :class:`OutputExistsError` if ``path`` exists and ``force`` is false; return it as a Path."""
     path = Path(path)
     if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists already; pass --force to overwrite it")
+        raise OutputExistsError(f"{path} exists already; overwrite it with {OPTION}", option="force")
     if path.is_dir():
         raise OutputExistsError(f"{path} is a directory; give a file name such as {path / 'fused.nii.gz'}")
     return path
@@ -83,8 +83,8 @@ def check_compress_level(level) -> int:
     except (TypeError, ValueError):
         value = -1
     if str(level).strip() != str(value) or not 0 <= value <= 9:
-        raise OptionError(f"compression level {level!r}: give an integer from 0 (no compression) to 9 (smallest "
-                          f"files, slowest) with --compress-level, or write an uncompressed .nii")
+        raise OptionError(f"compression level {level!r}: give {OPTION} an integer from 0 (no compression) to 9 "
+                          "(smallest files, slowest), or write an uncompressed .nii", option="compress_level")
     return value
 
 

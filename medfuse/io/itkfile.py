@@ -10,15 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from medfuse.errors import CorruptFileError, TooLargeError, UnsupportedInputError
-from medfuse.io.atomic import atomic_output
+from medfuse.errors import OPTION, CorruptFileError, TooLargeError, UnsupportedInputError
+from medfuse.io.atomic import atomic_output, check_output
+from medfuse.io.formats import DETACHED_SUFFIXES, ITK_SUFFIXES
 from medfuse.io.nifti import max_image_bytes
 from medfuse.io.sitk import from_sitk, to_sitk
 from medfuse.volume import Volume
 
 __all__ = ["read_itk", "write_itk", "ITK_SUFFIXES"]
-
-ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def read_itk(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
@@ -52,7 +51,7 @@ def read_itk(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
         raise UnsupportedInputError(f"{path}: {reader.GetNumberOfComponents()} components per voxel; medfuse reads "
                                     "scalar volumes and 3-component uint8 (RGB) volumes (split the channels first)")
     if len(size) == 4 and size[3] > 1 and frame is None:
-        raise UnsupportedInputError(f"{path}: 4D image of size {size}; pick a frame with --frame N")
+        raise UnsupportedInputError(f"{path}: 4D image of size {size}; pick a frame with {OPTION}", option="frame")
     if len(size) not in (2, 3, 4):
         raise UnsupportedInputError(f"{path}: {len(size)}D image; medfuse reads 2D and 3D images")
     try:
@@ -106,15 +105,42 @@ def write_itk(volume: Volume, path: str | os.PathLike, *, force: bool = False) -
     A grey volume is written as float32; a colour volume (``volume.rgb`` set) as a 3-component
     ``VectorUInt8`` image (R, G, B per voxel; NRRD ``kinds: ... vector``), which 3D Slicer opens as a
     colour vector volume and SimpleITK/ITK read as a 3-component vector image.
+
+    ``.nhdr``/``.mhd`` write a detached header and its data file beside it (``<name>.raw.gz``,
+    ``<name>.zraw``), both under their final names only once both are complete (data file first).
     """
     import SimpleITK as sitk
 
-    if Path(path).suffix.lower() in (".nhdr", ".mhd"):
-        raise UnsupportedInputError(f"{path}: detached-header formats are not written; use .nrrd or .mha")
     if volume.rgb is not None:
         image = _vector_image(volume)
     else:
         image = to_sitk(volume, np.asarray(volume.array, dtype=np.float32))
+    if Path(path).suffix.lower() in DETACHED_SUFFIXES:
+        return _write_detached(image, Path(path), force)
     with atomic_output(path, force) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
     return Path(path)
+
+
+def _write_detached(image, path: Path, force: bool) -> Path:
+    """A detached header and its data file: written in a private folder beside ``path`` under their final names
+    (the header names its data file relative to itself), then moved into place, the header last."""
+    import shutil
+    import tempfile
+
+    import SimpleITK as sitk
+
+    check_output(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        sitk.WriteImage(image, str(staging / path.name), useCompression=True)
+        data = sorted(p for p in staging.iterdir() if p.name != path.name)
+        for p in data:
+            check_output(path.parent / p.name, force)
+        for p in data:
+            os.replace(p, path.parent / p.name)
+        os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 
+from medfuse.io.formats import FORMATS
+
 __all__ = ["input_label", "read_as", "redact", "log_name", "describe", "private", "opaque_path", "source_name"]
 
 #: (spellings of the path, longest first; label) for each input being read
@@ -133,7 +135,7 @@ def source_name(source: str | os.PathLike | None) -> str:
 
 
 #: suffixes that make a bare ``source`` a file name (which may be an identifier), not a label
-_FILE_SUFFIXES = {".nii", ".gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".ima", ".png", ".tif", ".tiff", ".bmp"}
+_FILE_SUFFIXES = {"." + suffix.rsplit(".", 1)[-1] for suffixes in FORMATS.values() for suffix in suffixes}
 
 
 def redact(text: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medfuse.errors import AmbiguousGeometryError, CorruptFileError, TooLargeError, UnsupportedInputError
+from medfuse.errors import OPTION, AmbiguousGeometryError, CorruptFileError, TooLargeError, UnsupportedInputError
 from medfuse.io.atomic import atomic_output
 from medfuse.io.naming import log_name
 from medfuse.volume import Volume
@@ -102,7 +102,8 @@ def _choose_affine(path: Path, img, xform: str | None, assume_orientation: str |
     except ValueError:  # nibabel cannot build it: a quaternion with b^2 + c^2 + d^2 > 1
         raise AmbiguousGeometryError(
             f"{path}: the qform's quaternion (quatern_b/c/d) is invalid (b^2 + c^2 + d^2 > 1); fix the header"
-            + (", or trust the sform with --xform sform" if sform is not None else "")
+            + (f", or trust the sform with {OPTION} sform" if sform is not None else ""),
+            option="xform" if sform is not None else None,
         ) from None
     if xform == "qform" and qform is not None:
         return qform
@@ -113,7 +114,7 @@ def _choose_affine(path: Path, img, xform: str | None, assume_orientation: str |
         if gap > half_voxel:
             raise AmbiguousGeometryError(
                 f"{path}: the sform and qform place the image up to {gap:.2f} mm apart (nibabel uses the "
-                "sform, ITK the qform); choose one with --xform sform|qform"
+                f"sform, ITK the qform); choose one with {OPTION} sform|qform", option="xform",
             )
         return sform
     if sform is not None:
@@ -123,15 +124,16 @@ def _choose_affine(path: Path, img, xform: str | None, assume_orientation: str |
     if assume_orientation:
         return axcodes_affine(assume_orientation, header.get_zooms()[:3])
     raise AmbiguousGeometryError(
-        f"{path}: neither sform nor qform is set, so the orientation is unknown; pass "
-        "--assume-orientation (e.g. RAS or LPS) if you know it"
+        f"{path}: neither sform nor qform is set, so the orientation is unknown; give it with "
+        f"{OPTION} (e.g. RAS or LPS) if you know it", option="assume_orientation",
     )
 
 
 def _check_orthogonal(path: Path, affine: np.ndarray) -> None:
     if not np.isfinite(affine).all():
         raise AmbiguousGeometryError(f"{path}: the header's transform (sform or qform) holds NaN or infinite values; "
-                                     "fix the header, or choose the other transform with --xform sform|qform")
+                                     f"fix the header, or choose the other transform with {OPTION} sform|qform",
+                                     option="xform")
     m = affine[:3, :3]
     zooms = np.linalg.norm(m, axis=0)
     if np.any(zooms == 0):
@@ -192,7 +194,7 @@ def read_nifti(
     if len(shape) > 4 or (len(shape) == 4 and frame is None and shape[3] > 1):
         raise UnsupportedInputError(
             f"{path}: {len(shape)}D image of shape {shape}; medfuse fuses 3D volumes. Pick a time frame with "
-            "--frame N, or sum or average the frames first"
+            f"{OPTION}, or sum or average the frames first", option="frame",
         )
     if frame is not None and (len(shape) < 4 or not 0 <= frame < shape[3]):
         raise UnsupportedInputError(f"{path}: frame {frame} does not exist (image shape {shape})")

@@ -17,11 +17,10 @@ import numpy as np
 from medfuse.color import is_gray_rgb, split_luminance
 from medfuse.errors import CorruptFileError, UnsupportedInputError
 from medfuse.io.atomic import atomic_output
+from medfuse.io.formats import SLICE_SUFFIXES
 from medfuse.volume import Volume
 
 __all__ = ["read_slice", "write_slice", "SLICE_SUFFIXES"]
-
-SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 
 
 def read_slice(path: str | os.PathLike) -> Volume:

@@ -103,15 +103,16 @@ def volume_record(volume, normalized=None) -> dict[str, Any]:
     return record
 
 
-def fused_image_record(fused, colour: dict[str, Any] | None) -> dict[str, Any]:
+def fused_image_record(rgb: bool, ndim: int, colour: dict[str, Any] | None) -> dict[str, Any]:
     """What the fused image holds: ``{"fused_image": {...}}`` plus ``{"colour": {...}}`` for colour fusion.
 
     Args:
-        fused: the fused :class:`~medfuse.volume.Volume`.
+        rgb: the fused image is colour (RGB).
+        ndim: 2 (a slice) or 3 (a volume).
         colour: :attr:`medfuse.pipeline.FusionResult.colour` (colour map, range, units, rule), or None.
     """
-    if fused.rgb is None:
-        scale = "[0, 1]" if fused.ndim == 3 else "0..255"
+    if not rgb:
+        scale = "[0, 1]" if ndim == 3 else "0..255"
         return {"fused_image": {"kind": "gray", "values": f"display intensities on {scale}, not quantitative"}}
     record: dict[str, Any] = {"fused_image": {
         "kind": "rgb",

@@ -284,7 +284,8 @@ def network_input_stacks(reference, moving, pair: str) -> tuple[np.ndarray, np.n
     if not reference.same_grid(moving):
         raise SpaceMismatchError("the two volumes are not on one grid; register the second onto the MRI first "
                                  "(medfuse register)")
-    ref_n, mov_n, _, _ = prepare_pair(reference, moving)  # one grid: taken as aligned, not registered
+    prepared = prepare_pair(reference, moving)  # one grid: taken as aligned, not registered
+    ref_n, mov_n = prepared.reference, prepared.moving
     moving01 = mov_n.array
     colour_map = default_colormap(moving.modality) if moving.rgb is None else None
     if colour_map is not None:  # as fuse_volumes: the network fuses the colour map's luminance

@@ -504,16 +504,14 @@ class ApplyColormap(Transform):
     backend = [TransformBackends.NUMPY]
 
     def __init__(self, colormap: str | None = None) -> None:
-        from medfuse.color import colormap_name
-        from medfuse.pipeline import _GRAY
+        from medfuse.color import GRAY_COLORMAPS, colormap_name
 
-        if colormap is not None and str(colormap).strip().lower() not in _GRAY:
+        if colormap is not None and str(colormap).strip().lower() not in GRAY_COLORMAPS:
             colormap_name(colormap)  # a typo fails here, with "did you mean"
         self.colormap = colormap
 
     def __call__(self, img: Any):  # type: ignore[override]
-        from medfuse.color import apply_colormap, split_luminance
-        from medfuse.pipeline import _colormap_for, _colour_record
+        from medfuse.color import apply_colormap, colormap_for, colour_record, split_luminance
 
         if int(img.shape[0]) != 1 or len(img.shape) != 4:
             return img
@@ -521,14 +519,14 @@ class ApplyColormap(Transform):
         if meta.get(CHROMA_META_KEY) is not None:
             return img
         vol = to_volume(img, 0)
-        name = _colormap_for(vol, self.colormap)
+        name = colormap_for(vol.modality, self.colormap)
         if name is None:
             return img
         y, cb, cr = split_luminance(apply_colormap(vol.array, name))
         extra: dict[str, Any] = {CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)}
         if isinstance(meta.get("normalization"), Mapping):
             vol.meta["normalization"] = meta["normalization"]
-            extra["colour"] = _colour_record(vol, name)
+            extra["colour"] = colour_record(vol, name)
         else:
             extra["colour"] = {"colormap": name}
         return _like((y / 255.0)[None], img, extra_meta=extra)
@@ -631,11 +629,10 @@ class WriteSidecar(Transform):
         self.method, self.weights, self.command = method, weights, command
 
     def __call__(self, img: Any, reference: Any = None, moving: Any = None):  # type: ignore[override]
-        import platform
         from pathlib import Path
 
-        from medfuse import __version__
-        from medfuse.report.sidecar import file_sha256, volume_record, write_sidecar
+        from medfuse.pipeline.provenance import Provenance
+        from medfuse.report.sidecar import file_sha256, fused_image_record, volume_record, write_sidecar
 
         saved = img.meta.get("saved_to") if _has_meta(img) else None
         if not saved:
@@ -653,21 +650,19 @@ class WriteSidecar(Transform):
         if isinstance(registration, Mapping) and registration.get("check_failures", []) is None:
             # MONAI's collate/decollate (the bundles' DataLoader) turns an empty list into None: the record says []
             registration = {**registration, "check_failures": []}
-        record = {
-            "medfuse_version": __version__, "command": self.command, "python": platform.python_version(),
-            "output": Path(saved).name, "method": self.method,
-            "weights": None if self.weights is None else {"file": Path(self.weights).name,
-                                                          "sha256": file_sha256(self.weights)},
-            "inputs": inputs,
-            "registration": registration if registration is not None else {"registered": False},
-        }
-        if int(img.shape[0]) == 3:  # MergeLuminance's colour: what the file holds, and the colour map used
-            from types import SimpleNamespace
-
-            from medfuse.report.sidecar import fused_image_record
-
-            colour = moving.meta.get("colour") if _has_meta(moving) else None
-            record.update(fused_image_record(SimpleNamespace(rgb=True, ndim=len(img.shape) - 1),
-                                             colour if isinstance(colour, Mapping) and "range" in colour else None))
+        registration = registration if registration is not None else {"registered": False}
+        provenance = Provenance(self.command)
+        provenance.add("align", **registration)
+        provenance.add("fuse", method=self.method, weights=None if self.weights is None else Path(self.weights).name)
+        record = provenance.record(
+            output=Path(saved).name, method=self.method,
+            weights=None if self.weights is None else {"file": Path(self.weights).name,
+                                                       "sha256": file_sha256(self.weights)},
+            inputs=inputs, registration=registration,
+        )
+        colour = moving.meta.get("colour") if _has_meta(moving) else None
+        colour = colour if isinstance(colour, Mapping) and "range" in colour else None
+        # a 3-channel image is MergeLuminance's colour: what the file holds, and the colour map used
+        record.update(fused_image_record(int(img.shape[0]) == 3, len(img.shape) - 1, colour))
         write_sidecar(saved, record, force=True)
         return img

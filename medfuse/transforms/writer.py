@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from monai.data import ImageWriter
 
+from medfuse.io.formats import SLICE_SUFFIXES
 from medfuse.transforms.array import to_volume
 
 __all__ = ["VolumeWriter"]
 
 #: image-file formats: 2D slices, written 8-bit
-_SLICE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 
 
 class VolumeWriter(ImageWriter):
@@ -60,6 +60,6 @@ class VolumeWriter(ImageWriter):
             # array: the luminance, as medfuse.io reads a colour file back (0..255 for a slice, [0, 1] for a volume)
             y = split_luminance(rgb)[0]
             volume = volume.with_array(y if volume.ndim == 2 else y / 255.0, rgb=rgb)
-        elif volume.ndim == 2 and full_suffix(filename) in _SLICE_SUFFIXES and self.scale:
+        elif volume.ndim == 2 and full_suffix(filename) in SLICE_SUFFIXES and self.scale:
             volume = volume.with_array(np.clip(volume.array, 0.0, 1.0) * float(self.scale))
         return save_volume(volume, filename, force=True)

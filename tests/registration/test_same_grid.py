@@ -85,9 +85,9 @@ def templates(real_dir):
 
 
 def _fuse(reference, moving):
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
-    return fuse_volumes(reference, moving, "mean")
+    return fuse_volumes(reference, moving, FusionOptions(method="mean"))
 
 
 @pytest.fixture(scope="module")

@@ -582,9 +582,18 @@ def _pair_series(folder: Path, modality: str, patient: str, frame: str | None = 
     return folder
 
 
+def _fused_pair_check(a, b, options=None):
+    """The pair check of a fusion of the series ``a`` (reference) and ``b`` (moving), through the pipeline's door."""
+    from medfuse.pipeline import FusionOptions, fuse_volumes, load_inputs
+
+    options = options or FusionOptions(method="mean")
+    ref, mov = load_inputs(a, b, options)
+    return ref, fuse_volumes(ref, mov, options, paths=(a, b)).pair_check
+
+
 def test_row_32_wrong_roles_or_different_patients(tmp_path):
     from medfuse.errors import PairMismatchError
-    from medfuse.pipeline import load_inputs
+    from medfuse.pipeline import FusionOptions, InputOptions, RegistrationOptions, register_files
 
     frame = pydicom.uid.generate_uid(prefix=None)
     mr = _pair_series(tmp_path / "t1", "MR", "PID-ROW32-A", frame)
@@ -592,39 +601,53 @@ def test_row_32_wrong_roles_or_different_patients(tmp_path):
     other = _pair_series(tmp_path / "other_pt", "PT", "PID-ROW32-B")
     mr_as_pet = _pair_series(tmp_path / "pet", "MR", "PID-ROW32-A")  # a folder named pet holding an MR series
 
-    ref, mov = load_inputs(mr, pt)  # a good pair passes, and the check is recorded
-    record = mov.meta["pair_check"]
+    ref, record = _fused_pair_check(mr, pt)  # a good pair passes, and the check is recorded
     assert record["same_patient"] is True and record["mismatches_accepted"] == []
     assert record["frame_of_reference"]["same"] is True
     assert record["frame_of_reference"]["reference"] == ref.meta["frame_of_reference"] != frame  # opaque, not the UID
 
+    pet_declared = {"moving": InputOptions(modality="PT")}
     cases = [
-        ((mr, other, {}), r"the reference scan \(--reference\) and the moving scan \(--moving\) belong to different "
-                          r"patients.*--accept-mismatch"),
-        ((mr, mr, {"moving_options": {"modality": "PT"}}),
-         r"^the moving scan \(--moving\): --moving-modality says PET but its DICOM Modality \(0008,0060\) is MRI; "
-         r"check that the right scan was given as --moving.*--accept-mismatch"),
-        ((mr, mr_as_pet, {}), r"^the moving scan \(--moving\): its file name says PET but its DICOM Modality "
-                              r"\(0008,0060\) is MRI"),
-        ((pt, mr, {}), r"the reference scan \(--reference\) is PET and the moving scan \(--moving\) is MRI: the "
-                       r"roles look swapped.*give the MRI as --reference and the PET as --moving"),
+        ((mr, other, {}), ("the reference scan and the moving scan belong to different patients.*"
+                           "the accept_mismatch option"), None),
+        ((mr, mr, pet_declared),
+         r"^the moving scan: the modality given for it says PET but its DICOM Modality \(0008,0060\) is MRI; "
+         r"check that the right scan was given as the moving scan.*the accept_mismatch option", "moving"),
+        ((mr, mr_as_pet, {}), r"^the moving scan: its file name says PET but its DICOM Modality "
+                              r"\(0008,0060\) is MRI", "moving"),
+        ((pt, mr, {}), r"the reference scan is PET and the moving scan is MRI: the "
+                       r"roles look swapped.*give the MRI as the reference and the PET as the moving scan", None),
     ]
-    for (a, b, options), pattern in cases:
+    for (a, b, options), pattern, role in cases:
         with pytest.raises(PairMismatchError, match=pattern) as info:
-            load_inputs(a, b, **options)
+            _fused_pair_check(a, b, FusionOptions(method="mean", **options))
         text = str(info.value)
         assert "\n" not in text and "PID-ROW32" not in text and str(tmp_path) not in text, text
-        _, mov = load_inputs(a, b, accept_mismatch=True, **options)  # the explicit override goes on, on record
-        assert mov.meta["pair_check"]["mismatches_accepted"]
-    load_inputs(pt, mr, for_fusion=False)  # registering an MRI onto a PET's grid is legitimate
+        assert info.value.option == "accept_mismatch" and info.value.role == role
+        # the explicit override goes on, on record
+        _, record = _fused_pair_check(a, b, FusionOptions(method="mean", accept_mismatch=True, **options))
+        assert record["mismatches_accepted"]
+        # no metadata can switch the check off: a record left in the moving scan's meta changes nothing
+        from medfuse.io import load_volume as _load
+
+        vol_b = _load(b, **({"modality": "PT"} if options else {}))
+        vol_b.meta["pair_check"] = {"mismatches_accepted": []}
+        with pytest.raises(PairMismatchError):
+            from medfuse.pipeline import fuse_volumes
+
+            fuse_volumes(_load(a), vol_b, FusionOptions(method="mean", **options), paths=(a, b))
+    # registering an MRI onto a PET's grid is legitimate: register_files does not refuse the roles
+    written, _ = register_files(pt, mr, tmp_path / "reg" / "mr_on_pet.nii.gz",
+                                RegistrationOptions(accept_registration=True))
+    assert written["resampled"].is_file()
     from medfuse.pipeline import fuse_volumes  # the volume API checks the pair too (accept_mismatch=...)
 
     with pytest.raises(PairMismatchError, match="different patients"):
-        fuse_volumes(load_volume(mr), load_volume(other), "mean")
-    assert fuse_volumes(load_volume(mr), load_volume(other), "mean", accept_mismatch=True).fused.shape == (20, 18, 10)
-    _, mov = load_inputs(mr, other, accept_mismatch=True)
-    assert mov.meta["pair_check"]["same_patient"] is False
-    assert mov.meta["pair_check"]["frame_of_reference"]["same"] is False
+        fuse_volumes(load_volume(mr), load_volume(other), FusionOptions(method="mean"))
+    result = fuse_volumes(load_volume(mr), load_volume(other), FusionOptions(method="mean", accept_mismatch=True))
+    assert result.fused.shape == (20, 18, 10)
+    assert result.pair_check["same_patient"] is False
+    assert result.pair_check["frame_of_reference"]["same"] is False
 
 
 def test_row_32_cli_refuses_then_accepts_mismatch(tmp_path, capsys, caplog):
@@ -641,8 +664,7 @@ def test_row_32_cli_refuses_then_accepts_mismatch(tmp_path, capsys, caplog):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith(f"medfuse {command}: error: the reference scan "
-                                                             "(--reference) and the moving scan (--moving) belong "
-                                                             "to different patients"), err
+                                                             "and the moving scan belong to different patients"), err
         assert "--accept-mismatch" in err and "PID-ROW32" not in err and str(tmp_path) not in err
         assert list(out.iterdir()) == [], "nothing may be written"
     # the override exists on both commands, goes on with a warning, and is on record in the sidecar
@@ -654,7 +676,7 @@ def test_row_32_cli_refuses_then_accepts_mismatch(tmp_path, capsys, caplog):
         text = (out / name).read_text()
         record = json.loads(text)
         assert record["pair_check"]["same_patient"] is False
-        assert any(o.startswith("--accept-mismatch: ") and "different patients" in o for o in record["overrides"])
+        assert any(o.startswith("accept_mismatch: ") and "different patients" in o for o in record["overrides"])
         assert set(record["pair_check"]["frame_of_reference"]) >= {"reference", "moving", "same"}
         assert "PID-ROW32" not in text
     assert "different patients" in caplog.text and "PID-ROW32" not in caplog.text and str(tmp_path) not in caplog.text
@@ -757,7 +779,7 @@ def test_row_37_compressed_without_decoder(tmp_path):
 
 
 def test_row_38_lossy_source_flag_carried_to_derived_dicom(tmp_path):
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, fuse_files
 
     arr = (np.random.default_rng(0).random((16, 14, 8)) * 1000).astype(np.int16)
     arr[4:12, 4:10, 2:6] += 800
@@ -769,7 +791,7 @@ def test_row_38_lossy_source_flag_carried_to_derived_dicom(tmp_path):
     write_series(tmp_path / "ct", arr, np.diag([-2.0, -2.0, 3.0, 1.0]), "CT", intercepts=-1024,
                  frame_of_reference_uid=for_uid)
     assert read_dicom_series(tmp_path / "mr").meta["lossy"] is True
-    fuse_files(tmp_path / "mr", tmp_path / "ct", tmp_path / "out", "mean", out_format="dicom", qc=False)
+    fuse_files(tmp_path / "mr", tmp_path / "ct", tmp_path / "out", FusionOptions(method="mean", out_format="dicom", qc=False))
     ds = pydicom.dcmread(next((tmp_path / "out").glob("*.dcm")))
     assert ds.LossyImageCompression == "01"
     assert ds.LossyImageCompressionRatio == 12.5 and ds.LossyImageCompressionMethod == "ISO_10918_1"
@@ -794,7 +816,7 @@ def test_row_39_no_preamble_missing_meta_bad_vr(tmp_path):
 def test_row_40_output_names_from_dicom_text(tmp_path):
     """The derived DICOM's file names never come from DICOM text: every path stays inside the output folder
     and matches ^[A-Za-z0-9._-]{1,128}$, whatever PatientName/SeriesDescription hold."""
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, fuse_files
 
     evil = {"PatientName": "../../x", "SeriesDescription": "a/b\\c\x00" + "y" * 300, "StudyDescription": "../../"}
     arr = (np.random.default_rng(1).random((12, 12, 6)) * 1000).astype(np.int16)
@@ -805,8 +827,7 @@ def test_row_40_output_names_from_dicom_text(tmp_path):
     write_series(tmp_path / "in" / "ct", arr, np.diag([-2.0, -2.0, 3.0, 1.0]), "CT", tags=evil, intercepts=-1024,
                  frame_of_reference_uid=for_uid)
     root = tmp_path / "out_root"
-    written = fuse_files(tmp_path / "in" / "mr", tmp_path / "in" / "ct", root / "fused", "mean",
-                         out_format="dicom", qc=False)
+    written = fuse_files(tmp_path / "in" / "mr", tmp_path / "in" / "ct", root / "fused", FusionOptions(method="mean", out_format="dicom", qc=False))
     assert not (tmp_path / "x").exists()
     for p in root.rglob("*"):
         assert p.resolve().is_relative_to(root.resolve())

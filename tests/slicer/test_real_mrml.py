@@ -102,7 +102,7 @@ def _load_pair(mrml, templates):
 @pytest.fixture(scope="module")
 def medfuse_run(templates):
     """The module's export of the pair from a real scene, then a real ``medfuse fuse`` (rigid, mean) on it."""
-    from medfuse.pipeline import fuse_files
+    from medfuse.pipeline import FusionOptions, InputOptions, fuse_files
 
     folder = templates["folder"] / "run"
     folder.mkdir()
@@ -115,9 +115,7 @@ def medfuse_run(templates):
         logic._export(reference, folder / "reference.nrrd", print)
         logic._export(moving, folder / "moving.nrrd", print)
         matrices = {"reference": _ijk_to_ras(reference), "moving": _ijk_to_ras(moving)}
-    outputs = fuse_files(folder / "reference.nrrd", folder / "moving.nrrd", folder / "fused.nrrd", "mean", qc=False,
-                         register=True, registration_type="rigid", transform_out=folder / "transform.tfm",
-                         reference_modality="MR", moving_modality="PT")
+    outputs = fuse_files(folder / "reference.nrrd", folder / "moving.nrrd", folder / "fused.nrrd", FusionOptions(method="mean", qc=False, register=True, registration_type="rigid", transform_out=folder / "transform.tfm", reference=InputOptions(modality="MR"), moving=InputOptions(modality="PT")))
     return {"outputs": outputs, "folder": folder, "matrices": matrices}
 
 

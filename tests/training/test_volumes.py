@@ -159,7 +159,7 @@ def test_slices_outside_the_head_are_dropped(cases, tmp_path):
 def test_normalization_is_the_one_inference_feeds_the_network(cases, modality, monkeypatch):
     """The slices equal, number for number, what the shipped network receives in fuse_volumes."""
     import medfuse.inference as inference
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
     from medfuse.training.volumes import network_input_stacks
 
     case = cases[modality, 0]
@@ -180,7 +180,7 @@ def test_normalization_is_the_one_inference_feeds_the_network(cases, modality, m
         return model, info
 
     monkeypatch.setattr(inference, "load_model", recording_load)
-    fuse_volumes(case.mri, case.moving, "light")
+    fuse_volumes(case.mri, case.moving, FusionOptions(method="light"))
     fed = np.concatenate(seen)  # (S, 2, H', W') padded to the network's divisor at the far ends
     a, b, _ = network_input_stacks(case.mri, case.moving, pair)
     assert fed.shape[0] == a.shape[0]

@@ -87,7 +87,7 @@ def test_a_dataloader_batches_two_vendors(tmp_path, real_dir):
 def test_skipped_registration_and_pipeline_meta_collate(tmp_path):
     """The registration summary of a skipped registration (one DICOM frame of reference) and every entry the
     pipeline's volumes carry (pair check with None frames of reference, normalization records)."""
-    from medfuse.pipeline import load_inputs, prepare_pair
+    from medfuse.pipeline import FusionOptions, fuse_volumes, load_inputs
 
     write_series(tmp_path / "ct", _blob(base=1000), AFFINE, modality="CT", frame_of_reference_uid="1.2.3.4",
                  intercepts=-1024)
@@ -98,12 +98,13 @@ def test_skipped_registration_and_pipeline_meta_collate(tmp_path):
     list_data_collate([data])
 
     ref, mov = load_inputs(str(_mri(tmp_path / "t1.nii.gz")), str(tmp_path / "pet"))
-    ref_n, mov_n, _, _ = prepare_pair(ref, mov, register=False)
-    assert any(v is None for v in mov.meta["pair_check"]["frame_of_reference"].values())
-    for vol in (ref_n, mov_n):  # every entry but the raw DICOM identity (never put on a MetaTensor, never printed)
+    result = fuse_volumes(ref, mov, FusionOptions(method="mean", register=False))
+    assert any(v is None for v in result.pair_check["frame_of_reference"].values())
+    for vol in (result.reference, result.moving):  # every entry but the raw DICOM identity (never put on a
+        # MetaTensor, never printed), and the pair check's record with its None frames of reference
         extra = {k: v for k, v in vol.meta.items() if k != "dicom_uids"}
-        assert "pair_check" in extra or vol is ref_n
-        list_data_collate([{"img": to_metatensor(vol, extra_meta=extra)}])
+        assert "normalization" in extra
+        list_data_collate([{"img": to_metatensor(vol, extra_meta={**extra, "pair_check": result.pair_check})}])
 
 
 def test_collate_safe_values():

@@ -105,7 +105,7 @@ def test_luminance_split_merge_round_trip():
 
 def test_apply_colormap_fuse_merge_equals_fuse_volumes():
     """ApplyColormapd + fusion + MergeLuminanced (the bundles' 3D PET path) give what the CLI/API gives in colour."""
-    from medfuse.pipeline import fuse_volumes
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
     mri, pet = Volume(_head(0), AFFINE, modality="MR"), Volume(_head(1) * 0.05, AFFINE, modality="PT")
     d = NormalizeModalityd(keys=["mri", "pet"])({"mri": to_metatensor(mri), "pet": to_metatensor(pet)})
@@ -117,7 +117,7 @@ def test_apply_colormap_fuse_merge_equals_fuse_volumes():
     d = FuseImagesd(keys=("mri", "pet"), method="light")(d)
     d = MergeLuminanced(keys="fused", chroma_key="pet", scale=255.0)(d)
     assert d["fused"].shape == (3, 20, 22, 12)
-    expected = fuse_volumes(mri, pet, "light", register=False).fused.rgb  # (X, Y, Z, 3) on 0..255
+    expected = fuse_volumes(mri, pet, FusionOptions(method="light", register=False)).fused.rgb  # (X, Y, Z, 3) on 0..255
     got = np.moveaxis(d["fused"].numpy(), 0, -1)
     assert float(np.abs(got - expected).max()) <= 1.0  # within rounding (1/255 of the range)
     # pass-through: already split (applying twice changes nothing), MR, 2D colour slices

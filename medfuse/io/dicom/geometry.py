@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medfuse.errors import AmbiguousGeometryError, MissingSlicesError, UnsupportedInputError
+from medfuse.errors import OPTION, AmbiguousGeometryError, MissingSlicesError, UnsupportedInputError
 from medfuse.io.dicom.files import _as_floats, _as_int
 from medfuse.io.dicom.series import _Header
 
@@ -139,8 +139,8 @@ def _geometry(headers: Sequence[_Header], label: str, strict: bool) -> _Geometry
                 f"{label}: the series is 4D, not one 3D volume: its {n} images share {n_pos} slice "
                 f"positions, {r} at each (time points, echoes or repeated acquisitions{temporal_txt}). "
                 "medfuse reads one 3D volume per series and will not stack them. Convert the series "
-                "to a 4D NIfTI (e.g. with dcm2niix) and choose one volume with --frame N, or export a "
-                "single time point or echo as its own series"
+                f"to a 4D NIfTI (e.g. with dcm2niix) and choose one volume with {OPTION}, or export a "
+                "single time point or echo as its own series", option="frame",
             )
         raise MissingSlicesError(
             f"{label}: {int(dup.sum())} slice(s) share their position with another slice (first at "

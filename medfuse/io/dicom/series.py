@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medfuse.errors import MultipleSeriesError, SeriesNotFoundError, TooLargeError, UnsupportedInputError
+from medfuse.errors import OPTION, MultipleSeriesError, SeriesNotFoundError, TooLargeError, UnsupportedInputError
 from medfuse.io.naming import log_name
-from medfuse.io.dicom.files import _UID_LIKE, _as_int, _file_label, _looks_like_image, _opaque, _private, _quiet_pydicom, _read, _sanitize, _text
+from medfuse.io.dicom.files import _UID_LIKE, _as_int, _looks_like_image, _opaque, _private, _quiet_pydicom, _read, _sanitize, _text
 
 __all__ = ["SeriesInfo", "list_series"]
 
@@ -180,7 +180,8 @@ def _select(scan: _Scan, series: str | None) -> SeriesInfo:
     if series is None:
         if len(found) > 1:
             raise MultipleSeriesError(
-                f"{scan.root} holds {len(found)} DICOM series; choose one with --series ID: {_series_table(found)}"
+                f"{scan.root} holds {len(found)} DICOM series; choose one with {OPTION}: {_series_table(found)}",
+                option="series",
             )
         return found[0]
     key = str(series).strip()
@@ -189,8 +190,8 @@ def _select(scan: _Scan, series: str | None) -> SeriesInfo:
             return s
     asked = "the given UID" if _UID_LIKE.search(key) else repr(_sanitize(key, 16))  # never echo a UID
     raise SeriesNotFoundError(
-        f"{scan.root}: no series matches --series {asked} (expected one of these ids, or the "
-        f"full SeriesInstanceUID): {_series_table(found)}"
+        f"{scan.root}: no series matches {asked} ({OPTION}; expected one of these ids, or the "
+        f"full SeriesInstanceUID): {_series_table(found)}", option="series",
     )
 
 
@@ -290,7 +291,7 @@ def _check_single_frame_stack(headers: Sequence[_Header], label: str) -> None:
             raise UnsupportedInputError(
                 f"{label}: Siemens mosaic images (several slices tiled in one image) are not supported; "
                 "convert the series with dcm2niix (a 4D NIfTI when it holds several time points: "
-                "choose one volume with --frame N) or export it as single slices"
+                f"choose one volume with {OPTION}) or export it as single slices", option="frame",
             )
         enhanced = h.frame is None and _is_enhanced(ds)  # expanded frames (h.frame set) were read already
         if enhanced or (h.frame is None and frames is not None and frames > 1):

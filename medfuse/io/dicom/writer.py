@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from medfuse.errors import OutputExistsError, UnsupportedInputError
+from medfuse.errors import OPTION, OutputExistsError, UnsupportedInputError
 from medfuse.volume import Volume, ras_to_lps
 
 __all__ = ["write_dicom_series", "new_uid", "SECONDARY_CAPTURE", "check_dicom_output"]
@@ -60,7 +60,7 @@ def check_dicom_output(folder: str | os.PathLike, force: bool = False) -> Path:
     """Raise :class:`OutputExistsError` if ``folder`` exists (and is not replaceable); return it as a Path."""
     folder = Path(folder)
     if folder.exists() and not force:
-        raise OutputExistsError(f"{folder} exists already; pass --force to replace it")
+        raise OutputExistsError(f"{folder} exists already; replace it with {OPTION}", option="force")
     if folder.exists() and not folder.is_dir():
         raise OutputExistsError(f"{folder} is a file; a DICOM series is written as a folder: give a folder name")
     return folder
