@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from medfuse.classical import OUTPUT_MARGIN, clamp_to_local_range
-from medfuse.errors import UnsupportedInputError, look_up
+from medfuse.errors import OPTION, UnsupportedInputError, look_up
 from medfuse.pairs import PAIRS
 from medfuse.slicing import check_fusion_inputs, fuse_slicewise
 
@@ -178,7 +178,8 @@ def torch_device(device: str):
     except RuntimeError as err:
         raise UnsupportedInputError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UnsupportedInputError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+        raise UnsupportedInputError(f"device {device!r} requested but no CUDA GPU is available; set {OPTION} to cpu",
+                                    option="device")
     return dev
 
 
@@ -235,7 +236,7 @@ def shipped_weights_path(method: str, pair: str | None) -> Path:
     if pair is None:
         raise UnsupportedInputError(
             f"network {method!r}: no checkpoint given and the modality pair is unknown, so no shipped weights can "
-            f"be chosen; pass weights=... (--weights CKPT) or pair= one of {', '.join(PAIRS)}"
+            f"be chosen; give a checkpoint with {OPTION}, or pair= one of {', '.join(PAIRS)}", option="weights",
         )
     look_up(pair, PAIRS, "modality pair", error=UnsupportedInputError)
     path = weights_path(pair, method)
@@ -243,8 +244,8 @@ def shipped_weights_path(method: str, pair: str | None) -> Path:
         raise UnsupportedInputError(
             f"no trained weights are shipped for method {method!r} and pair {pair!r} "
             f"(medfuse/weights/{pair}_{method}.pt). Train them with `medfuse train --pair {pair} --method {method} "
-            f"--data HARVARD_DIR --out {pair}_{method}.pt` and pass --weights {pair}_{method}.pt, "
-            "or choose a classical method (mean, max, laplacian, wavelet, guided)"
+            f"--data HARVARD_DIR --out {pair}_{method}.pt` and give {pair}_{method}.pt with {OPTION}, "
+            "or choose a classical method (mean, max, laplacian, wavelet, guided)", option="weights",
         )
     return path
 
@@ -551,8 +552,8 @@ def fuse_with_network(
     stored = info["network"]["name"]
     if method is not None and stored != method:
         raise UnsupportedInputError(
-            f"{weights}: this checkpoint holds a {stored!r} network, not {method!r}; pass --method {stored} "
-            "or the checkpoint of the method you want"
+            f"{weights}: this checkpoint holds a {stored!r} network, not {method!r}; choose {stored} as the method "
+            f"({OPTION}) or the checkpoint of the method you want", option="method",
         )
     if pair is not None and info.get("pair") not in (None, pair):
         log.warning("checkpoint %s was trained for %s, used here for %s", Path(weights).name, info.get("pair"), pair)

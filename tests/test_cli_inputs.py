@@ -108,6 +108,7 @@ def test_no_message_outside_the_doors_names_a_command_line_flag():
             if not isinstance(node, (ast.Raise, ast.Call)):
                 continue
             for text in _strings(node):
+                text = re.sub(r"`medfuse [^`]*`", "", text)  # a whole command to run (`medfuse train ...`) is advice
                 for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text):
                     if flag in flags:
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {flag}")
@@ -118,11 +119,17 @@ def _options_carried() -> dict[str, set[str]]:
     """``option="..."`` given to an error (or to look_up) anywhere outside the doors -> where."""
     found: dict[str, set[str]] = {}
     for path in _core_modules():
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        names = {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)  # NAME = "option"
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for t in node.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 for kw in node.keywords:
-                    if kw.arg == "option" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
-                        found.setdefault(kw.value.value, set()).add(path.name)
+                    value = kw.value.value if isinstance(kw.value, ast.Constant) else (
+                        names.get(kw.value.id) if isinstance(kw.value, ast.Name) else None)
+                    if kw.arg == "option" and isinstance(value, str):
+                        found.setdefault(value, set()).add(path.name)
     return found
 
 

@@ -90,8 +90,7 @@ class OutputPlan:
                 quantitative = Path(options.quantitative)
                 if full_suffix(quantitative) not in VOLUME_SUFFIXES:
                     raise UnsupportedInputError(f"{quantitative}: the quantitative volume is written as "
-                                                f"{', '.join(VOLUME_SUFFIXES)}; give it such a name",
-                                                option="quantitative")
+                                                f"{', '.join(VOLUME_SUFFIXES)}; give it such a name")
         plan = cls("dicom" if dicom else "file", out, quantitative, qc,
                    sidecar_path(out) if options.sidecar else None, options.transform_out, options.force,
                    options.compress_level)
