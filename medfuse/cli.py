@@ -197,9 +197,14 @@ def _run_fuse(args) -> int:
         compress_level=args.compress_level, force=args.force,
     )
     written = fuse_files(args.reference, args.moving, args.out, options, progress=_progress_printer(args))
+    _print_written(written)
+    return 0
+
+
+def _print_written(written: dict) -> None:
+    """One ``kind: path`` line per output written (what front ends such as 3D Slicer read)."""
     for kind, path in written.items():
         print(f"{kind}: {path}")
-    return 0
 
 
 def _add_register(sub) -> None:
@@ -231,8 +236,7 @@ def _run_register(args) -> int:
         accept_registration=args.accept_registration, accept_mismatch=args.accept_mismatch,
     )
     written, result = register_files(args.reference, args.moving, args.out, options)
-    for kind, path in written.items():
-        print(f"{kind}: {path}")
+    _print_written(written)
     print(result.messages[-1])
     return 0
 
@@ -291,8 +295,7 @@ def _run_demo(args) -> int:
 
     written = run_demo(args.out, modality=args.modality, method=args.method, seed=args.seed, force=args.force,
                        colormap=args.colormap)
-    for kind, path in written.items():
-        print(f"{kind}: {path}")
+    _print_written(written)
     return 0
 
 
