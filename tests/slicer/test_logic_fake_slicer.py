@@ -197,7 +197,8 @@ def test_start_runs_in_the_background_and_reports(slicer, logic):
     _run_timer_until(lambda: finished)
     ((nodes, error),) = finished
     assert error is None and set(nodes) == {"fused", "quantitative", "transform"}
-    assert progress[0] == 2 and progress[-1] == 100 and progress == sorted(progress)
+    # the start, the child's one PROGRESS line and the end: its log lines move nothing
+    assert progress == [2, 60, 100]
     assert not job.workdir.exists() and logic.job is None
 
 

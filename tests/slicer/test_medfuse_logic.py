@@ -23,17 +23,28 @@ def _write_pair(job, moving_scale=100.0):
 def test_mri_pair_fused_on_reference_grid(tmp_path):
     params = MedFuseParameters(reference_modality="MR", moving_modality="MR", method="mean", register=False)
     progress = []
-    job = FusionJob(params, workdir=tmp_path / "job", on_progress=lambda p, s: progress.append(p))
+    job = FusionJob(params, workdir=tmp_path / "job", on_progress=lambda p, s: progress.append((p, s)))
     with job:
         _write_pair(job)
         outputs = job.run(timeout=300)
+        # progress is the pipeline's own callback, step for step: the same run in process reports the same steps
+        from medfuse.pipeline import FusionOptions, fuse_files
+
+        steps = []
+        fuse_files(job.reference_path, job.moving_path, tmp_path / "in_process.nrrd",
+                   FusionOptions(method="mean", register=False, qc=False, reference={"modality": "MR"},
+                                 moving={"modality": "MR"}), progress=lambda p, s: steps.append((p, s)))
+        # the runner's own start and end around exactly medfuse's PROGRESS lines
+        assert progress == [(2, "starting medfuse")] + steps + [(100, "done")], "not only medfuse's PROGRESS lines"
+        assert [line for line in job.log if line.startswith("PROGRESS ")] == [f"PROGRESS {p} {s}" for p, s in steps]
         fused = load_volume(outputs["fused"])
         np.testing.assert_allclose(fused.affine, AFFINE, atol=1e-4)
         assert fused.shape == (16, 18, 12) and fused.rgb is None
         quantitative = load_volume(outputs["quantitative"])
         np.testing.assert_allclose(quantitative.affine, AFFINE, atol=1e-4)
         assert "transform" not in outputs  # not registered
-        assert progress[0] == 2 and progress[-1] == 100 and progress == sorted(progress)
+        percents = [p for p, _ in progress]
+        assert percents[0] == 2 and percents[-1] == 100 and percents == sorted(percents)
     assert not (tmp_path / "job").exists()
 
 

@@ -7,22 +7,26 @@ conversion in the header), the child process and its output.
 The child's stderr is merged into its stdout (``stderr=subprocess.STDOUT``, as
 ``slicer.util.launchConsoleProcess`` does; the Qt equivalent is ``QProcess.MergedChannels``), and
 the child runs unbuffered (``PYTHONUNBUFFERED=1``), so the lines arrive in exactly the order
-medfuse wrote them: a log milestone written before a ``PROGRESS`` line is read before it. One
-thread reads that single pipe line by line into a queue; :meth:`FusionJob.poll`, called from a
-Qt timer on the GUI thread, drains the queue, updates :attr:`progress`, :attr:`step` and the log,
-and returns the exit code once the child has ended. :meth:`cancel` ends the child;
-:meth:`cleanup` removes the temporary folder (patient data) and is called whatever happens.
+medfuse wrote them (the log shows them so). One thread reads that single pipe line by line into a
+queue; :meth:`FusionJob.poll`, called from a Qt timer on the GUI thread, drains the queue, updates
+:attr:`progress`, :attr:`step` and the log, and returns the exit code once the child has ended.
+:meth:`cancel` ends the child; :meth:`cleanup` removes the temporary folder (patient data) and is
+called whatever happens.
 
-Progress protocol. The module runs ``medfuse -v fuse --progress ...`` and reads two kinds of lines:
+Protocol. The module runs ``medfuse -v fuse --progress ...`` and reads three kinds of lines, none of
+them log wording:
 
-* ``PROGRESS <0-100> <step>`` (medfuse ``--progress``): an explicit progress report, taken as is;
-* medfuse's log lines (``LEVEL medfuse...: message``), mapped by :data:`LOG_MILESTONES` to a
-  percentage that only ever grows; ``<kind>: <path>`` lines name the outputs.
+* ``PROGRESS <0-100> <step>``: medfuse's structured progress (``fuse_files``' ``progress(percent, step)``
+  callback, printed by ``--progress``; registration reports its own stages through it), the only source
+  of :attr:`FusionJob.progress`; it never goes back;
+* ``<kind>: <path>`` (``fused: PATH`` ...): the outputs medfuse wrote;
+* ``medfuse fuse: error: ...``: medfuse's one-line error (exit code 2; medfuse writes it on stderr,
+  found here in the merged output by its prefix, which no log or progress line has); any other failure
+  shows the exception line of a traceback, else medfuse's last ``ERROR`` log message, else the exit code
+  with the child's last line.
 
-An error is medfuse's one line ``medfuse fuse: error: ...`` (exit code 2; medfuse writes it on
-stderr, found here in the merged output by its prefix, which no log or progress line has); any
-other failure shows the exception line of a traceback, else medfuse's last ``ERROR`` log message,
-else the exit code with the child's last line.
+Log lines (``LEVEL logger: message``, ``-v`` shows medfuse's steps in the module's log) are shown, never
+parsed for progress: their wording is no interface.
 """
 
 from __future__ import annotations
@@ -51,19 +55,8 @@ __all__ = [
     "popen_options",
     "FusionJob",
     "FusionError",
-    "LOG_MILESTONES",
 ]
 
-#: (pattern in a log line, percentage reached, step shown): in the order medfuse logs them
-LOG_MILESTONES = (
-    (re.compile(r"initialization:", re.I), 15, "registering"),
-    (re.compile(r"(rigid|affine|bspline) registration in|share one grid|not registered|frame of reference", re.I),
-     55, "registered"),
-    (re.compile(r"normaliz|SUV|window", re.I), 65, "normalizing"),
-    (re.compile(r"fused with", re.I), 85, "fused"),
-    (re.compile(r"^fused: ", re.I), 92, "writing results"),
-    (re.compile(r"^(sidecar|qc|quantitative|transform): ", re.I), 95, "writing results"),
-)
 _PROGRESS = re.compile(r"^\s*PROGRESS\s+(\d{1,3}(?:\.\d+)?)\s*(.*)$")
 _ERROR = re.compile(r"^medfuse(?: [\w-]+)?: error: (.+)$")
 _OUTPUT = re.compile(r"^(fused|quantitative|transform|qc|sidecar): (.+)$")
@@ -107,7 +100,8 @@ def build_command(params: MedFuseParameters, reference: Path, moving: Path, outp
         launcher: how to start medfuse (default ``[python, "-m", "medfuse.cli"]``); tests pass a fake.
         python: the interpreter (default this one: in Slicer pass :func:`find_python_slicer`).
         transform: where medfuse writes the registration transform (``.tfm``).
-        verbose: pass ``-v`` so medfuse logs its steps (the progress source).
+        verbose: pass ``-v`` so medfuse logs its steps (shown in the module's log; progress comes from
+            ``--progress``' ``PROGRESS`` lines only).
 
     Raises:
         ValueError: the parameters are not valid (the message says which and why).
@@ -140,13 +134,11 @@ def build_command(params: MedFuseParameters, reference: Path, moving: Path, outp
 
 
 def parse_progress(line: str, current: int = 0):
-    """``(percent, step)`` a line reports, or None. Log milestones never move the progress back."""
+    """``(percent, step)`` that a ``PROGRESS <0-100> <step>`` line reports, or None for any other line (log lines
+    included: progress is never read from log wording). The percentage never goes back below ``current``."""
     m = _PROGRESS.match(line)
     if m:
         return max(current, min(100, int(float(m.group(1))))), m.group(2).strip() or "working"
-    for pattern, percent, step in LOG_MILESTONES:
-        if pattern.search(_message(line)) and percent > current:
-            return percent, step
     return None
 
 
@@ -184,12 +176,6 @@ def failure_message(lines: Sequence[str], returncode: Optional[int]) -> str:
     how = (f"was ended by signal {-returncode}" if returncode is not None and returncode < 0
            else f"ended with exit code {returncode}")
     return f"medfuse {how}" + (f"; its last line: {text[-1]}" if text else "")
-
-
-def _message(line: str) -> str:
-    """The message of a ``LEVEL logger: message`` log line (the line itself otherwise)."""
-    m = _LOG_LINE.match(line)
-    return m.group(2) if m else line
 
 
 def popen_options(platform: str = sys.platform) -> Dict[str, object]:
