@@ -38,6 +38,7 @@ the head mask (union of :func:`medfuse.intensity.head_mask` of both scans), on a
   script fuses grey volumes, which are used as they are.
 
     python benchmarks/quality3d.py [--cases ph_pet,tpl_spect,...] [--methods light,mean] [--out results.md]
+           [--extra light-pyr=light:pet_mri=W1.pt,spect_mri=W2.pt,ct_mri=W3.pt]
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ def keeps_both(a: np.ndarray, b: np.ndarray, f: np.ndarray, mask: np.ndarray, to
     return out
 
 
-def run(cases, methods, metric_step: int):
+def run(cases, methods, metric_step: int, extra: dict[str, str] | None = None):
+    """``extra`` (:func:`parse_extra`): ``{ROW: (NET, {PAIR: WEIGHTS})}``, network rows with given weights
+    per pair (e.g. a candidate's cross-validation fold weights)."""
     from medfuse.fusion import fuse_arrays
     from medfuse.intensity import normalize
     from medfuse.intensity.mask import head_mask
@@ -158,11 +161,19 @@ def run(cases, methods, metric_step: int):
         mask = head_mask(ref, "MR") | head_mask(mov, mov.modality)
         a, b = normalize(ref).array, normalize(mov).array
         pair = PAIR.get(mov.modality)
-        for method in methods:
-            if method in NETWORKS and (pair is None or weights_path(pair, method) is None):
+        for method in methods + sorted(extra or {}):
+            given = (extra or {}).get(method)
+            if given is not None:
+                net, paths = given
+                if pair not in paths:
+                    continue
+                fuse = dict(method=net, weights=paths[pair])
+            elif method in NETWORKS and (pair is None or weights_path(pair, method) is None):
                 continue
+            else:
+                fuse = dict(method=method)
             t0 = time.perf_counter()
-            f = fuse_arrays(a, b, method, pair=pair, affine=ref.affine)
+            f = fuse_arrays(a, b, pair=pair, affine=ref.affine, **fuse)
             seconds = time.perf_counter() - t0
             A, B, F, M = (to_axial(x, ref.affine) for x in (a, b, f, mask))
             row = {"case": name, "method": method, **artefact_figures(A, B, F, M), **keeps_both(A, B, F, M),
@@ -173,6 +184,16 @@ def run(cases, methods, metric_step: int):
             print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                   flush=True)
     return rows
+
+
+def parse_extra(specs: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """``["light-pyr=light:pet_mri=/w/a.pt,ct_mri=/w/b.pt"]`` -> ``{"light-pyr": ("light", {"pet_mri": ...})}``."""
+    out = {}
+    for spec in specs:
+        row, _, rest = spec.partition("=")
+        net, _, paths = rest.partition(":")
+        out[row] = (net, dict(p.split("=", 1) for p in paths.split(",") if p))
+    return out
 
 
 def table(rows) -> str:
@@ -189,12 +210,14 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default=",".join(CLASSICAL + NETWORKS))
     parser.add_argument("--metric-step", type=int, default=4, help="score every N-th axial slice")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
+    parser.add_argument("--extra", action="append", default=[], help="ROW=NET:PAIR=WEIGHTS,PAIR=WEIGHTS: a network "
+                        "row with given weights (e.g. a candidate's fold weights); repeatable")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    rows = run(args.cases.split(","), args.methods.split(","), args.metric_step)
+    rows = run(args.cases.split(","), args.methods.split(","), args.metric_step, parse_extra(args.extra))
     text = table(rows)
     print(text)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
