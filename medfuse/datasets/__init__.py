@@ -13,6 +13,10 @@ __all__ = ["HARVARD_TASKS", "HarvardPair", "find_harvard_pairs", "discover_harva
 
 #: data set names ``medfuse batch --dataset`` accepts
 DATASETS = ("harvard", "brats", "adni")
+#: the options of each data set's adapter (:func:`discover`'s keywords), with what each chooses
+_TAKES = {"harvard": {"tasks": "a subset of the tasks"}, "brats": {"sequences": "the sequences to fuse"},
+          "adni": {"window_days": "the largest gap between a PET and its MRI",
+                   "mri_series": "a pattern of the MRI series description"}}
 
 
 def discover(dataset: str, root, *, sequences=None, tasks=None, window_days=None, mri_series=None) -> Discovery:
@@ -27,15 +31,14 @@ def discover(dataset: str, root, *, sequences=None, tasks=None, window_days=None
     Raises:
         OptionError: an unknown data set, or an option that does not apply to it.
     """
-    from medfuse.errors import OptionError, look_up
+    from medfuse.errors import OPTION, OptionError, look_up
 
-    name = look_up(str(dataset).lower(), DATASETS, "data set (--dataset)")
-    given = {"--sequences": sequences, "--tasks": tasks, "--window-days": window_days, "--mri-series": mri_series}
-    applies = {"harvard": ("--tasks",), "brats": ("--sequences",), "adni": ("--window-days", "--mri-series")}[name]
-    wrong = [k for k, v in given.items() if v is not None and k not in applies]
+    name = look_up(str(dataset).lower(), DATASETS, "data set", option="dataset")
+    given = {"sequences": sequences, "tasks": tasks, "window_days": window_days, "mri_series": mri_series}
+    wrong = [k for k, v in given.items() if v is not None and k not in _TAKES[name]]
     if wrong:
-        raise OptionError(f"{', '.join(wrong)} does not apply to --dataset {name}"
-                          f" (it takes {', '.join(applies)})")
+        raise OptionError(f"{OPTION} does not apply to the {name} data set (it takes "
+                          f"{' and '.join(_TAKES[name].values())})", option=wrong[0])
     if name == "harvard":
         return discover_harvard(root, tasks=tasks)
     if name == "brats":

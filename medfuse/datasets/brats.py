@@ -39,18 +39,20 @@ def parse_sequences(text=None) -> tuple[str, ...]:
     Raises:
         OptionError: an unknown name (with "did you mean"), a repeated one, or fewer than two.
     """
-    from medfuse.errors import OptionError, look_up
+    from medfuse.errors import OPTION, OptionError, look_up
 
     if text is None:
         return DEFAULT_SEQUENCES
     items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if str(s).strip()]
     if [s.lower() for s in items] == ["all"]:
         return ALL_SEQUENCES
-    names = tuple(_ALIAS[look_up(s.lower(), list(_ALIAS), "BraTS sequence (--sequences)")] for s in items)
+    names = tuple(_ALIAS[look_up(s.lower(), list(_ALIAS), "BraTS sequence", option="sequences")] for s in items)
     if len(set(names)) != len(names):
-        raise OptionError(f"--sequences {text!r}: a sequence is named twice; give each once, e.g. t1ce,flair")
+        raise OptionError(f"{OPTION} {text!r}: a sequence is named twice; give each once, e.g. t1ce,flair",
+                          option="sequences")
     if len(names) < 2:
-        raise OptionError(f"--sequences {text!r}: give at least two sequences (e.g. t1ce,flair) or 'all'")
+        raise OptionError(f"{OPTION} {text!r}: give at least two sequences (e.g. t1ce,flair) or 'all'",
+                          option="sequences")
     return names
 
 

@@ -102,8 +102,12 @@ def test_brats_two_files_for_one_sequence_is_ambiguous(tmp_path):
 
 
 def test_options_that_do_not_apply_are_refused(tmp_path):
-    with pytest.raises(OptionError, match="--sequences"):
+    from medfuse.batch_cli import option_words
+
+    with pytest.raises(OptionError) as info:  # the option is carried; the batch door names it by its flag
         discover("harvard", tmp_path, sequences="all")
+    assert info.value.option == "sequences"
+    assert info.value.render(option_words).startswith("--sequences does not apply to the harvard data set")
     with pytest.raises(OptionError, match="did you mean"):
         discover("bratz", tmp_path)
 
