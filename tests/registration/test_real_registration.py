@@ -87,7 +87,7 @@ def test_pet_template_with_a_rotated_header_is_refused(templates, rotation):
 def test_pet_template_shifted_150_mm_is_refused_and_can_be_overridden(templates):
     t1, pet, _, _ = templates
     far = Volume(pet.array, rigid_matrix((0, 0, 0), (0, 150, 0)) @ pet.affine, "PT", {}, "shifted-header")
-    with pytest.raises(RegistrationError, match=r"shifted-header -> .*field of view.*--accept-registration"):
+    with pytest.raises(RegistrationError, match=r"shifted-header -> .*field of view.*the accept_registration option"):
         register(t1, far)
     result = register(t1, far, checks=False)  # the user knows better: warnings, not errors
     summary = result.summary()

@@ -53,8 +53,9 @@ def test_label_map_is_resampled_with_nearest_neighbour(aligned_ct_case, fast):
 
 def test_blank_moving_scan_raises_registration_error(ct_case, fast):
     blank = ct_case.moving.with_array(np.zeros(ct_case.moving.shape, np.float32))
-    with pytest.raises(RegistrationError, match="moving scan is blank"):
+    with pytest.raises(RegistrationError, match="moving scan is blank") as info:
         register(ct_case.mri, blank, settings=fast)
+    assert info.value.role == "moving" and info.value.option is None  # no override for a blank scan
 
 
 def test_non_overlapping_moving_scan_raises_before_registering(ct_case, fast):
@@ -88,13 +89,20 @@ def test_implausible_rotation_raises(ct_case):
 
 def test_failed_check_raises_and_checks_off_overrides_it(ct_case, caplog):
     strict = RegistrationSettings(working_spacing_mm=3.0, max_rotation_deg=5.0)  # the case is rotated ~14 degrees
-    with pytest.raises(RegistrationError, match=r"override the check \(--accept-registration\)"):
+    with pytest.raises(RegistrationError, match=r"override the check \(the accept_registration option\)") as info:
         register(ct_case.mri, ct_case.moving, settings=strict)
+    # the option is an attribute a door renders in its own words (the command line: its flag)
+    assert info.value.option == "accept_registration"
+    flag = info.value.render(lambda option, role: "--" + option.replace("_", "-"))
+    assert "override the check (--accept-registration)" in flag and "{option}" not in flag
     with caplog.at_level(logging.WARNING, logger="medfuse"):
         result = register(ct_case.mri, ct_case.moving, settings=strict, checks=False)
-    assert any(m.startswith("CHECK FAILED") for m in result.messages)
     assert len(result.check_failures) == 1 and "implausible result: rotation" in result.check_failures[0]
-    assert "implausible result: rotation" in caplog.text
+    assert "the accept_registration option" in result.check_failures[0]
+    # messages are what was done, in words: the failure is kept once, in check_failures
+    assert not any("implausible" in m or "CHECK FAILED" in m for m in result.messages)
+    assert "implausible result: rotation" in caplog.text and "the accept_registration option" in caplog.text
+    assert "{option}" not in caplog.text and "--" not in caplog.text
     summary = result.summary()
     assert summary["checks"] == "overridden" and summary["check_failures"] == result.check_failures
     assert result.resampled.meta["registration"]["checks"] == "overridden"
@@ -126,8 +134,9 @@ def test_non_head_object_is_refused_and_can_be_overridden(aligned_ct_case, fast)
     arr = np.where((r < 80) & (np.abs(d[:, 2]) < 60), 0.0, -1000.0)
     arr[(np.hypot(d[:, 0] - 40, d[:, 1]) < 12) & (np.abs(d[:, 2]) < 50)] = 1000.0
     cylinder = ct.with_array(arr.reshape(ct.shape).astype(np.float32))
-    with pytest.raises(RegistrationError, match="--accept-registration"):
+    with pytest.raises(RegistrationError, match="the accept_registration option") as info:
         register(aligned_ct_case.mri, cylinder, settings=fast)
+    assert info.value.option == "accept_registration"
     result = register(aligned_ct_case.mri, cylinder, settings=fast, checks=False)
     assert result.check_failures and result.resampled.same_grid(aligned_ct_case.mri)
 
@@ -147,7 +156,7 @@ def test_same_frame_of_reference_skips_registration(aligned_ct_case, caplog):
     ct = Volume(aligned_ct_case.moving.array, aligned_ct_case.moving.affine, "CT", {"frame_of_reference": "f0a1"})
     with caplog.at_level(logging.INFO, logger="medfuse"):
         result = register(mri, ct)
-    assert result.skipped and result.transform_type == "identity"
+    assert result.skipped and result.transform_type == "identity" and result.check_failures == []
     np.testing.assert_array_equal(result.reference_to_moving_ras, np.eye(4))
     np.testing.assert_array_equal(result.resampled.affine, mri.affine)
     assert "registration skipped" in caplog.text
