@@ -463,10 +463,12 @@ def print_calibration(rows, table, notes) -> bool:
 
 
 def main(argv=None) -> int:
+    from medfuse.registration import TransformType
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10, help="seeded cases per modality (default 10)")
     parser.add_argument("--modalities", default="ct,pet,spect")
-    parser.add_argument("--transform", default="rigid", choices=["rigid", "affine", "bspline"])
+    parser.add_argument("--transform", default="rigid", choices=[t.value for t in TransformType])
     parser.add_argument("--threads", type=int, default=2, help="SimpleITK threads (default 2)")
     parser.add_argument("--no-timing", action="store_true", help="skip the large-volume timing")
     parser.add_argument("--timing-only", action="store_true", help="only the large-volume timing")
