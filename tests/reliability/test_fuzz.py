@@ -10,7 +10,8 @@ a sound result or raise a typed medfuse error; never another exception, a hang o
   arrays: tiny shapes, NaN, inf, constants, values outside [0, 1].
 
 A sound result: a :class:`~medfuse.volume.Volume` whose voxels and affine are finite and whose affine is
-invertible; a fused array of the inputs' shape, finite, in [0, 1]. The examples are derandomized (the same at
+invertible; a fused array of the inputs' shape, finite, and what the method computes: ``(a + b) / 2`` for mean,
+``np.maximum`` for max, ``a`` again when an image is fused with itself (the other methods). The examples are derandomized (the same at
 every run, so CI is reproducible) and few (the whole file takes seconds); ``deadline`` flags a slow example.
 """
 
@@ -305,7 +306,27 @@ def _fuse(a, b, method):
     event("fused")
     assert fused.shape == a.shape and fused.dtype == np.float32
     assert np.isfinite(fused).all(), f"{method}: NaN/inf in the output"
-    assert fused.min() >= 0.0 and fused.max() <= 1.0
+    # what the method computes (fuse_arrays clips to [0, 1] by construction: a range check could not fail).
+    # Accepted inputs lie within 1e-3 of [0, 1], and the methods work on them clipped.
+    x, y = np.clip(a, 0.0, 1.0), np.clip(b, 0.0, 1.0)
+    if method == "mean":
+        np.testing.assert_allclose(fused, 0.5 * (x.astype(np.float64) + y), atol=1e-6, err_msg="mean: not (a + b) / 2")
+    elif method == "max":
+        np.testing.assert_array_equal(fused, np.maximum(x, y), err_msg="max: not np.maximum(a, b)")
+    else:  # fusing an image with itself gives it back
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            itself = fuse_arrays(a, a, method, pair="pet_mri", affine=np.eye(4) if a.ndim == 3 else None)
+        if method in ("laplacian", "wavelet", "guided"):
+            np.testing.assert_allclose(itself, x, atol=1e-5, err_msg=f"{method}: fuse(a, a) is not a")
+        else:
+            # a blend network (light): its base w a + (1 - w) a is a; its detail residual is bounded by 0.25 x the
+            # sources' local contrast (a 3 x 3 range after a sigma-1 Gaussian: within an 11-voxel window's range)
+            from scipy import ndimage
+
+            window = ndimage.maximum_filter(x, size=11, mode="nearest") - ndimage.minimum_filter(x, size=11, mode="nearest")
+            excess = np.abs(itself - x) - (0.25 * window + 1e-5)
+            assert excess.max() <= 0, f"{method}: fuse(a, a) departs from a by {excess.max():.3g} more than its detail bound"
 
 
 @pytest.mark.parametrize("method", ["mean", "max", "laplacian", "wavelet", "guided"])
