@@ -84,7 +84,17 @@ from typing import Any
 import numpy as np
 
 from medfuse.errors import RegistrationError
-from medfuse.registration.checks import decompose_linear
+from medfuse.registration.checks import (
+    bspline_failures,
+    check_optimum,
+    check_orientation,
+    decompose_linear,
+    fov_coverage,
+    head_dice,
+    overlap_failures,
+    plausibility_failures,
+    same_frame_of_reference,
+)
 from medfuse.registration.problem import Problem
 from medfuse.registration.stages import check_inputs, initialize, log_name, optimize
 from medfuse.registration.transform import matrix_ras
@@ -389,16 +399,6 @@ def register(
         >>> result.resampled.same_grid(mri)  # doctest: +SKIP
         True
     """
-    from medfuse.registration.checks import (
-        bspline_failures,
-        check_optimum,
-        check_orientation,
-        fov_coverage,
-        overlap_failures,
-        plausibility_failures,
-        same_frame_of_reference,
-    )
-
     t0 = time.perf_counter()
     kind = _transform_type(transform)
     s = settings or RegistrationSettings()
@@ -443,7 +443,6 @@ def _result(p: Problem, reference: Volume, moving: Volume, kind: TransformType, 
     """The last stage: the head-mask Dice (reported), the moving scan resampled onto the reference grid through
     ``fit.final``, the summary line (logged at INFO) and the :class:`RegistrationResult`, whose summary is also
     stored in the resampled volume's ``meta["registration"]``."""
-    from medfuse.registration.checks import head_dice
     from medfuse.registration.resample import resample_to_reference
 
     dice_value = head_dice(p, fit.final)

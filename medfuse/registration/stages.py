@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from medfuse.errors import EmptyImageError, NonFiniteError, RegistrationError, UnsupportedInputError
+from medfuse.registration.checks import head_centroid
 from medfuse.registration.problem import Problem, rigid, rigid_from_ras, to_lps
 from medfuse.volume import Volume
 
@@ -95,8 +96,6 @@ def initialize(p: Problem, start_ras: np.ndarray | None = None) -> Start:
         A :class:`Start` (the three scores are in its message either way).
     """
     import SimpleITK as sitk
-
-    from medfuse.registration.checks import head_centroid
 
     c_ref_ras = head_centroid(p.ref, p.ref_mask)
     c_mov_ras = head_centroid(p.mov, p.mov_mask)
