@@ -139,3 +139,19 @@ def test_option_words_name_only_flags_that_exist():
                                ("series", "moving", "--moving-series"), ("modality", "reference",
                                                                           "--reference-modality")):
         assert option_words(option, role) == f"`medfuse fuse {flag}` (on this case alone)" and flag in fuse
+
+
+def test_fusion_options_refused_before_any_case(tmp_path, capsys):
+    """Weights with a classical method failed every pair one by one (fuse-dir exit 1, one log row each); now the
+    batch checks them as FusionOptions does, once, before any work: one line naming the flag, exit 2."""
+    data = write_harvard_tree(tmp_path / "data", n=1)
+    weights = tmp_path / "net.pt"
+    weights.write_bytes(b"not used")
+    out = tmp_path / "out"
+    assert main(["fuse-dir", str(data), "--out", str(out), "--method", "max", "--weights", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert "classical method; drop --weights" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    code = main(["batch", "--dataset", "harvard", str(data), "--out", str(out), "--method", "mean", "--weights",
+                 str(weights), "--workers", "0"])
+    assert code == 2 and "drop --weights" in capsys.readouterr().err and not out.exists()

@@ -148,24 +148,20 @@ def run_cases(
                         time.perf_counter() - t_start, manifest, None)
 
 
-def _checked(method, strategy, metrics, weights, workers, scheduler):
-    """The options of a batch, checked before any work (messages name each option as :data:`~medfuse.errors.OPTION`)."""
+def _checked(method, strategy, metrics, weights, device, workers, scheduler):
+    """The options of a batch, checked before any work (messages name each option as :data:`~medfuse.errors.OPTION`):
+    the fusion's as every case's :class:`~medfuse.pipeline.FusionOptions` checks them (method, weights, device)."""
     from medfuse.errors import OPTION, OptionError, look_up
+    from medfuse.pipeline import FusionOptions
 
     strategy = look_up(strategy, STRATEGIES, "multi-input fusion strategy", option="strategy")
-    if method is not None:
-        from medfuse.fusion import available_methods
-
-        method = look_up(method, list(available_methods()), "fusion method", ignore_case=True, option="method")
+    method = FusionOptions(method=method, weights=weights, device=device).method
     if isinstance(metrics, str):
         metrics = () if metrics.strip().lower() in ("", "none") else tuple(m.strip() for m in metrics.split(","))
     if metrics:
         from medfuse.metrics import resolve_metric_names
 
         metrics = tuple(resolve_metric_names(list(metrics)))
-    if weights is not None and not Path(weights).is_file():
-        raise OptionError(f"{weights}: weights file not found; give an existing checkpoint with {OPTION}",
-                          option="weights")
     if workers is not None and int(workers) < 0:
         raise OptionError(f"{OPTION} is {workers}: give a number of worker processes (0: every case in this "
                           "process, without Dask)", option="workers")
@@ -226,7 +222,7 @@ def run_batch(
     from medfuse.datasets import discover
 
     t_start = time.perf_counter()
-    method, strategy, metrics, weights = _checked(method, strategy, metrics, weights, workers, scheduler)
+    method, strategy, metrics, weights = _checked(method, strategy, metrics, weights, device, workers, scheduler)
     found = discover(dataset, Path(root).resolve(), sequences=sequences, tasks=tasks, window_days=window_days,
                      mri_series=mri_series)
     found.limit(limit)
@@ -285,12 +281,13 @@ def fuse_directory(
         Counts ``{"ok": n, "skipped": n, "failed": n}``.
 
     Raises:
-        OptionError: an unknown method, a missing weights file (before any work).
+        OptionError, UnsupportedInputError: an unknown method, weights with a classical method, a missing weights
+            file, a CUDA device on a machine without one (before any work).
         NotADirectoryError, FileNotFoundError: ``data`` is not a folder, or holds no complete pair.
     """
     from medfuse.datasets.harvard import discover_harvard, require_pairs
 
-    method, _, _, weights = _checked(method, "mean_of_pairs", (), weights, 0, None)
+    method, _, _, weights = _checked(method, "mean_of_pairs", (), weights, device, 0, None)
     found = require_pairs(discover_harvard(data, tasks=tasks, folder_names=True), data)
     settings = BatchSettings("harvard", method, metrics=(), weights=weights, device=device, qc=False,
                              name_option=name_option)
