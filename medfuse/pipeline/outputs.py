@@ -143,7 +143,8 @@ class OutputPlan:
             if self.quantitative is not None and result.quantitative is not None:
                 jobs["quantitative"] = lambda: {"quantitative": save_volume(
                     result.quantitative, self.quantitative, force=self.force, compress_level=self.compress_level)}
-            jobs["extras"] = lambda: self._write_transform_and_qc(result)
+            if self.transform is not None or self.qc is not None:  # else no thread pool (fuse-dir: ~5 ms a pair)
+                jobs["extras"] = lambda: self._write_transform_and_qc(result)
             written = _run_concurrently(jobs)
         if self.sidecar is not None:
             from medfuse.report.sidecar import write_sidecar
