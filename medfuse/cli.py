@@ -244,8 +244,10 @@ def _run_register(args) -> int:
 def _add_fuse_dir(sub) -> None:
     p = sub.add_parser("fuse-dir", help="fuse every pair of a Harvard AANLIB-layout folder",
                        description="Fuse DATA/{ct_mri,pet_mri,spect_mri}/<pair>/{mri.png, ct|pet|spect.png} into "
-                                   "OUT/<task>/<pair>/fused.png (colour kept). Resumable: done pairs are skipped "
-                                   "unless --force; each pair's outcome goes to OUT/fuse-dir-log.csv.")
+                                   "OUT/<task>/<pair>/fused.png (colour kept). Resumable: pairs whose outputs match their "
+                                   "inputs and settings are skipped (another --method or --weights redoes them) "
+                                   "unless --force; each pair's outcome goes to OUT/fuse-dir-log.csv and "
+                                   "OUT/manifest.csv.")
     p.add_argument("data", help="folder in the Harvard layout")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tasks", default=None, help="comma-separated subset of ct_mri,pet_mri,spect_mri")

@@ -48,7 +48,7 @@ def test_gzip_writer_is_one_standard_member_whatever_the_threads(tmp_path, real_
 def test_compress_level_is_checked():
     assert check_compress_level(0) == 0 and check_compress_level("9") == 9
     for bad in (-1, 10, "fast", 1.5, None):
-        with pytest.raises(OptionError, match="--compress-level"):
+        with pytest.raises(OptionError, match="the compress_level option"):
             check_compress_level(bad)
 
 

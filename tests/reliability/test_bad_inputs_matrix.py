@@ -103,7 +103,7 @@ def test_row_01_sform_qform_disagree(tmp_path, capsys):
     img.set_sform(shifted, code=1)
     img.set_qform(np.eye(4), code=1)
     nib.save(img, str(path))
-    with pytest.raises(AmbiguousGeometryError, match=r"sform and qform .* apart.*--xform sform\|qform"):
+    with pytest.raises(AmbiguousGeometryError, match=r"sform and qform .* apart.*the xform option sform\|qform"):
         load_volume(path)
     import SimpleITK as sitk
 
@@ -122,7 +122,7 @@ def test_row_01_sform_qform_disagree(tmp_path, capsys):
 
 def test_row_02_no_sform_no_qform(tmp_path, capsys):
     path = _nifti(tmp_path / "analyze.nii", _head(), sform=0, qform=0)
-    with pytest.raises(AmbiguousGeometryError, match="orientation is unknown.*--assume-orientation"):
+    with pytest.raises(AmbiguousGeometryError, match="orientation is unknown.*the assume_orientation option"):
         load_volume(path)
     v = load_volume(path, assume_orientation="LPS")
     assert nib.orientations.aff2axcodes(v.affine) == ("L", "P", "S")
@@ -211,7 +211,7 @@ def test_row_07_multiple_series_folder(tmp_path, capsys):
     _make_case(tmp_path / "study" / "ax", "axial", series_uid=uid_ct, series_description="axial")
     _make_case(tmp_path / "study" / "loc", "sagittal", shape=(20, 16, 3), series_uid=uid_loc,
                series_description="localizer", series_number=2)
-    with pytest.raises(MultipleSeriesError, match=r"holds 2 DICOM series; choose one with --series") as err:
+    with pytest.raises(MultipleSeriesError, match=r"holds 2 DICOM series; choose one with the series option") as err:
         read_dicom_series(tmp_path / "study")
     assert uid_ct not in str(err.value) and "9 slice(s)" in str(err.value) and "3 slice(s)" in str(err.value)
     ids = {s.n_slices: s.opaque_id for s in list_series(tmp_path / "study")}
@@ -309,7 +309,7 @@ def test_row_14_siemens_mosaic(real_dir, tmp_path, capsys):
 
 def test_row_15_4d_input(tmp_path, capsys):
     path = _nifti(tmp_path / "dyn.nii.gz", _head((6, 6, 5, 3)))
-    with pytest.raises(UnsupportedInputError, match="4D image.*--frame N"):
+    with pytest.raises(UnsupportedInputError, match="4D image.*the frame option"):
         load_volume(path)
     assert load_volume(path, frame=1).shape == (6, 6, 5)
     assert load_volume(_nifti(tmp_path / "one.nii.gz", _head((6, 6, 5, 1)))).shape == (6, 6, 5)
@@ -317,7 +317,7 @@ def test_row_15_4d_input(tmp_path, capsys):
 
     example = Path(data_path) / "example4d.nii.gz"
     if example.exists():
-        with pytest.raises(UnsupportedInputError, match="--frame"):
+        with pytest.raises(UnsupportedInputError, match="the frame option"):
             load_volume(example)
     err = _cli_refuses(tmp_path, capsys, path)
     assert "--moving-frame" in err

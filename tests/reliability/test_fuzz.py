@@ -368,7 +368,7 @@ def test_fuzz_findings_are_typed_errors_or_read(tmp_path):
     # an sform holding NaN was returned as the affine: now refused, naming --xform
     nan_sform = _nifti_file(tmp_path, "nan.nii", head, edit=lambda b: struct.pack_into("<f", b, 280 + 16 * 2 + 8,
                                                                                          float("nan")))
-    with pytest.raises(AmbiguousGeometryError, match="NaN or infinite.*--xform"):
+    with pytest.raises(AmbiguousGeometryError, match="NaN or infinite.*the xform option"):
         load_volume(nan_sform)
     # a 1D image (dim[0] = 1) reached the Volume constructor (ValueError)
     with pytest.raises(UnsupportedInputError, match="1D image.*dim"):
@@ -377,7 +377,7 @@ def test_fuzz_findings_are_typed_errors_or_read(tmp_path):
     def bad_quaternion(raw):
         for offset in (256, 260, 264):
             struct.pack_into("<f", raw, offset, 0.9)
-    with pytest.raises(AmbiguousGeometryError, match="quaternion.*--xform sform"):
+    with pytest.raises(AmbiguousGeometryError, match="quaternion.*the xform option sform"):
         load_volume(_nifti_file(tmp_path, "quat.nii", head, edit=bad_quaternion))
     assert load_volume(tmp_path / "quat.nii", xform="sform").shape == head.shape
     # a 2D image with both sform and qform: the corner comparison assumed 3D
