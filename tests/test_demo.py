@@ -27,12 +27,26 @@ def test_demo_end_to_end(tmp_path, capsys):
     mri, fused = load_volume(folder / "mri.nii.gz"), load_volume(folder / "fused.nii.gz")
     np.testing.assert_array_equal(fused.affine, mri.affine)
     assert fused.shape == mri.shape
-    assert 0.0 <= fused.array.min() and fused.array.max() <= 1.0
     # PET is fused in colour (RGB NIfTI), and its values on the MRI grid are kept beside it
     assert fused.rgb is not None and fused.rgb.shape == (*mri.shape, 3)
     quant = load_volume(folder / "fused_moving.nii.gz", modality="PT")
     np.testing.assert_allclose(quant.affine, mri.affine, atol=1e-5)
     assert quant.array.max() > 1.0  # its own units, not [0, 1]
+    # the mean fusion of a colour PET, read at voxels the files tell apart (the [0, 1] range is clipped by
+    # construction, so checking it could not fail): below the colour range the sidecar records (black in
+    # aanlib_pet) the fused voxel is grey, at most half white (the mean with black) and brighter where the MRI
+    # is; above it, coloured
+    low, high = json.loads((folder / "fused.json").read_text())["colour"]["range"]
+    rgb = fused.rgb.astype(np.float64)
+    spread, luminance = rgb.max(axis=-1) - rgb.min(axis=-1), rgb @ [0.299, 0.587, 0.114]
+    cold, hot = quant.array < low, quant.array > high
+    assert cold.sum() > 1000 and hot.sum() > 1000
+    assert spread[cold].max() <= 1 and luminance[cold].max() <= 0.5 * 255 + 1
+    head = cold & (mri.array > 0.1 * mri.array.max())  # where the PET is cold, inside the head (above the noise)
+    from scipy.stats import spearmanr
+
+    assert head.sum() > 100 and spearmanr(luminance[head], mri.array[head]).correlation > 0.95  # measured 0.999
+    assert np.median(spread[hot]) > 100  # measured 224
     qc = Image.open(folder / "fused_qc.png")
     assert qc.width > 600 and qc.height > 400
     # every file the README says the demo writes is there
