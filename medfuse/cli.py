@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from medfuse.choices import OUT_FORMATS, REGISTRATION_TYPES
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("medfuse")
@@ -124,7 +126,7 @@ def _add_fuse(sub) -> None:
     p.add_argument("--moving", required=True, help="the other scan: CT, PET, SPECT or MRI")
     p.add_argument("--out", required=True, help="fused output; the extension picks the format (.nii.gz, .nrrd, .png); "
                                                 "with --format dicom, a folder")
-    p.add_argument("--format", default=None, choices=["nifti", "nrrd", "dicom"], dest="out_format",
+    p.add_argument("--format", default=None, choices=OUT_FORMATS, dest="out_format",
                    help="output format: nifti or nrrd (--out must have that extension) or dicom: --out is a folder "
                         "that receives the fused volume as a derived DICOM series (RGB for PET/SPECT colour fusion), "
                         "and <out>_moving/ the moving scan in its units as a second series (default: from --out)")
@@ -135,7 +137,7 @@ def _add_fuse(sub) -> None:
     group.add_argument("--register", action="store_true",
                        help="register even when the inputs share one grid or DICOM frame of reference (by default "
                             "such inputs are taken as aligned)")
-    p.add_argument("--registration", default="rigid", choices=["rigid", "affine", "bspline"],
+    p.add_argument("--registration", default="rigid", choices=REGISTRATION_TYPES,
                    help="registration model for 3D inputs (default rigid)")
     p.add_argument("--transform", default=None, help="also write the registration transform here (.tfm)")
     p.add_argument("--window", default=None, help="CT window preset (brain, subdural, bone, soft_tissue) or LEVEL,WIDTH")
@@ -219,7 +221,7 @@ def _add_register(sub) -> None:
     p.add_argument("--out", required=True, help="resampled moving scan (.nii.gz, .nii, .nrrd, .mha)")
     p.add_argument("--transform", default=None, help="also write the transform here (.tfm, .txt or .h5)")
     p.add_argument("--registration", "--type", dest="registration", default="rigid",
-                   choices=["rigid", "affine", "bspline"],
+                   choices=REGISTRATION_TYPES,
                    help="transform model (default rigid: scans of one head differ by a rigid motion)")
     p.add_argument("--label-map", action="store_true", help="MOVING is a label map: nearest-neighbour resampling")
     _add_input_options(p)

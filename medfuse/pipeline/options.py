@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from medfuse.choices import OUT_FORMATS, REGISTRATION_TYPES
 from medfuse.color import GRAY_COLORMAPS
 from medfuse.errors import OPTION, OptionError, UnsupportedInputError, look_up
 
@@ -31,10 +32,6 @@ __all__ = [
     "GRAY_COLORMAPS",
 ]
 
-#: the registration models (``registration_type``): :class:`medfuse.registration.TransformType`'s values
-REGISTRATION_TYPES = ("rigid", "affine", "bspline")
-#: what ``out_format`` accepts (None: from the extension of the output)
-OUT_FORMATS = ("nifti", "nrrd", "dicom")
 #: a progress callback: ``progress(percent, step)``, called at each step of the pipeline
 Progress = Callable[[int, str], None]
 

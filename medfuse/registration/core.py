@@ -83,6 +83,7 @@ from typing import Any
 
 import numpy as np
 
+from medfuse.choices import REGISTRATION_TYPES
 from medfuse.errors import RegistrationError
 from medfuse.registration.checks import (
     bspline_failures,
@@ -105,12 +106,10 @@ __all__ = ["register", "RegistrationResult", "RegistrationSettings", "TransformT
 log = logging.getLogger(__name__)
 
 
-class TransformType(str, enum.Enum):
-    """What :func:`register` estimates: rigid (6 dof), affine (12 dof, after rigid), or affine then B-spline."""
-
-    RIGID = "rigid"
-    AFFINE = "affine"
-    BSPLINE = "bspline"
+#: What :func:`register` estimates: rigid (6 dof), affine (12 dof, after rigid), or affine then B-spline; its
+#: members are :data:`medfuse.choices.REGISTRATION_TYPES` (``TransformType.RIGID == "rigid"``).
+TransformType = enum.Enum("TransformType", {name.upper(): name for name in REGISTRATION_TYPES}, type=str,
+                          module=__name__)
 
 
 @dataclass(frozen=True)

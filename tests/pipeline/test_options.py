@@ -113,3 +113,26 @@ def test_sidecar_holds_the_options_and_the_steps(tmp_path):
     assert record["steps"][1]["registered"] is False and record["method"] == "max"
     assert record["steps"][3]["colormap"] == "aanlib_pet" and record["steps"][-1]["outputs"]["fused"] == "fused.nii.gz"
     assert str(tmp_path) not in written["sidecar"].read_text()
+
+
+def test_one_table_per_choice():
+    """Registration types and output formats come from medfuse.choices everywhere; the Slicer module's own copy
+    (it runs where medfuse may not be installed) is held equal."""
+    import ast
+    from pathlib import Path
+
+    from medfuse.choices import OUT_FORMATS, REGISTRATION_TYPES
+    from medfuse.cli import build_parser
+    from medfuse.registration import TransformType
+
+    assert tuple(t.value for t in TransformType) == REGISTRATION_TYPES
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for command in ("fuse", "register"):
+        action = next(a for a in sub.choices[command]._actions if a.dest == "registration")
+        assert tuple(action.choices) == REGISTRATION_TYPES
+    assert tuple(next(a for a in sub.choices["fuse"]._actions if a.dest == "out_format").choices) == OUT_FORMATS
+    slicer = Path(__file__).resolve().parents[2] / "slicer_extension/MedFuse/MedFuseLib/parameters.py"
+    tree = ast.parse(slicer.read_text())
+    copy = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                and any(getattr(t, "id", None) == "REGISTRATION_TYPES" for t in node.targets))
+    assert ast.literal_eval(copy) == REGISTRATION_TYPES
