@@ -54,6 +54,9 @@ def align_pair(reference: Volume, moving: Volume, options: RegistrationOptions |
     (:func:`medfuse.registration.register`, which itself skips scans of one DICOM frame of reference). 2D slices are
     taken as pre-aligned.
 
+    ``progress(percent, step)`` is called with 20 before registering and, while registering, with each of its
+    stages (:func:`medfuse.registration.register`'s ``progress``) mapped onto 20-60.
+
     Returns:
         ``(aligned, registration_or_None, alignment)``: see :class:`PreparedPair`.
 
@@ -83,9 +86,14 @@ def align_pair(reference: Volume, moving: Volume, options: RegistrationOptions |
         return reg.resample_to_reference(moving, reference), None, {
             "registered": False, "reason": "registration turned off: resampled through the scanner coordinates"}
     _step(progress, 20, "registering")
+
+    def stage(percent: int, name: str) -> None:  # the registration's own stages, on 20-60 of the whole
+        _step(progress, 20 + (40 * percent) // 100, f"registering: {name}")
+
     result = reg.register(reference, moving, transform=options.registration_type,
                           checks=not options.accept_registration,
-                          skip_same_frame=register is None)  # register=True means register
+                          skip_same_frame=register is None,  # register=True means register
+                          progress=None if progress is None else stage)
     alignment = {"registered": not result.skipped, **result.summary()}
     if result.skipped:
         alignment["reason"] = "the inputs share one DICOM frame of reference: resampled in world coordinates"

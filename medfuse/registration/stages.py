@@ -10,7 +10,7 @@ The self-checks are in :mod:`medfuse.registration.checks`; :mod:`medfuse.registr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -152,7 +152,7 @@ def _bspline_stage(p: Problem, linear, messages: list[str]):
     return composite, float(disp)
 
 
-def optimize(p: Problem, start, kind: str, names: str) -> Fit:
+def optimize(p: Problem, start, kind: str, names: str, on_stage: Callable[[str], None] | None = None) -> Fit:
     """Optimize from ``start`` (modified in place): rigid; for ``kind`` ``"affine"`` or ``"bspline"`` then an
     affine stage from the rigid result; for ``"bspline"`` then a bounded B-spline deformation.
 
@@ -161,6 +161,7 @@ def optimize(p: Problem, start, kind: str, names: str) -> Fit:
         start: the rigid start (:attr:`Start.transform`).
         kind: ``"rigid"``, ``"affine"`` or ``"bspline"``.
         names: how the error names the pair (``"<moving> -> <reference>"``).
+        on_stage: called with ``"rigid"``, ``"affine"``, ``"bspline"`` as each stage starts (progress).
 
     Raises:
         RegistrationError: SimpleITK failed (usually too little overlap after the start).
@@ -170,11 +171,14 @@ def optimize(p: Problem, start, kind: str, names: str) -> Fit:
     s = p.s
     messages: list[str] = []
     disp = 0.0
+    on_stage = on_stage or (lambda name: None)
     try:
+        on_stage("rigid")
         stop = p.optimize(start, s.rigid_shrink, s.rigid_smoothing_mm, s.rigid_iterations, s.sampling_percentage)
         messages.append(f"rigid: {stop}")
         final = start
         if kind in ("affine", "bspline"):
+            on_stage("affine")
             affine = sitk.AffineTransform(3)
             affine.SetCenter(start.GetCenter())
             affine.SetMatrix(start.GetMatrix())
@@ -185,6 +189,7 @@ def optimize(p: Problem, start, kind: str, names: str) -> Fit:
             final = affine
         linear = final
         if kind == "bspline":
+            on_stage("bspline")
             final, disp = _bspline_stage(p, linear, messages)
     except RuntimeError as err:
         raise RegistrationError(
