@@ -1,4 +1,4 @@
-"""Classical fusion baselines: shapes, range, identity, detail selection, 2D and 3D."""
+"""Classical fusion baselines: shapes, identity, mean/max voxelwise, detail selection, 2D and 3D."""
 
 from __future__ import annotations
 
@@ -33,11 +33,12 @@ def test_registry_lists_the_five_methods():
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("shape", [(96, 80), (64, 72, 5)], ids=["2d", "3d"])
-def test_shape_dtype_range(method, shape):
+def test_shape_and_dtype(method, shape):
+    """(The values are checked below: identity, mean/max voxelwise, detail selection. fuse_classical clips to
+    [0, 1] by construction, so a range check here could not fail.)"""
     a, b = _image(0, shape), _image(1, shape)
     f = fuse_classical(a, b, method)
     assert f.shape == shape and f.dtype == np.float32
-    assert f.min() >= 0.0 and f.max() <= 1.0
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -40,7 +40,11 @@ def test_pet_spect_volumes_fuse_in_colour(modality, colormap):
     fused = result.fused
     assert fused.rgb is not None and fused.rgb.shape == (*SHAPE, 3)
     np.testing.assert_array_equal(fused.affine, mri.affine)
-    assert 0 <= fused.array.min() and fused.array.max() <= 1
+    # the fused luminance keeps the MRI's texture inside the head (lesion aside): measured r = 0.999 (fusion clips to
+    # [0, 1] by construction, so a range check here could not fail)
+    head = mri.array > 0
+    head[20:23, 14:17, 10:13] = False
+    assert np.corrcoef(fused.array[head], mri.array[head])[0, 1] > 0.95
     assert result.colour["colormap"] == colormap and len(result.colour["range"]) == 2
     # the lesion keeps a colour of its own in the fused volume (not the MRI's grey, not the tissue's colour)
     lesion, tissue = fused.rgb[21, 15, 11], fused.rgb[14, 15, 6]
