@@ -35,6 +35,7 @@ from quality3d import PAIR, REAL, keeps_both, load_case, parse_extra  # noqa: E4
 
 CASES = {"tpl_pet": "spm_PET.nii", "tpl_spect": "spm_SPECT.nii", "tpl_ct": "clinical_scct.nii"}
 GOAL = {"tpl_pet": 0.7, "tpl_spect": 0.7, "tpl_ct": 0.6}
+MODALITY = {"tpl_pet": "PT", "tpl_spect": "NM", "tpl_ct": "CT"}
 
 
 def fused_keeps(case: str, fused_path: Path) -> dict[str, float]:
@@ -72,10 +73,11 @@ def main(argv=None) -> int:
     lines = ["| case | method | keep MRI | keep other | goal (both >=) | met |", "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory(prefix="medfuse-keep3d-") as tmp:
         for case in args.cases.split(","):
-            pair = PAIR[{"tpl_pet": "PT", "tpl_spect": "NM", "tpl_ct": "CT"}[case]]
+            pair = PAIR[MODALITY[case]]
             for row in args.methods.split(",") + sorted(extra):
                 cmd = [sys.executable, "-m", "medfuse.cli", "fuse", "--reference", str(REAL / "templates" / "spm_T1.nii"),
-                       "--moving", str(REAL / "templates" / CASES[case]), "--no-register", "--force"]
+                       "--moving", str(REAL / "templates" / CASES[case]), "--moving-modality", MODALITY[case],
+                       "--no-register", "--force"]
                 if row in extra:
                     net, paths = extra[row]
                     if pair not in paths:
