@@ -85,9 +85,14 @@ def brain_region(reference: Volume, mask: np.ndarray, depth_mm: float = QC_DEPTH
     from scipy import ndimage
 
     region = mask.copy()
-    if depth_mm > 0:
-        depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=reference.spacing)[1:-1, 1:-1, 1:-1]
-        region = depth >= min(depth_mm, 0.5 * float(depth.max()))
+    if depth_mm > 0 and mask.any():
+        # on the mask's bounding box with a ring of background: the nearest background voxel of a mask voxel is
+        # inside the ring (it is background), so the depths are those of the whole grid, for the box's memory
+        box = tuple(slice(int(idx[0]), int(idx[-1]) + 1) for idx in
+                    (np.flatnonzero(mask.any(axis=tuple(j for j in range(mask.ndim) if j != i))) for i in range(mask.ndim)))
+        depth = ndimage.distance_transform_edt(np.pad(mask[box], 1), sampling=reference.spacing)[1:-1, 1:-1, 1:-1]
+        region = np.zeros_like(mask)
+        region[box] = depth >= min(depth_mm, 0.5 * float(depth.max()))
     inner = np.argwhere(region)
     if inner.size == 0:
         return mask

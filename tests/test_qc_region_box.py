@@ -1,0 +1,31 @@
+"""The QC brain region's depth is computed on the head mask's bounding box (issue 26) with the whole grid's values."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from medfuse.intensity.mask import head_mask
+from medfuse.report import qc
+from medfuse.volume import Volume
+
+
+def _whole_grid_depth_region(reference, mask, depth_mm):
+    depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=reference.spacing)[1:-1, 1:-1, 1:-1]
+    return depth >= min(depth_mm, 0.5 * float(depth.max()))
+
+
+@pytest.mark.parametrize("pad", [(20, 5, 12), (0, 0, 0)])  # air around the head, and a head touching the borders
+def test_brain_region_depth_equals_the_whole_grid(real_dir, monkeypatch, pad):
+    img = nib.load(str(real_dir / "templates" / "spm_T1.nii"))
+    t1 = np.asarray(img.dataobj, dtype=np.float32)[::-1]  # a flipped copy of the real template
+    t1 = np.pad(t1, [(p, p + 3) for p in pad])
+    reference = Volume(t1, np.diag([2.0, 2.0, 2.5, 1.0]), modality="MR")
+    mask = head_mask(reference)
+    monkeypatch.setattr(qc, "QC_CRANIAL_MM", 1e9)  # only the depth rule
+    for depth_mm in (qc.QC_DEPTH_MM, 200.0):  # the rule, and more than half the head (the max-depth fallback)
+        expected = _whole_grid_depth_region(reference, mask, depth_mm)
+        assert expected.any() and not expected.all()
+        np.testing.assert_array_equal(qc.brain_region(reference, mask, depth_mm), expected)
