@@ -29,3 +29,30 @@ def test_brain_region_depth_equals_the_whole_grid(real_dir, monkeypatch, pad):
         expected = _whole_grid_depth_region(reference, mask, depth_mm)
         assert expected.any() and not expected.all()
         np.testing.assert_array_equal(qc.brain_region(reference, mask, depth_mm), expected)
+
+
+def _whole_grid_region(reference, mask):
+    """brain_region as first written: the whole grid's depth, then (N, 3) world coordinates of every voxel."""
+    region = _whole_grid_depth_region(reference, mask, qc.QC_DEPTH_MM)
+    inner = np.argwhere(region)
+    height = reference.world_coordinates(inner)[:, 2]
+    low = height < float(reference.world_coordinates(np.argwhere(mask))[:, 2].max()) - qc.QC_CRANIAL_MM
+    if low.all():
+        return region
+    region[tuple(inner[low].T)] = False
+    return region
+
+
+@pytest.mark.parametrize("oblique", [False, True])
+def test_brain_region_equals_the_whole_grid_computation(real_dir, oblique):
+    img = nib.load(str(real_dir / "templates" / "spm_T1.nii"))
+    t1 = np.pad(np.asarray(img.dataobj, dtype=np.float32), 15)
+    affine = img.affine
+    if oblique:  # rotated 20 degrees about the left-right axis: heights mix two voxel axes
+        c, s = np.cos(np.radians(20)), np.sin(np.radians(20))
+        affine = np.array([[1.0, 0, 0, 0], [0, c, -s, 0], [0, s, c, 0], [0, 0, 0, 1]]) @ affine
+    reference = Volume(t1, affine, modality="MR")
+    mask = head_mask(reference)
+    expected = _whole_grid_region(reference, mask)
+    assert expected.any() and (mask & ~expected).any()
+    np.testing.assert_array_equal(qc.brain_region(reference, mask), expected)

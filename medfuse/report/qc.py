@@ -93,15 +93,25 @@ def brain_region(reference: Volume, mask: np.ndarray, depth_mm: float = QC_DEPTH
         depth = ndimage.distance_transform_edt(np.pad(mask[box], 1), sampling=reference.spacing)[1:-1, 1:-1, 1:-1]
         region = np.zeros_like(mask)
         region[box] = depth >= min(depth_mm, 0.5 * float(depth.max()))
-    inner = np.argwhere(region)
-    if inner.size == 0:
+    inner = np.nonzero(region)
+    if inner[0].size == 0:
         return mask
-    height = reference.world_coordinates(inner)[:, 2]
-    low = height < float(reference.world_coordinates(np.argwhere(mask))[:, 2].max()) - QC_CRANIAL_MM
+    height = _heights(reference, inner)
+    low = height < float(_heights(reference, np.nonzero(mask)).max()) - QC_CRANIAL_MM
     if low.all():
         return region
-    region[tuple(inner[low].T)] = False
+    region[tuple(i[low] for i in inner)] = False
     return region
+
+
+def _heights(reference: Volume, index: tuple[np.ndarray, ...], chunk: int = 1 << 20) -> np.ndarray:
+    """World superior coordinate (RAS z, mm) of the voxels ``index`` (as ``np.nonzero`` gives them), by
+    :meth:`~medfuse.volume.Volume.world_coordinates` a chunk at a time (no ``(N, 3)`` float64 arrays of a head)."""
+    out = np.empty(index[0].size)
+    for start in range(0, out.size, chunk):
+        part = np.stack([i[start : start + chunk] for i in index], axis=1)
+        out[start : start + chunk] = reference.world_coordinates(part)[:, 2]
+    return out
 
 
 def distinctiveness(reference: Volume, moving: Volume, region: np.ndarray, bins: int = 48) -> np.ndarray:
