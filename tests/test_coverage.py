@@ -122,7 +122,7 @@ def test_tcga_partial_coverage_warns_in_one_line_through_the_pipeline(real_dir, 
     with caplog.at_level(logging.WARNING, logger="medfuse"):
         written = fuse_files(native / "TCGA-FG-6692_t1c_native.nii.gz", native / "TCGA-FG-6692_flair_native.nii.gz", tmp_path / "fused.nii.gz", FusionOptions(method="mean", qc=False, quantitative=False, reference=InputOptions(modality="MR"), moving=InputOptions(modality="MR")))
     lines = [r.getMessage() for r in caplog.records if "of the reference head" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].startswith("the moving scan (--moving) covers 9")
+    assert len(lines) == 1 and lines[0].startswith("the moving scan covers 9")
     assert "TCGA" not in lines[0] and "shows the reference alone" in lines[0]
     record = json.loads(written["sidecar"].read_text())
     assert record["registration"]["field_of_view"]["uncovered_shows"] == "the reference alone"

@@ -62,7 +62,7 @@ def test_sform_qform_disagree(tmp_path):  # row 1
 
 def test_no_orientation(tmp_path):  # row 2
     path = _nifti(tmp_path / "analyze.nii", _head(), sform=0, qform=0)
-    with pytest.raises(AmbiguousGeometryError, match="assume-orientation"):
+    with pytest.raises(AmbiguousGeometryError, match="the assume_orientation option"):
         load_volume(path)
     v = load_volume(path, assume_orientation="LPS")
     np.testing.assert_allclose(np.diag(v.affine)[:3], [-2, -2, 3])

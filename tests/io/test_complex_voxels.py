@@ -60,5 +60,5 @@ def test_fuse_names_the_complex_input_by_its_role(tmp_path, real_dir, capsys):
                  "--moving-modality", "MR", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and not out.exists()
-    assert len(err.splitlines()) == 1 and "the moving scan (--moving)" in err and "complex-valued voxels" in err
+    assert len(err.splitlines()) == 1 and err.startswith("medfuse fuse: error: the moving scan: ") and "complex-valued voxels" in err
     assert "Doe^Jane" not in err and "flair_complex" not in err

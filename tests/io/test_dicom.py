@@ -372,8 +372,9 @@ def test_multiple_series_listed_and_selectable(tmp_path):
     with pytest.raises(MultipleSeriesError) as err:
         read_dicom_series(tmp_path)
     msg = str(err.value)
-    for text in (ids["CT"], ids["PT"], "CT head 2.5mm", "PET AC", "9 slice(s)", "6 slice(s)", "--series"):
+    for text in (ids["CT"], ids["PT"], "CT head 2.5mm", "PET AC", "9 slice(s)", "6 slice(s)", "the series option"):
         assert text in msg
+    assert err.value.option == "series"  # the command line: --series (or --moving-series)
     assert uid_ct not in msg and uid_pt not in msg
 
     pt = read_dicom_series(tmp_path, series=ids["PT"])
@@ -668,7 +669,8 @@ def test_4d_series_is_refused_as_4d_with_the_fix(tmp_path):
         read_dicom_series(tmp_path)
     msg = str(err.value)
     assert "4D" in msg and "12 images share 4 slice positions, 3 at each" in msg
-    assert "NumberOfTemporalPositions 3" in msg and "--frame N" in msg and "1.2.3.4.5" not in msg
+    assert "NumberOfTemporalPositions 3" in msg and "the frame option" in msg and "1.2.3.4.5" not in msg
+    assert err.value.option == "frame"
 
 
 def test_too_large_is_refused_before_reading_pixels(tmp_path, monkeypatch):

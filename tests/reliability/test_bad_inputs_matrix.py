@@ -81,7 +81,7 @@ def _cli_refuses(tmp_path: Path, capsys, bad: Path, *, role: str = "moving", ext
     assert code == 2, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("medfuse fuse: error: ")
-    assert f"--{role}" in err, err  # the message says which input it is about
+    assert f"the {role} scan" in err, err  # the message says which input it is about
     assert str(bad) not in err  # ... by its role, not by its path (tests/reliability/test_canary.py)
     assert list(out.iterdir()) == [], "nothing may be written"
     return err
