@@ -107,21 +107,14 @@ def load_phantom_slices(pair: str, cases: int, slices_per_case: int = 16, seed: 
     and ``slices_per_case`` axial slices are taken evenly from the central 60% of the head.
 
     Raises:
-        UnsupportedInputError: :mod:`medfuse.phantom` is not available, or an unknown pair.
+        UnsupportedInputError: an unknown pair.
     """
     from medfuse.errors import UnsupportedInputError
 
     if pair not in PHANTOM_CONTRAST:
         raise UnsupportedInputError(f"no phantom contrast for pair {pair!r}; expected one of {list(PHANTOM_CONTRAST)}")
-    try:
-        from medfuse.phantom import make_volume, rigid_matrix
-    except ImportError as err:
-        raise UnsupportedInputError(
-            "phantom slices were requested (config 'phantom.cases' > 0) but medfuse.phantom is not available; "
-            "set phantom.cases to 0"
-        ) from err
     from medfuse.intensity import normalize
-    from medfuse.phantom import HEAD_CENTER_MM
+    from medfuse.phantom import HEAD_CENTER_MM, make_volume, rigid_matrix
     from medfuse.volume import to_axial
 
     rng = np.random.default_rng(seed)
