@@ -11,7 +11,8 @@ Every figure is a whole process, measured by the kernel's accounting of the fini
 (``os.wait4``: wall time, user + system CPU time of all its threads, peak resident memory):
 
 * ``floor``: ``python -c`` with nibabel only: read both inputs (as float32), write one RGB24 volume on
-  the MRI's grid, compressed as medfuse writes (the same ``--compress-level``/extension as the rows).
+  the MRI's grid, compressed by nibabel at the level medfuse writes (the same ``--compress-level``/extension as
+  the rows; nibabel uses zlib's default strategy where medfuse's level 1 uses run-length matching).
 * ``floor + import torch``: the same after ``import torch`` (the floor of the network rows).
 * ``medfuse fuse`` (the installed console script) with ``--no-register`` and with registration, for
   the default method of the pair (``medfuse/weights/defaults.json``) and for the default network
