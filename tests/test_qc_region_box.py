@@ -56,3 +56,7 @@ def test_brain_region_equals_the_whole_grid_computation(real_dir, oblique):
     expected = _whole_grid_region(reference, mask)
     assert expected.any() and (mask & ~expected).any()
     np.testing.assert_array_equal(qc.brain_region(reference, mask), expected)
+    # the heights: world_coordinates' numbers (exact on axis-aligned grids, 1e-12 mm on oblique ones)
+    inner = np.nonzero(mask)
+    heights = qc._heights(reference, inner)
+    np.testing.assert_allclose(heights, reference.world_coordinates(np.stack(inner, axis=1))[:, 2], rtol=0, atol=1e-9)
