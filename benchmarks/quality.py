@@ -139,12 +139,8 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
     from medfuse.pipeline import FusionOptions, fuse_volumes
     from medfuse.pairs import MODALITY_OF_PAIR
 
-    import medfuse.inference as inference
-
     modality = MODALITY_OF_PAIR[pair]
     wkey = _digest(weights)
-    if weights is not None and not inference.SUBPIXEL_PHASE_FILTER:
-        wkey += "/no-subpixel-filter"  # the same weights composed differently: a different cache entry
     rows = []
     for p in pairs:
         key = f"{pair}/{p.pair_id}/{method}/{wkey}"
@@ -369,8 +365,6 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown")
     ap.add_argument("--decision", type=Path, default=None, help="also write each task's default decision (JSON)")
     ap.add_argument("--grid", type=Path, default=None, help="only write a PNG of one example per pair, every method")
-    ap.add_argument("--no-subpixel-filter", action="store_true", help="compose pixel-shuffle networks (light) "
-                    "without medfuse.inference.SUBPIXEL_PHASE_FILTER, as before it existed (for comparison)")
     ap.add_argument("--carry", type=Path, default=None, help="a previous run's --json: rows of --methods that have "
                     "no fold weights in --cv-dir are taken from it (marked 'carried' in the table)")
     ap.add_argument("--inner", action="store_true", help="compare configs on each outer fold's inner validation "
@@ -380,11 +374,8 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    import medfuse.inference as inference
     from medfuse.weights import default_network
 
-    if args.no_subpixel_filter:
-        inference.SUBPIXEL_PHASE_FILTER = False
     if not (args.data / "ct_mri").is_dir():
         print(f"no Harvard data at {args.data}; pass --data", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""The shipped ``light`` with and without :data:`medfuse.inference.SUBPIXEL_PHASE_FILTER`, to look at.
+"""The shipped ``light`` with and without the sub-pixel phase filter (``subpixel_filter`` of
+:func:`medfuse.inference.fuse_with_network`), to look at.
 
 ``light`` predicts each 2 x 2 sub-pixel phase with its own head channel (a pixel shuffle). Where those
 channels disagree by a constant, the fused image carries a 2-pixel grid: invisible on AANLIB's
@@ -34,7 +35,6 @@ def main(argv=None) -> int:
     from PIL import Image, ImageDraw
 
     import medfuse.inference as inference
-    from medfuse.fusion import fuse_arrays
     from medfuse.intensity import normalize
     from medfuse.intensity.mask import head_mask
     from medfuse.volume import to_axial
@@ -44,11 +44,9 @@ def main(argv=None) -> int:
     mask = head_mask(ref, "MR") | head_mask(mov, "CT")
     fused = {}
     for flag in (False, True):
-        inference.SUBPIXEL_PHASE_FILTER = flag
-        fused[flag] = fuse_arrays(a, b, "light", pair="ct_mri", affine=ref.affine)
+        fused[flag] = inference.fuse_with_network(a, b, "light", pair="ct_mri", affine=ref.affine, subpixel_filter=flag)
         A, B, F, M = (to_axial(x, ref.affine) for x in (a, b, fused[flag], mask))
         print(f"light, sub-pixel filter {'on ' if flag else 'off'}: grid {artefact_figures(A, B, F, M)['grid']:.2f}")
-    inference.SUBPIXEL_PHASE_FILTER = True
     tiles = [("T1 (spm_T1)", a), ("CT (clinical_scct)", b), ("light, no filter", fused[False]),
              ("light, as shipped", fused[True])]
     size, zoom, head = 3, 3, 16  # pixels per voxel of the full view; the centre crop is `zoom` x that

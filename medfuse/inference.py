@@ -58,7 +58,6 @@ from medfuse.pairs import PAIRS
 from medfuse.slicing import check_fusion_inputs, fuse_slicewise
 
 __all__ = [
-    "SUBPIXEL_PHASE_FILTER",
     "suppress_subpixel_phases",
     "load_model",
     "fuse_with_network",
@@ -85,13 +84,6 @@ RESIDUAL_BOUND = 0.25
 #: with the per-pixel map, 1.23x averaged over 5 x 5, the speckle gone; benchmarks/results/quality3d.md).
 #: The average of weights in [0, 1] is still a weight: the base stays within [min(a, b), max(a, b)].
 ANCHOR_WEIGHT_BOX = 5
-#: a blend head whose output comes through a pixel shuffle (``model.subpixel_factor`` f > 1: ``light``)
-#: has its weight map and residual low-passed in-plane by a triangle of length 2f - 1 (f = 2: the
-#: binomial [1, 2, 1] / 4), whose response is zero at the period-f frequencies: the sub-pixel phases
-#: predicted by different head channels no longer show as a grid (the shipped ``light`` on the smooth
-#: real CT template: high-frequency content of flat regions 0.0109 -> 0.0029, the MRI's own 0.0048).
-#: A weighted mean of weights is still a weight.
-SUBPIXEL_PHASE_FILTER = True
 #: a blend network fuses a volume in slabs of this many batches of slices (after one intensity map per volume):
 #: the temporaries of a slab, not of the whole volume (a 257 x 293 x 249 PET/MR: ~1.3 GB less peak memory)
 SLAB_BATCHES = 2
@@ -267,8 +259,8 @@ def _pad_to_multiple(x, divisor: int):
 def suppress_subpixel_phases(maps: np.ndarray, factor: int) -> np.ndarray:
     """Low-pass the last two axes of ``maps`` in place by a centred triangle of length ``2 * factor - 1``
     (a ``factor`` box convolved with itself, normalized), whose response is zero at every frequency of
-    period ``factor``: a grid left by a pixel-shuffle head (:data:`SUBPIXEL_PHASE_FILTER`) is removed
-    exactly and nothing else of that period survives. ``factor <= 1``: unchanged."""
+    period ``factor``: a grid left by a pixel-shuffle head (``subpixel_filter`` of :func:`fuse_slices`) is
+    removed exactly and nothing else of that period survives. ``factor <= 1``: unchanged."""
     from scipy import ndimage
 
     factor = int(factor)
@@ -347,6 +339,7 @@ def fuse_slices(
     match_intensities: bool = True,
     margin: float | None = OUTPUT_MARGIN,
     residual_bound: float | None = RESIDUAL_BOUND,
+    subpixel_filter: bool = True,
 ) -> np.ndarray:
     """Run a 2D fusion network over a 2D image or a 3D volume, ``batch_size`` slices per pass.
 
@@ -372,6 +365,13 @@ def fuse_slices(
             and to ``[-m * blend, m * (1 - blend)]`` (``m`` the margin, ``blend = w a + (1 - w) b``):
             edges are sharpened, flat-region noise is not amplified, and the output reaches 1
             only where a source does. None: the residual as trained (only ``margin`` applies).
+        subpixel_filter: a blend head whose output comes through a pixel shuffle (``model.subpixel_factor``
+            f > 1: ``light``) has its weight map and residual low-passed in-plane by a triangle of length 2f - 1
+            (f = 2: the binomial [1, 2, 1] / 4; :func:`suppress_subpixel_phases`), whose response is zero at the
+            period-f frequencies: the sub-pixel phases predicted by different head channels no longer show as a
+            grid (the shipped ``light`` on the smooth real CT template: high-frequency content of flat regions
+            0.0109 -> 0.0029, the MRI's own 0.0048). A weighted mean of weights is still a weight. False: as
+            composed before the filter existed (``benchmarks/subpixel_grid.py`` compares the two).
 
     Returns:
         float32 numpy array of ``a``'s shape and storage order, values in [0, 1].
@@ -425,7 +425,7 @@ def fuse_slices(
             del ma, mb
             logits = _run_padded(model.head_logits, model, x, batch_size).cpu().numpy()
             del x
-            if SUBPIXEL_PHASE_FILTER:  # the finest level's map only: the coarser ones are averaged
+            if subpixel_filter:  # the finest level's map only: the coarser ones are averaged
                 # down over 2^l x 2^l blocks, which removes a period-2 pattern by itself
                 suppress_subpixel_phases(logits[:, :1], getattr(model, "subpixel_factor", 1))
             from medfuse.networks.pyramid import compose_pyramid
@@ -438,7 +438,7 @@ def fuse_slices(
             del ma, mb  # only x is needed from here (peak memory of a 3D volume: benchmarks/startup.py)
             wr = _predict_blend(model, x, batch_size).cpu().numpy()  # (S, 2, H, W)
             del x
-            if SUBPIXEL_PHASE_FILTER:
+            if subpixel_filter:
                 suppress_subpixel_phases(wr, getattr(model, "subpixel_factor", 1))
             if anchored and ANCHOR_WEIGHT_BOX > 1:
                 from scipy import ndimage
@@ -507,6 +507,7 @@ def fuse_with_network(
     device: str = "cpu",
     match_intensities: bool = True,
     margin: float | None = OUTPUT_MARGIN,
+    subpixel_filter: bool = True,
 ) -> np.ndarray:
     """Fuse two registered, normalized images with a trained network.
 
@@ -527,6 +528,7 @@ def fuse_with_network(
             of the checkpoint's pair first (module docstring, :func:`match_training_intensities`).
         margin: bound of the output around the sources' local range (:func:`clamp_to_local_range`);
             None: the raw network output.
+        subpixel_filter: see :func:`fuse_slices`.
 
     Returns:
         float32 array of the inputs' shape, values in [0, 1].
@@ -562,7 +564,8 @@ def fuse_with_network(
                                     "fuse_with_network takes gray images (1 channel each)")
     if info["spatial_dims"] == 2:
         fused = fuse_slices(model, a, b, affine=affine, axis=axis, batch_size=batch_size, device=dev,
-                            pair=info.get("pair") or pair, match_intensities=match_intensities, margin=margin)
+                            pair=info.get("pair") or pair, match_intensities=match_intensities, margin=margin,
+                            subpixel_filter=subpixel_filter)
     else:
         fused = _fuse_volume(model, info, a, b, batch_size, dev, margin)
     return np.ascontiguousarray(fused, dtype=np.float32)
