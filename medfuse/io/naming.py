@@ -105,20 +105,29 @@ def log_name(path: str | os.PathLike) -> str:
 
 
 @contextlib.contextmanager
-def read_as(path: str | os.PathLike, label: str) -> Iterator[None]:
-    """Read ``path`` as ``label`` (e.g. ``"the moving scan (--moving)"``): inside, log lines name it by the label
+def read_as(path: str | os.PathLike, label: str, role: str | None = None) -> Iterator[None]:
+    """Read ``path`` as ``label`` (e.g. ``"the moving scan"``): inside, log lines name it by the label
     (:func:`input_label`), and an error raised inside is re-raised with every spelling of the path replaced by
-    the label (:func:`redact`), same type, one line."""
+    the label (:func:`redact`), same type, one line. A medfuse error keeps its ``option`` (its message still
+    names it as :data:`medfuse.errors.OPTION`, for the door to word) and gets ``role``, when given."""
     from medfuse.errors import MedfuseError
 
     with input_label(path, label):
         try:
             yield
-        except (MedfuseError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        except MedfuseError as err:
+            if role is not None:
+                err.role = role
+            message = err.args[0] if err.args and isinstance(err.args[0], str) else None
+            text = None if message is None else redact(message)
+            if text is None or text == message:
+                raise
+            raise type(err)(text, role=err.role, option=err.option) from None  # the original text names the path
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
             text = redact(str(err))
             if text == str(err):
                 raise
-            raise type(err)(text) from None  # the original text names the path
+            raise type(err)(text) from None
 
 
 def source_name(source: str | os.PathLike | None) -> str:

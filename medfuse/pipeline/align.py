@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medfuse.errors import SpaceMismatchError
-from medfuse.pipeline.options import FusionOptions, Progress, RegistrationOptions
+from medfuse.pipeline.options import FusionOptions, Progress, RegistrationOptions, report_progress
 from medfuse.volume import Volume
 
 __all__ = ["PreparedPair", "align_pair", "prepare_pair"]
@@ -37,11 +37,6 @@ class PreparedPair:
     aligned: Volume
     alignment: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _step(progress: Progress | None, percent: int, step: str) -> None:
-    if progress is not None:
-        progress(int(percent), step)
 
 
 def align_pair(reference: Volume, moving: Volume, options: RegistrationOptions | None = None, *,
@@ -85,10 +80,10 @@ def align_pair(reference: Volume, moving: Volume, options: RegistrationOptions |
     if register is False:
         return reg.resample_to_reference(moving, reference), None, {
             "registered": False, "reason": "registration turned off: resampled through the scanner coordinates"}
-    _step(progress, 20, "registering")
+    report_progress(progress, 20, "registering")
 
     def stage(percent: int, name: str) -> None:  # the registration's own stages, on 20-60 of the whole
-        _step(progress, 20 + (40 * percent) // 100, f"registering: {name}")
+        report_progress(progress, 20 + (40 * percent) // 100, f"registering: {name}")
 
     result = reg.register(reference, moving, transform=options.registration_type,
                           checks=not options.accept_registration,
@@ -124,7 +119,7 @@ def prepare_pair(reference: Volume, moving: Volume, options: RegistrationOptions
     aligned, registration, alignment = align_pair(reference, moving, options, progress=progress)
     timings = {"register": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    _step(progress, 60, "normalizing")
+    report_progress(progress, 60, "normalizing")
     ref_n = normalize(reference)
     mov_n = normalize(aligned, window=getattr(options, "window", None))
     mov_n.meta["alignment"] = alignment

@@ -13,16 +13,11 @@ import numpy as np
 
 from medfuse.pipeline.fuse import fuse_volumes
 from medfuse.pipeline.load import load_inputs, role_label
-from medfuse.pipeline.options import FusionOptions, Progress, RegistrationOptions
+from medfuse.pipeline.options import FusionOptions, Progress, RegistrationOptions, report_progress
 from medfuse.pipeline.outputs import OutputPlan
 from medfuse.pipeline.provenance import Provenance
 
 __all__ = ["fuse_files", "register_files"]
-
-
-def _step(progress: Progress | None, percent: int, step: str) -> None:
-    if progress is not None:
-        progress(int(percent), step)
 
 
 def fuse_files(
@@ -48,15 +43,15 @@ def fuse_files(
     """
     options = options or FusionOptions()
     plan = OutputPlan.for_fusion(out, options)
-    _step(progress, 5, "loading")
+    report_progress(progress, 5, "loading")
     ref, mov = load_inputs(reference, moving, options)
     plan.check_input(ref)
-    _step(progress, 15, "loaded")
+    report_progress(progress, 15, "loaded")
     result = fuse_volumes(ref, mov, options, progress=progress, paths=(reference, moving),
                           rgb_dtype=np.uint8 if ref.ndim == 3 else np.float32)  # 3D colour: uint8 (a quarter)
-    _step(progress, 90, "writing")
+    report_progress(progress, 90, "writing")
     written = plan.write(result, ref, mov)
-    _step(progress, 100, "done")
+    report_progress(progress, 100, "done")
     return written
 
 

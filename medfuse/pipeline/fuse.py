@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medfuse.pipeline.align import prepare_pair
-from medfuse.pipeline.options import FusionOptions, Progress
+from medfuse.pipeline.options import FusionOptions, Progress, report_progress
 from medfuse.pipeline.provenance import Provenance
 from medfuse.volume import Volume
 
@@ -77,11 +77,6 @@ def default_method(moving: Volume) -> str:
     return default_method_for_pair(pair_for_modality(moving.modality)) or "mean"
 
 
-def _step(progress: Progress | None, percent: int, step: str) -> None:
-    if progress is not None:
-        progress(int(percent), step)
-
-
 def fuse_volumes(
     reference: Volume,
     moving: Volume,
@@ -117,7 +112,6 @@ def fuse_volumes(
         RegistrationError: see :func:`~medfuse.pipeline.align.align_pair`.
     """
     from medfuse.color import colormap_for, colour_record, fuse_colormapped, fuse_in_colour
-    from medfuse.errors import OPTION, OptionError
     from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality, voxelwise_fusion
     from medfuse.modality import require_modality
     from medfuse.pair_check import check_pair
@@ -131,16 +125,14 @@ def fuse_volumes(
                             names=(role_label("reference"), role_label("moving")))
     provenance.add("pair_check", **pair_check)
     method = options.method or default_method(moving)
+    options.check_weights_for(method)  # the default method is known only now
     kind = available_methods()[method]
-    if options.weights is not None and kind != "network":
-        raise OptionError(f"weights are for networks, and '{method}' is a classical method; drop {OPTION} or "
-                          "choose a network as the method", option="weights")
     colour_map = colormap_for(moving.modality, options.colormap) if moving.ndim == 3 and moving.rgb is None else None
     prepared = prepare_pair(reference, moving, options, progress=progress)
     ref_n, mov_n, timings = prepared.reference, prepared.moving, prepared.timings
     provenance.add("align", **prepared.alignment)
     provenance.add("normalize", reference=ref_n.meta.get("normalization"), moving=mov_n.meta.get("normalization"))
-    _step(progress, 70, f"fusing with {method}")
+    report_progress(progress, 70, f"fusing with {method}")
     pair = pair_for_modality(moving.modality)
     weights_used = None
     if kind == "network":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from medfuse.errors import MedfuseError, SpaceMismatchError
+from medfuse.errors import SpaceMismatchError
 from medfuse.pipeline.options import RegistrationOptions
 from medfuse.volume import Volume
 
@@ -43,29 +43,17 @@ def load_inputs(
         SpaceMismatchError: a 2D and a 3D input.
     """
     from medfuse.io import load_volume
-    from medfuse.io.naming import input_label, redact
+    from medfuse.io.naming import read_as
     from medfuse.modality import require_modality
 
     options = options or RegistrationOptions()
     volumes = []
     for role, path in zip(ROLES, (reference, moving)):
         label = role_label(role)
-        with input_label(path, label):  # messages and logs name the input by its role, never by its path
-            try:
-                volume = load_volume(path, **options.input(role).load_kwargs())
-                volume.source = label
-                require_modality(volume, role)
-            except MedfuseError as err:
-                err.role = role
-                text = redact(err.args[0]) if err.args and isinstance(err.args[0], str) else None
-                if text is None or text == err.args[0]:
-                    raise
-                raise type(err)(text, role=role, option=err.option) from None  # the original text may name the path
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
-                text = redact(str(err))
-                if text == str(err):
-                    raise
-                raise type(err)(text) from None
+        with read_as(path, label, role):  # messages and logs name the input by its role, never by its path
+            volume = load_volume(path, **options.input(role).load_kwargs())
+            volume.source = label
+            require_modality(volume, role)
         volumes.append(volume)
     ref, mov = volumes
     if ref.ndim != mov.ndim:

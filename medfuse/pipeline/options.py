@@ -27,6 +27,7 @@ __all__ = [
     "RegistrationOptions",
     "FusionOptions",
     "Progress",
+    "report_progress",
     "REGISTRATION_TYPES",
     "OUT_FORMATS",
     "GRAY_COLORMAPS",
@@ -34,6 +35,12 @@ __all__ = [
 
 #: a progress callback: ``progress(percent, step)``, called at each step of the pipeline
 Progress = Callable[[int, str], None]
+
+
+def report_progress(progress: Progress | None, percent: int, step: str) -> None:
+    """Tell ``progress`` (if any) that ``step`` starts at ``percent`` of the whole run."""
+    if progress is not None:
+        progress(int(percent), step)
 
 
 @dataclass(frozen=True)
@@ -207,10 +214,9 @@ class FusionOptions(RegistrationOptions):
             if not weights.is_file():
                 raise UnsupportedInputError(f"{weights}: weights file not found; give an existing checkpoint with "
                                             f"{OPTION}", option="weights")
-            if self.method is not None and methods[self.method] != "network":
-                raise OptionError(f"weights are for networks, and '{self.method}' is a classical method; drop "
-                                  f"{OPTION} or choose a network as the method", option="weights")
             object.__setattr__(self, "weights", weights)
+            if self.method is not None:
+                self.check_weights_for(self.method)
         if str(self.device).startswith("cuda"):
             import torch
 
@@ -235,11 +241,17 @@ class FusionOptions(RegistrationOptions):
             elif not isinstance(value, bool):
                 object.__setattr__(self, name, Path(value))
 
-    def method_kind(self, method: str) -> str:
-        """``"classical"`` or ``"network"``."""
+    def check_weights_for(self, method: str) -> None:
+        """Refuse ``weights`` with a classical ``method`` (the given one, or the pair's default once known).
+
+        Raises:
+            OptionError: weights given and ``method`` is not a network (its ``option`` is ``weights``).
+        """
         from medfuse.fusion import available_methods
 
-        return available_methods()[method]
+        if self.weights is not None and available_methods()[method] != "network":
+            raise OptionError(f"weights are for networks, and '{method}' is a classical method; drop {OPTION} or "
+                              "choose a network as the method", option="weights")
 
 
 def _checked_window(window):
