@@ -200,13 +200,17 @@ class PatchSampler:
         rot90: random multiples of 90 degree rotations.
         min_foreground: resample a patch (up to 10 tries) while less than this fraction of its pixels
             has ``max(a, b) > 0.1`` (AANLIB slices are mostly black background).
+        appearance: probability, per source per patch, of one appearance perturbation of a random
+            kind and strength (:func:`medfuse.training.augment.random_appearance`: gamma, intensity
+            scale, Gaussian noise, blur, half resolution; how other collections differ). 0 (the
+            default) draws nothing, so patches are bit-identical to a sampler without it.
         generator: a seeded ``torch.Generator``; its state is the sampler's whole state.
 
     ``sample(batch)`` returns ``(a, b)`` tensors ``(batch, 1, crop, crop)`` in [0, 1].
     """
 
     def __init__(self, pairs: Sequence[SlicePair], crop: int, *, flip: bool = True, rot90: bool = True,
-                 min_foreground: float = 0.1, generator=None) -> None:
+                 min_foreground: float = 0.1, appearance: float = 0.0, generator=None) -> None:
         import torch
 
         if not pairs:
@@ -216,6 +220,9 @@ class PatchSampler:
         self.crop = int(crop)
         self.flip, self.rot90 = bool(flip), bool(rot90)
         self.min_foreground = float(min_foreground)
+        if not 0.0 <= appearance <= 1.0:
+            raise ValueError(f"appearance must be a probability in [0, 1]; got {appearance!r}")
+        self.appearance = float(appearance)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         # numpy for the per-patch work: tiny tensor operations would each go through torch's
         # thread pool, which costs more than the work itself (20x on a busy 2-core machine)
@@ -249,7 +256,18 @@ class PatchSampler:
             k = self._randint(4)
             if k:
                 patch = np.rot90(patch, k, axes=(1, 2))
+        if self.appearance > 0:
+            patch = np.stack([self._appearance(src) for src in patch])
         return patch
+
+    def _appearance(self, src: np.ndarray) -> np.ndarray:
+        import torch
+
+        from medfuse.training.augment import random_appearance
+
+        if float(torch.rand((), generator=self.generator, dtype=torch.float64)) >= self.appearance:
+            return src
+        return random_appearance(np.ascontiguousarray(src), self.generator)
 
     def sample(self, batch: int):
         """``(a, b)``: two ``(batch, 1, crop, crop)`` float32 tensors."""

@@ -68,7 +68,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "loss": {"weights": {"var_ssim": 1.0}, "win_size": 11, "intensity_mode": "max", "saliency_window": 11,
              "gradient_gain": 1.0},
     "adversarial": {"weight": 0.0, "lr": 2e-4, "channels": 16, "num_layers": 3},
-    "augment": {"flip": True, "rot90": True, "min_foreground": 0.1},
+    "augment": {"flip": True, "rot90": True, "min_foreground": 0.1, "appearance": 0.0},
     "val_fraction": 0.2,
     "split_seed": 0,
     "val_every": 250,
@@ -169,6 +169,8 @@ def _validate(cfg: dict) -> None:
          f"fine_tune_lr must be > 0; got {cfg['fine_tune_lr']!r}")
     need(0.0 <= cfg["volumes"]["min_head_fraction"] <= 1.0,
          f"volumes.min_head_fraction must be in [0, 1]; got {cfg['volumes']['min_head_fraction']!r}")
+    need(isinstance(cfg["augment"]["appearance"], (int, float)) and 0.0 <= cfg["augment"]["appearance"] <= 1.0,
+         f"augment.appearance must be a probability in [0, 1]; got {cfg['augment']['appearance']!r}")
     need(cfg["schedule"] in _SCHEDULES, f"schedule must be one of {_SCHEDULES}; got {cfg['schedule']!r}")
     need(cfg["network"]["spatial_dims"] == 2, "only spatial_dims 2 can be trained from 2D slices; got "
          f"{cfg['network']['spatial_dims']!r} (3D networks are built with medfuse.networks.build_network)")
@@ -500,7 +502,8 @@ def train(
         opt_d = torch.optim.Adam(discs.parameters(), lr=adv["lr"], betas=(0.5, 0.999))
     generator = torch.Generator().manual_seed(int(cfg["seed"]))
     sampler = PatchSampler(train_pairs, cfg["crop"], flip=cfg["augment"]["flip"], rot90=cfg["augment"]["rot90"],
-                           min_foreground=cfg["augment"]["min_foreground"], generator=generator)
+                           min_foreground=cfg["augment"]["min_foreground"],
+                           appearance=cfg["augment"]["appearance"], generator=generator)
     start, history, validation, train_seconds = 0, [], [], 0.0
     if ckpt is not None:
         opt.load_state_dict(ckpt["optimizer"])
