@@ -87,8 +87,7 @@ def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_
     Returns:
         A :class:`FieldOfView`.
     """
-    from scipy import ndimage
-
+    from medfuse.distance import distance_mm
     from medfuse.registration.resample import resample_to_reference
 
     ones = Volume(np.ones(moving.shape, dtype=np.float32), moving.affine, moving.modality)
@@ -108,8 +107,9 @@ def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_
     head_coverage = float(np.count_nonzero(head & covered) / np.count_nonzero(head))
     record: dict[str, Any] = {"head_coverage": round(head_coverage, 4),
                               "grid_coverage": round(float(covered.mean()), 4)}
-    distance = ndimage.distance_transform_edt(covered, sampling=reference.spacing)
-    weight = np.clip(distance / float(feather_mm), 0.0, 1.0).astype(np.float32)
+    weight = distance_mm(covered, reference.spacing)  # float32, in place from here on
+    weight /= np.float32(feather_mm)
+    np.clip(weight, 0.0, 1.0, out=weight)
     where = _where(reference, head, ~covered)
     record.update(
         uncovered=(f"{100 * (1 - head_coverage):.1f}% of the reference head" + (f", {where}" if where else "")
