@@ -58,13 +58,23 @@ class FieldOfView:
                 "the whole head to fuse it all")
 
 
+def _mean_index(mask: np.ndarray) -> np.ndarray:
+    """The mean voxel index of a boolean mask, from its per-axis counts (no index list of every voxel)."""
+    total = np.count_nonzero(mask)
+    means = []
+    for axis in range(mask.ndim):
+        counts = np.count_nonzero(mask, axis=tuple(a for a in range(mask.ndim) if a != axis))
+        means.append(float(np.dot(counts, np.arange(mask.shape[axis], dtype=np.float64))) / total)
+    return np.asarray(means)
+
+
 def _where(reference: Volume, head: np.ndarray, uncovered: np.ndarray) -> str:
     """Where the uncovered part of the head lies, in patient directions (e.g. "inferior and anterior")."""
     part = head & uncovered
     if not part.any():
         return ""
-    centre = reference.world_coordinates(np.argwhere(head).mean(axis=0, keepdims=True))[0]
-    offset = reference.world_coordinates(np.argwhere(part).mean(axis=0, keepdims=True))[0] - centre
+    centre = reference.world_coordinates(_mean_index(head)[None])[0]
+    offset = reference.world_coordinates(_mean_index(part)[None])[0] - centre
     if not np.any(np.abs(offset) > 1.0):
         return "around the edge of the head"
     words = [(abs(offset[a]), _SIDES[a][0 if offset[a] > 0 else 1]) for a in range(3)
