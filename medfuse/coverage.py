@@ -102,6 +102,7 @@ def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_
 
     ones = Volume(np.ones(moving.shape, dtype=np.float32), moving.affine, moving.modality)
     covered = resample_to_reference(ones, reference, transform, "nearest", default_value=0.0).array > 0.5
+    del ones
     if covered.all():
         return FieldOfView(None, 1.0, {"head_coverage": 1.0, "grid_coverage": 1.0,
                                        "uncovered": "none: the moving scan covers the whole reference grid"})
@@ -133,7 +134,7 @@ def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_
 
 
 def feather_uncovered(fused: np.ndarray, reference01: np.ndarray, weight: np.ndarray | None,
-                      rgb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                      rgb: np.ndarray | None = None, *, in_place: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Blend the fused image into the reference where the moving scan ends: ``w * fused + (1 - w) * reference``.
 
     Args:
@@ -143,20 +144,27 @@ def feather_uncovered(fused: np.ndarray, reference01: np.ndarray, weight: np.nda
         rgb: the fused colour volume ``(X, Y, Z, 3)`` on 0..255 (any dtype; returned in the same dtype), whose
             uncovered part becomes the reference in grey.
 
+        in_place: blend into ``fused`` (float32) and ``rgb`` themselves instead of copies (the pipeline owns
+            both: no second ~130 MB copy of a head volume).
+
     Returns:
-        ``(fused, rgb)`` blended (new arrays; the inputs are not changed).
+        ``(fused, rgb)`` blended (new arrays unless ``in_place``).
     """
     if weight is None:
         return fused, rgb
-    band = np.asarray(weight) < 1.0  # only the ramp and the uncovered part change
-    w = np.asarray(weight, dtype=np.float32)[band]
-    ref = np.asarray(reference01, dtype=np.float32)[band]
-    out = np.array(fused, dtype=np.float32)
-    out[band] = w * out[band] + (1.0 - w) * ref
+    band = np.nonzero(np.asarray(weight).reshape(-1) < 1.0)[0]  # only the ramp and the uncovered part change
+    w = np.asarray(weight, dtype=np.float32).reshape(-1)[band]
+    ref = np.asarray(reference01, dtype=np.float32).reshape(-1)[band]
+    own = in_place and isinstance(fused, np.ndarray) and fused.dtype == np.float32 and fused.flags.c_contiguous
+    out = fused if own else np.array(fused, dtype=np.float32)
+    flat = out.reshape(-1)
+    flat[band] = w * flat[band] + (1.0 - w) * ref
     if rgb is not None:
-        rgb = np.array(rgb)
-        blended = w[:, None] * rgb[band].astype(np.float32) + (1.0 - w[:, None]) * (255.0 * ref)[:, None]
+        if not (in_place and isinstance(rgb, np.ndarray) and rgb.flags.c_contiguous):
+            rgb = np.array(rgb)
+        pixels = rgb.reshape(-1, rgb.shape[-1])
+        blended = w[:, None] * pixels[band].astype(np.float32) + (1.0 - w[:, None]) * (255.0 * ref)[:, None]
         if np.issubdtype(rgb.dtype, np.integer):
             blended = np.clip(np.rint(blended), 0, 255)
-        rgb[band] = blended.astype(rgb.dtype)
+        pixels[band] = blended.astype(rgb.dtype)
     return out, rgb

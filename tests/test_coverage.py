@@ -126,3 +126,19 @@ def test_tcga_partial_coverage_warns_in_one_line_through_the_pipeline(real_dir, 
     assert "TCGA" not in lines[0] and "shows the reference alone" in lines[0]
     record = json.loads(written["sidecar"].read_text())
     assert record["registration"]["field_of_view"]["uncovered_shows"] == "the reference alone"
+
+
+def test_feather_in_place_equals_the_copy_and_blends_into_the_given_arrays():
+    rng = np.random.default_rng(3)
+    w = np.clip(rng.random((6, 7, 8)).astype(np.float32) * 2 - 0.5, 0, 1)
+    ref = rng.random((6, 7, 8)).astype(np.float32)
+    fused = rng.random((6, 7, 8)).astype(np.float32)
+    rgb = rng.integers(0, 256, (6, 7, 8, 3)).astype(np.uint8)
+    copy_f, copy_rgb = feather_uncovered(fused, ref, w, rgb)
+    assert copy_f is not fused and not np.array_equal(copy_f, fused)  # the inputs untouched by default
+    f2, rgb2 = fused.copy(), rgb.copy()
+    out_f, out_rgb = feather_uncovered(f2, ref, w, rgb2, in_place=True)
+    assert out_f is f2 and out_rgb is rgb2
+    np.testing.assert_array_equal(out_f, copy_f)
+    np.testing.assert_array_equal(out_rgb, copy_rgb)
+    np.testing.assert_allclose(out_f, w * fused + (1 - w) * ref, atol=1e-6)

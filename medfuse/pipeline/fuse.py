@@ -50,6 +50,8 @@ class FusionResult:
         pair_check: the pair check's record (:func:`medfuse.pair_check.check_pair`).
         options: the options it was made with.
         provenance: the steps as they ran (:class:`~medfuse.pipeline.provenance.Provenance`).
+        reference_mask: 3D: the reference's head mask (:attr:`~medfuse.pipeline.align.PreparedPair.reference_mask`)
+            for the QC picture; not written anywhere.
     """
 
     fused: Volume
@@ -66,6 +68,7 @@ class FusionResult:
     pair_check: dict[str, Any] | None = None
     options: FusionOptions | None = None
     provenance: Provenance = field(default_factory=lambda: Provenance("fuse"))
+    reference_mask: np.ndarray | None = field(default=None, repr=False)
 
 
 def default_method(moving: Volume) -> str:
@@ -162,8 +165,12 @@ def fuse_volumes(
         from medfuse.coverage import feather_uncovered, field_of_view
 
         fov = field_of_view(reference, moving,
-                            None if prepared.registration is None else prepared.registration.transform)
-        fused, rgb = feather_uncovered(fused, ref_n.array, fov.weight, rgb)
+                            None if prepared.registration is None else prepared.registration.transform,
+                            head=prepared.reference_mask)
+        inputs = [a for a in (ref_n.array, mov_n.array, mov_n.rgb) if a is not None]
+        owned = not any(np.may_share_memory(a, b) for a in (fused, rgb) if a is not None for b in inputs)
+        fused, rgb = feather_uncovered(fused, ref_n.array, fov.weight, rgb, in_place=owned)  # owned: made above
+        fov.weight = None  # ~75 MB, no longer needed
         mov_n.meta["alignment"]["field_of_view"] = fov.record
         provenance.add("field_of_view", **fov.record)
         if fov.warning(moving.name):
@@ -174,7 +181,7 @@ def fuse_volumes(
     log.debug("fused with %s in %.2f s (register %.2f s)", method, sum(timings.values()), timings["register"])
     return FusionResult(out, ref_n, mov_n, method, prepared.registration, timings,
                         dict(mov_n.meta.get("alignment", {})), weights_used, quantitative, colour, ignored,
-                        pair_check, options, provenance)
+                        pair_check, options, provenance, prepared.reference_mask)
 
 
 def _fused_volume(reference: Volume, fused: np.ndarray, rgb, method: str, colour_map: str | None,
