@@ -51,29 +51,24 @@ OTHER_COLLECTION = "cdd-spect-"
 
 
 def perturb(x: np.ndarray, kind: str, role: str, seed: int) -> np.ndarray:
-    """``x`` (uint8, ``(H, W)`` or ``(H, W, 3)``) perturbed by ``kind`` (module docstring); uint8."""
-    from scipy import ndimage
+    """``x`` (uint8, ``(H, W)`` or ``(H, W, 3)``) perturbed by ``kind`` at the fixed strengths of the module
+    docstring (the perturbations themselves: :mod:`medfuse.training.augment`, which training draws from
+    at random strengths); uint8."""
+    from medfuse.training.augment import perturb_appearance
 
-    v = x.astype(np.float64) / 255.0
-    if kind == "gamma":
-        v = v ** (0.7 if role == "mri" else 1.5)
-    elif kind == "scale":
-        v = 0.6 * v
-    elif kind == "noise":
-        rng = np.random.default_rng(seed + (0 if role == "mri" else 1))
-        v = v + rng.normal(0.0, 0.03, v.shape[:2])[(...,) + ((None,) if v.ndim == 3 else ())]
-    elif kind == "blur":
-        v = ndimage.gaussian_filter(v, (1.0, 1.0) + (0,) * (v.ndim - 2), mode="nearest")
-    elif kind == "lowres":
-        import torch
-        import torch.nn.functional as F
-
-        t = torch.from_numpy(np.atleast_3d(v).transpose(2, 0, 1)[None].copy())
-        small = F.interpolate(t, scale_factor=0.5, mode="area")
-        v = F.interpolate(small, size=v.shape[:2], mode="bilinear", align_corners=False)[0].numpy().transpose(1, 2, 0)
-        v = v[:, :, 0] if x.ndim == 2 else v
-    else:
+    if kind not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {kind!r}; expected one of {PERTURBATIONS}")
+    v = x.astype(np.float64) / 255.0
+    strength = noise = None
+    if kind == "gamma":
+        strength = 0.7 if role == "mri" else 1.5
+    elif kind == "scale":
+        strength = 0.6
+    elif kind == "noise":
+        noise = np.random.default_rng(seed + (0 if role == "mri" else 1)).normal(0.0, 0.03, v.shape[:2])
+    elif kind == "blur":
+        strength = 1.0
+    v = perturb_appearance(v, kind, strength, noise)
     return np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -7,7 +7,7 @@ training folds (``--inner``: one more case-level split inside the training folds
 fold ``i``), so the reported folds take no part in any choice.
 
     python -m medfuse.training.cv --pair ct_mri --method light --fold 0 [--folds 3] [--out-dir cv]
-           [--config OVERRIDES.json] [--iterations N] [--inner] [--tag NAME]
+           [--config OVERRIDES.json] [--iterations N] [--inner] [--tag NAME] [--resume]
 
 writes ``<out-dir>/<pair>/fold<i>/<pair>_<method>.pt`` (``--inner``: ``.../fold<i>/inner/``;
 ``--tag``: ``<pair>_<method>-<tag>.pt``).
@@ -75,9 +75,10 @@ def fold_weights_path(out_dir, pair: str, method: str, fold: int, inner: bool = 
 
 def train_fold(pair: str, method: str, fold: int, *, data_dir, out_dir, k: int = DEFAULT_FOLDS,
                config: dict | None = None, iterations: int | None = None, inner: bool = False,
-               tag: str | None = None, force: bool = False, progress: bool = False):
+               tag: str | None = None, force: bool = False, resume: bool = False, progress: bool = False):
     """Train ``method`` for ``pair`` on every fold but ``fold`` (``inner``: on the inner training cases
-    of those folds only); returns the trainer's summary with ``test_cases`` added."""
+    of those folds only); ``resume``: continue the fold's checkpoint when it exists (a killed run);
+    returns the trainer's summary with ``test_cases`` added."""
     from medfuse.training.trainer import train
 
     folds = fold_cases(data_dir, pair, k)
@@ -93,7 +94,7 @@ def train_fold(pair: str, method: str, fold: int, *, data_dir, out_dir, k: int =
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     summary = train(pair, method, out, config=cfg, data_dir=data_dir, iterations=iterations, force=force,
-                    progress=progress, exclude_cases=excluded)
+                    resume=resume, progress=progress, exclude_cases=excluded)
     summary["test_cases"] = test
     summary["wall_seconds"] = time.perf_counter() - t0
     return summary
@@ -113,6 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tag", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue the fold's checkpoint when it exists")
     args = ap.parse_args(argv)
     import torch
 
@@ -120,7 +122,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = json.loads(Path(args.config).read_text()) if args.config else None
     s = train_fold(args.pair, args.method, args.fold, data_dir=args.data, out_dir=args.out_dir, k=args.folds,
-                   config=config, iterations=args.iterations, inner=args.inner, tag=args.tag, force=args.force)
+                   config=config, iterations=args.iterations, inner=args.inner, tag=args.tag, force=args.force,
+                   resume=args.resume)
     print(json.dumps({"out": s["out"], "test_cases": s["test_cases"], "train_cases": s["split"]["train_cases"],
                       "wall_seconds": round(s["wall_seconds"], 1),
                       "seconds_per_iteration": round(s["seconds_per_iteration"], 3), "final": s["final"]}))

@@ -40,3 +40,15 @@ def test_fold_network_never_trains_on_its_test_fold(harvard_tiny, tmp_path):
     inner = train_fold("ct_mri", "light", 1, data_dir=harvard_tiny, out_dir=tmp_path, config=dict(TINY),
                        iterations=1, inner=True)
     assert not set(inner["split"]["train_cases"]) & (set(folds[1]) | set(inner["test_cases"]))
+
+
+def test_a_killed_fold_run_resumes_from_its_checkpoint(harvard_tiny, tmp_path):
+    from medfuse.errors import OutputExistsError
+
+    train_fold("ct_mri", "light", 0, data_dir=harvard_tiny, out_dir=tmp_path, config=dict(TINY), iterations=1)
+    with pytest.raises(OutputExistsError, match="--resume"):
+        train_fold("ct_mri", "light", 0, data_dir=harvard_tiny, out_dir=tmp_path, config=dict(TINY), iterations=2)
+    s = train_fold("ct_mri", "light", 0, data_dir=harvard_tiny, out_dir=tmp_path, config=dict(TINY), iterations=2,
+                   resume=True)
+    ckpt = torch.load(fold_weights_path(tmp_path, "ct_mri", "light", 0), weights_only=True)
+    assert ckpt["iteration"] == 2 and s["iteration"] == 2 and s["test_cases"]

@@ -56,6 +56,8 @@ def test_config_errors(tmp_path):
         load_config("light", {"iterations": 0})
     with pytest.raises(UnsupportedInputError, match="mdgan only"):
         load_config("light", {"adversarial": {"weight": 1.0}})
+    with pytest.raises(UnsupportedInputError, match="augment.appearance must be a probability"):
+        load_config("light", {"augment": {"appearance": 1.5}})
     with pytest.raises(UnsupportedInputError, match="unknown loss"):
         load_config("light", {"loss": {"weights": {"perceptual": 1.0}}})
     with pytest.raises(UnsupportedInputError, match="unknown network"):
