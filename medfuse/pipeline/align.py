@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from medfuse.errors import SpaceMismatchError
 from medfuse.pipeline.options import FusionOptions, Progress, RegistrationOptions, report_progress
 from medfuse.volume import Volume
@@ -29,6 +31,9 @@ class PreparedPair:
         alignment: how the moving scan was put on the reference grid, in words and figures (the sidecar's
             ``registration``): ``{"registered": bool, "reason": ...}`` plus the registration's summary.
         timings: seconds per step (``register``, ``normalize``).
+        reference_mask: 3D: the reference's head mask (:func:`~medfuse.intensity.mask.head_mask` of the reference
+            as read), computed once and shared by its normalization, the field-of-view step and the QC picture;
+            None for 2D slices.
     """
 
     reference: Volume
@@ -37,6 +42,7 @@ class PreparedPair:
     aligned: Volume
     alignment: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    reference_mask: np.ndarray | None = field(default=None, repr=False)
 
 
 def align_pair(reference: Volume, moving: Volume, options: RegistrationOptions | None = None, *,
@@ -110,6 +116,7 @@ def prepare_pair(reference: Volume, moving: Volume, options: RegistrationOptions
         A :class:`PreparedPair`.
     """
     from medfuse.intensity import normalize
+    from medfuse.intensity.mask import head_mask
     from medfuse.modality import require_modality
 
     options = options or FusionOptions()
@@ -120,8 +127,10 @@ def prepare_pair(reference: Volume, moving: Volume, options: RegistrationOptions
     timings = {"register": time.perf_counter() - t0}
     t0 = time.perf_counter()
     report_progress(progress, 60, "normalizing")
-    ref_n = normalize(reference)
+    # one head mask of the reference per run: its normalization statistics, the field-of-view step and the QC picture
+    ref_mask = head_mask(reference) if reference.ndim == 3 else None
+    ref_n = normalize(reference, mask=ref_mask if ref_mask is not None and ref_mask.any() else None)
     mov_n = normalize(aligned, window=getattr(options, "window", None))
     mov_n.meta["alignment"] = alignment
     timings["normalize"] = time.perf_counter() - t0
-    return PreparedPair(ref_n, mov_n, registration, aligned, alignment, timings)
+    return PreparedPair(ref_n, mov_n, registration, aligned, alignment, timings, ref_mask)

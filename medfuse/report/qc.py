@@ -72,10 +72,32 @@ def _canonical(volume: Volume, array: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return out, spacing
 
 
-def _smooth(a: np.ndarray, sigma: float) -> np.ndarray:
+def _smooth(a: np.ndarray, sigma) -> np.ndarray:
     from scipy.ndimage import gaussian_filter
 
-    return gaussian_filter(np.asarray(a, dtype=np.float32), sigma)
+    return gaussian_filter(np.asarray(a, dtype=np.float32), sigma, truncate=_SMOOTH_TRUNCATE)
+
+
+#: reach of :func:`_smooth` in standard deviations (``scipy.ndimage.gaussian_filter``'s default ``truncate``)
+_SMOOTH_TRUNCATE = 4.0
+
+
+def _bounding_box(mask: np.ndarray, margin=0) -> tuple[slice, ...]:
+    """The slices of the smallest box holding every True voxel of ``mask`` (not empty), widened by ``margin`` voxels
+    per axis (a number or one per axis) and cut at the grid's edges."""
+    margin = np.broadcast_to(np.asarray(margin, dtype=int), (mask.ndim,))
+    box = []
+    for axis in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(j for j in range(mask.ndim) if j != axis)))
+        lo, hi = int(idx[0]) - int(margin[axis]), int(idx[-1]) + 1 + int(margin[axis])
+        box.append(slice(max(lo, 0), min(hi, mask.shape[axis])))
+    return tuple(box)
+
+
+def _smooth_margin(sigma, ndim: int) -> np.ndarray:
+    """Voxels per axis that :func:`_smooth` reads on each side of a voxel (its kernel radius, plus one)."""
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (ndim,))
+    return np.array([int(_SMOOTH_TRUNCATE * float(s) + 0.5) + 1 for s in sigma])
 
 
 def brain_region(reference: Volume, mask: np.ndarray, depth_mm: float = QC_DEPTH_MM) -> np.ndarray:
@@ -88,8 +110,7 @@ def brain_region(reference: Volume, mask: np.ndarray, depth_mm: float = QC_DEPTH
     if depth_mm > 0 and mask.any():
         # on the mask's bounding box with a ring of background: the nearest background voxel of a mask voxel is
         # inside the ring (it is background), so the depths are those of the whole grid, for the box's memory
-        box = tuple(slice(int(idx[0]), int(idx[-1]) + 1) for idx in
-                    (np.flatnonzero(mask.any(axis=tuple(j for j in range(mask.ndim) if j != i))) for i in range(mask.ndim)))
+        box = _bounding_box(mask)
         depth = ndimage.distance_transform_edt(np.pad(mask[box], 1), sampling=reference.spacing)[1:-1, 1:-1, 1:-1]
         region = np.zeros_like(mask)
         region[box] = depth >= min(depth_mm, 0.5 * float(depth.max()))
@@ -127,8 +148,14 @@ def distinctiveness(reference: Volume, moving: Volume, region: np.ndarray, bins:
     Returns:
         float32 of the grid's shape, >= 0.
     """
-    r = np.minimum((np.clip(reference.array, 0.0, 1.0) * bins).astype(np.intp), bins - 1)
-    m = np.asarray(moving.array, dtype=np.float64)
+    return _excess(reference.array, moving.array, region, bins)
+
+
+def _excess(reference: np.ndarray, moving: np.ndarray, region: np.ndarray, bins: int = 48) -> np.ndarray:
+    """:func:`distinctiveness` of arrays; any box of the grid that holds all of ``region`` gives the grid's numbers
+    there (the statistics see the region's voxels in the same order)."""
+    r = np.minimum((np.clip(reference, 0.0, 1.0) * bins).astype(np.intp), bins - 1)
+    m = np.asarray(moving, dtype=np.float64)
     rb, mv = r[region], m[region]
     count = np.maximum(np.bincount(rb, minlength=bins), 1)
     mean = np.bincount(rb, weights=mv, minlength=bins) / count
@@ -163,13 +190,19 @@ def informative_center(reference: Volume, moving: Volume, functional: bool, mask
     if mask is None or not mask.any():
         mask = np.ones(reference.shape, dtype=bool)
     region = mask if reference.ndim != 3 else brain_region(reference, mask, 0.0 if functional else QC_DEPTH_MM)
+    sigma = 2.0 if functional else QC_SMOOTH_MM / np.maximum(reference.spacing, 1e-6)
+    # the maximum lies in the region's box; the smoothing reads its kernel's radius around it: on the box widened by
+    # that (and cut at the grid's edges, as the whole grid is) the scores are the whole grid's, and the first maximum
+    # in the box's order is the first in the grid's
+    box = _bounding_box(region, _smooth_margin(sigma, region.ndim))
+    inside = region[box]
     if functional:
-        score = _smooth(moving.array if values is None else values, 2.0)
+        score = _smooth((moving.array if values is None else values)[box], sigma)
     else:
-        sigma = QC_SMOOTH_MM / np.maximum(reference.spacing, 1e-6)
-        score = _smooth(distinctiveness(reference, moving, region), sigma)
-    score = np.where(region, score, -np.inf)
-    return np.array(np.unravel_index(int(np.argmax(score)), score.shape))
+        score = _smooth(_excess(reference.array[box], moving.array[box], inside), sigma)
+    score = np.where(inside, score, -np.inf)
+    at = np.unravel_index(int(np.argmax(score)), score.shape)
+    return np.array([b.start + int(i) for b, i in zip(box, at)])
 
 
 def _to_canonical_index(volume: Volume, index: np.ndarray) -> np.ndarray:
@@ -232,7 +265,11 @@ def _panel(rgb_or_gray: np.ndarray, aspect: float = 1.0):
 
 
 def _overlay_range(values: np.ndarray, mask: np.ndarray | None) -> tuple[float, float]:
-    inside = values[mask] if mask is not None and mask.any() else values.ravel()
+    if mask is not None and mask.any():
+        box = _bounding_box(mask)  # the mask's voxels in the same order, without a pass over the whole grid
+        inside = values[box][mask[box]]
+    else:
+        inside = values.ravel()
     inside = inside[np.isfinite(inside)]
     if inside.size == 0:
         return 0.0, 1.0
@@ -290,10 +327,12 @@ def qc_figure(result) -> "Image.Image":
         quant = getattr(result, "quantitative", None)
         layer = quant.array if quant is not None else mov.array
         units = (quant.meta.get("units") if quant is not None else None) or "normalized [0, 1]"
-        try:
-            mask = head_mask(ref)
-        except Exception:  # a QC picture never fails on the mask
-            mask = None
+        mask = getattr(result, "reference_mask", None)  # the run's own (the reference as read), else computed here
+        if mask is None:
+            try:
+                mask = head_mask(ref)
+            except Exception:  # a QC picture never fails on the mask
+                mask = None
         functional = str(mov.modality or "").upper() in ("PT", "NM")
         center = informative_center(ref, mov, functional, mask, None if quant is None else quant.array)
         lo, hi = _overlay_range(layer, mask)
