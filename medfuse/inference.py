@@ -389,10 +389,10 @@ def fuse_slices(
     slab = SLAB_BATCHES * max(int(batch_size), 1)  # slices per slab of a blend network
 
     def fuse_stack(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
-        if not blend or pyramid or len(sa) <= slab:
+        if not (blend or pyramid) or len(sa) <= slab:
             return fuse_slab(sa, sb, None)
-        # a blend network works slice by slice after one intensity map per volume: the maps' statistics from the
-        # whole stack, then slabs of slices (the same numbers as the whole stack at once, a slab's memory)
+        # a blend or pyramid network works slice by slice after one intensity map per volume: the maps' statistics
+        # from the whole stack, then slabs of slices (the same numbers as the whole stack at once, a slab's memory)
         maps = None
         if matched:
             values: tuple[list, list] = ([], [])

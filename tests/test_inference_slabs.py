@@ -40,3 +40,38 @@ def test_slabs_equal_the_whole_stack(real_dir, monkeypatch):
     assert slabs.dtype == np.float32 and slabs.shape == t1.shape
     np.testing.assert_array_equal(slabs, whole)
     assert 0.0 <= whole.min() and whole.max() <= 1.0 and whole.std() > 0.05
+
+
+def test_a_pyramid_head_fuses_in_slabs_with_the_numbers_of_the_whole_stack(real_dir, monkeypatch):
+    """The pyramid head (``output="pyramid"``) is in-plane after the intensity maps too: slabs change nothing."""
+    import torch
+
+    from medfuse.networks import build_network
+
+    t1, affine = _unit(real_dir, "spm_T1.nii")
+    pet, _ = _unit(real_dir, "spm_PET.nii")
+    pet = pet[:, ::-1].copy()
+    torch.manual_seed(0)
+    model = build_network("light", spatial_dims=2, features=[12, 24], groups=2, output="pyramid").eval()
+    with torch.no_grad():  # a head that departs from the rule (a zero-initialised head would only give the rule)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert getattr(model, "output", None) == "pyramid"
+
+    def run(slab_batches):
+        monkeypatch.setattr(inference, "SLAB_BATCHES", slab_batches)
+        return inference.fuse_slices(model, t1, pet, affine=affine, batch_size=8, pair="pet_mri")
+
+    whole = run(1000)
+    seen = []
+    real_run_padded = inference._run_padded
+
+    def spy(fn, model_, x, batch_size):
+        seen.append(int(x.shape[0]))
+        return real_run_padded(fn, model_, x, batch_size)
+
+    monkeypatch.setattr(inference, "_run_padded", spy)
+    slabs = run(1)
+    assert seen and max(seen) <= 8 < t1.shape[2]  # slabs of one batch went in, never the whole stack
+    np.testing.assert_array_equal(slabs, whole)
+    assert whole.dtype == np.float32 and whole.shape == t1.shape and whole.std() > 0.05
