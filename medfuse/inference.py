@@ -463,7 +463,8 @@ def fuse_slices(
             fused = clamp_to_local_range(fused, sa, sb, float(margin))
         return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
-    return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis)
+    # the stacks as views: every slab is copied into the network's input anyway
+    return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False)
 
 
 def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device,

@@ -97,6 +97,7 @@ def fuse_slicewise(
     *,
     affine: np.ndarray | None = None,
     axis: int = -1,
+    contiguous: bool = True,
 ) -> np.ndarray:
     """The one slice runner: run a 2D fusion over a 2D image or a 3D volume, slice by slice.
 
@@ -110,6 +111,8 @@ def fuse_slicewise(
             back in the storage order. None: slices across ``axis`` as stored (no geometry; logged
             at DEBUG).
         axis: the stored slice axis, used only when ``affine`` is None.
+        contiguous: give ``fuse_stack`` C-contiguous copies of the stacks; False: views in the slice order
+            (no two volume copies; for a ``fuse_stack`` that copies its slabs anyway, as the networks do).
 
     Returns:
         The fused array, ``a``'s shape and storage order.
@@ -118,12 +121,14 @@ def fuse_slicewise(
         return np.asarray(fuse_stack(a[None], b[None]))[0]
     if a.ndim != 3:
         raise ValueError(f"fuse_slicewise expects (H, W) or (X, Y, Z) arrays; got shape {a.shape}")
+    as_stack = np.ascontiguousarray if contiguous else np.asarray
     if affine is not None:
-        stacks = [np.ascontiguousarray(np.moveaxis(to_axial(x, affine), 2, 0)) for x in (a, b)]
+        stacks = [as_stack(np.moveaxis(to_axial(x, affine), 2, 0)) for x in (a, b)]
         fused = np.asarray(fuse_stack(*stacks))
+        del stacks
         return np.ascontiguousarray(from_axial(np.moveaxis(fused, 0, 2), affine))
     log.debug("no affine given: fusing a volume of shape %s in slices across stored axis %d, whatever its "
               "anatomical plane", a.shape, axis)
     axis = int(axis) % 3
-    stacks = [np.ascontiguousarray(np.moveaxis(x, axis, 0)) for x in (a, b)]
+    stacks = [as_stack(np.moveaxis(x, axis, 0)) for x in (a, b)]
     return np.ascontiguousarray(np.moveaxis(np.asarray(fuse_stack(*stacks)), 0, axis))
