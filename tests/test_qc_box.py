@@ -13,7 +13,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from medfuse.intensity import normalize
-from medfuse.intensity.mask import head_mask
+from medfuse.intensity.mask import bounding_box, head_mask
 from medfuse.report import qc
 from medfuse.volume import Volume
 
@@ -50,14 +50,14 @@ def test_informative_center_equals_the_whole_grid(real_dir, pad, moving_name, mo
         np.testing.assert_array_equal(qc.informative_center(ref, mov, functional, mask, values), expected)
     # a region that touches the grid: the box is cut at the edges as the whole grid's filter is
     if pad == (0, 0, 0):
-        assert any(s.start == 0 or s.stop == n for s, n in zip(qc._bounding_box(mask, 33), mask.shape))
+        assert any(s.start == 0 or s.stop == n for s, n in zip(bounding_box(mask, 33), mask.shape))
 
 
 def test_box_margin_covers_the_smoothing(real_dir):
     """A score that peaks just outside the region's box must not leak in less (or more) than on the whole grid."""
     ref = normalize(_volume(real_dir, "spm_T1.nii", (10, 10, 10), "MR"))
     mask = head_mask(ref)
-    box = qc._bounding_box(mask)
+    box = bounding_box(mask)
     values = np.zeros(ref.shape, np.float32)
     values[box[0].start - 5, (box[1].start + box[1].stop) // 2, (box[2].start + box[2].stop) // 2] = 1000.0
     values[tuple((s.start + s.stop) // 2 for s in box)] = 1.0  # a weak peak inside

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medfuse.intensity.mask import bounding_box
 from medfuse.volume import Volume
 
 __all__ = ["qc_figure", "save_qc_figure", "hot_colormap", "orthogonal_views", "informative_center",
@@ -82,18 +83,6 @@ def _smooth(a: np.ndarray, sigma) -> np.ndarray:
 _SMOOTH_TRUNCATE = 4.0
 
 
-def _bounding_box(mask: np.ndarray, margin=0) -> tuple[slice, ...]:
-    """The slices of the smallest box holding every True voxel of ``mask`` (not empty), widened by ``margin`` voxels
-    per axis (a number or one per axis) and cut at the grid's edges."""
-    margin = np.broadcast_to(np.asarray(margin, dtype=int), (mask.ndim,))
-    box = []
-    for axis in range(mask.ndim):
-        idx = np.flatnonzero(mask.any(axis=tuple(j for j in range(mask.ndim) if j != axis)))
-        lo, hi = int(idx[0]) - int(margin[axis]), int(idx[-1]) + 1 + int(margin[axis])
-        box.append(slice(max(lo, 0), min(hi, mask.shape[axis])))
-    return tuple(box)
-
-
 def _smooth_margin(sigma, ndim: int) -> np.ndarray:
     """Voxels per axis that :func:`_smooth` reads on each side of a voxel (its kernel radius, plus one)."""
     sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (ndim,))
@@ -110,7 +99,7 @@ def brain_region(reference: Volume, mask: np.ndarray, depth_mm: float = QC_DEPTH
     if depth_mm > 0 and mask.any():
         # on the mask's bounding box with a ring of background: the nearest background voxel of a mask voxel is
         # inside the ring (it is background), so the depths are those of the whole grid, for the box's memory
-        box = _bounding_box(mask)
+        box = bounding_box(mask)
         depth = ndimage.distance_transform_edt(np.pad(mask[box], 1), sampling=reference.spacing)[1:-1, 1:-1, 1:-1]
         region = np.zeros_like(mask)
         region[box] = depth >= min(depth_mm, 0.5 * float(depth.max()))
@@ -194,7 +183,7 @@ def informative_center(reference: Volume, moving: Volume, functional: bool, mask
     # the maximum lies in the region's box; the smoothing reads its kernel's radius around it: on the box widened by
     # that (and cut at the grid's edges, as the whole grid is) the scores are the whole grid's, and the first maximum
     # in the box's order is the first in the grid's
-    box = _bounding_box(region, _smooth_margin(sigma, region.ndim))
+    box = bounding_box(region, _smooth_margin(sigma, region.ndim))
     inside = region[box]
     if functional:
         score = _smooth((moving.array if values is None else values)[box], sigma)
@@ -266,7 +255,7 @@ def _panel(rgb_or_gray: np.ndarray, aspect: float = 1.0):
 
 def _overlay_range(values: np.ndarray, mask: np.ndarray | None) -> tuple[float, float]:
     if mask is not None and mask.any():
-        box = _bounding_box(mask)  # the mask's voxels in the same order, without a pass over the whole grid
+        box = bounding_box(mask)  # the mask's voxels in the same order, without a pass over the whole grid
         inside = values[box][mask[box]]
     else:
         inside = values.ravel()
