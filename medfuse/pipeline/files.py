@@ -6,6 +6,7 @@ plan here); outputs are written atomically, never over an existing file without 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 from medfuse.pipeline.fuse import fuse_volumes
 from medfuse.pipeline.load import load_inputs, role_label
 from medfuse.pipeline.options import FusionOptions, Progress, RegistrationOptions, report_progress
-from medfuse.pipeline.outputs import OutputPlan
+from medfuse.pipeline.outputs import OutputPlan, input_records
 from medfuse.pipeline.provenance import Provenance
 
 __all__ = ["fuse_files", "register_files"]
@@ -50,7 +51,11 @@ def fuse_files(
     result = fuse_volumes(ref, mov, options, progress=progress, paths=(reference, moving),
                           rgb_dtype=np.uint8 if ref.ndim == 3 else np.float32)  # 3D colour: uint8 (a quarter)
     report_progress(progress, 90, "writing")
-    written = plan.write(result, ref, mov)
+    inputs = input_records(result, ref, mov)
+    if ref.ndim == 3:  # from here on only the reference's grid and metadata are needed: its voxels (a head volume,
+        # ~75 MB) are let go before the writers and the QC picture add theirs
+        ref = dataclasses.replace(ref, array=np.broadcast_to(np.float32(0), ref.shape))
+    written = plan.write(result, ref, mov, inputs=inputs)
     report_progress(progress, 100, "done")
     return written
 

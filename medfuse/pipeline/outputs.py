@@ -17,7 +17,8 @@ from medfuse.errors import UnsupportedInputError
 from medfuse.pipeline.options import FusionOptions
 from medfuse.volume import Volume
 
-__all__ = ["OutputPlan", "quantitative_path", "write_transform", "fusion_record", "slice_plane", "transform_note"]
+__all__ = ["OutputPlan", "quantitative_path", "write_transform", "fusion_record", "input_records", "slice_plane",
+           "transform_note"]
 
 log = logging.getLogger("medfuse.pipeline")
 
@@ -123,11 +124,14 @@ class OutputPlan:
         if self.kind == "file" and reference.ndim == 2 and full_suffix(self.fused) not in SLICE_SUFFIXES:
             log.info("2D slices written to %s as a one-slice volume (values 0..255)", self.fused.name)
 
-    def write(self, result, reference: Volume, moving: Volume) -> dict[str, Path]:
+    def write(self, result, reference: Volume, moving: Volume, *, inputs: dict[str, Any] | None = None
+              ) -> dict[str, Path]:
         """Write every planned output of ``result`` (a :class:`~medfuse.pipeline.FusionResult`) and its sidecar.
 
         Args:
             reference, moving: the inputs as read (for the sidecar and the DICOM modules).
+            inputs: the sidecar's records of the inputs, when made before (their voxels' hashes; then
+                ``reference`` and ``moving`` need only their grid and metadata).
 
         Returns:
             ``{"fused", "quantitative", "transform", "qc", "sidecar"}`` -> paths, for what was written.
@@ -150,7 +154,7 @@ class OutputPlan:
             from medfuse.report.sidecar import write_sidecar
 
             written["sidecar"] = write_sidecar(self.fused, fusion_record(result, reference, moving, self, written,
-                                                                         **extra), force=self.force)
+                                                                         inputs=inputs, **extra), force=self.force)
         return written
 
     def _write_transform_and_qc(self, result) -> dict[str, Path]:
@@ -240,10 +244,10 @@ def transform_note(alignment: dict[str, Any], written: dict[str, Path]) -> dict[
 
 
 def fusion_record(result, ref: Volume, mov: Volume, plan: OutputPlan, written: dict[str, Path],
-                  **extra: Any) -> dict[str, Any]:
+                  inputs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """The sidecar of a fusion: the provenance (steps), method and weights, inputs, registration, slice plane,
-    overrides, outputs."""
-    from medfuse.report.sidecar import file_sha256, fused_image_record, quantitative_record, volume_record
+    overrides, outputs. ``inputs``: :func:`input_records`, when made before (default: made here)."""
+    from medfuse.report.sidecar import file_sha256, fused_image_record, quantitative_record
 
     alignment = transform_note(result.alignment, written)
     options = result.options or FusionOptions()
@@ -252,7 +256,7 @@ def fusion_record(result, ref: Volume, mov: Volume, plan: OutputPlan, written: d
         output=plan.fused.name,
         method=result.method,
         weights=None if result.weights is None else {"file": result.weights.name, "sha256": file_sha256(result.weights)},
-        inputs={"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)},
+        inputs=inputs if inputs is not None else input_records(result, ref, mov),
         registration=alignment,
         pair_check=result.pair_check,
         slice_plane=slice_plane(ref),
@@ -267,6 +271,13 @@ def fusion_record(result, ref: Volume, mov: Volume, plan: OutputPlan, written: d
         record["quantitative"] = quantitative_record(result.quantitative, written["quantitative"])
     record.update(fused_image_record(result.fused.rgb is not None, result.fused.ndim, result.colour))
     return record
+
+
+def input_records(result, ref: Volume, mov: Volume) -> dict[str, Any]:
+    """The sidecar's records of the two inputs as read (grid, format, normalization, hash of the voxels)."""
+    from medfuse.report.sidecar import volume_record
+
+    return {"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)}
 
 
 def slice_plane(reference: Volume) -> dict[str, Any]:
