@@ -104,7 +104,7 @@ def block_mean(a: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
         return a
     pad = [(0, (-s) % f) for s, f in zip(a.shape, factors)]
     if any(after for _, after in pad) or not (a.flags.c_contiguous or a.flags.f_contiguous):
-        a = np.pad(a, pad, mode="edge")  # a copy in the input's memory order (C for other views): numpy's sums follow it
+        a = np.pad(a, pad, mode="edge")  # a copy in the input's memory order (C for other views); numpy sums in it
     if a.dtype.kind == "f" and a.flags.c_contiguous and factors[-1] < 8:
         return _block_mean_in_order(a, factors)
     if a.dtype.kind == "f" and a.flags.f_contiguous and factors[0] < 8:  # numpy sums in memory order: as the transpose

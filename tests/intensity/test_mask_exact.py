@@ -36,7 +36,8 @@ def test_block_mean_equals_the_reshaped_mean(dtype, shape, factors):
         out = mk.block_mean(view, factors if view.shape == a.shape else factors[::-1])
         expected = _reshape_mean(view, factors if view.shape == a.shape else factors[::-1])
         assert out.dtype == expected.dtype and out.shape == expected.shape
-        assert out.flags.c_contiguous == expected.flags.c_contiguous and out.flags.f_contiguous == expected.flags.f_contiguous
+        assert (out.flags.c_contiguous, out.flags.f_contiguous) == (expected.flags.c_contiguous,
+                                                                    expected.flags.f_contiguous)
         np.testing.assert_array_equal(out, expected)
 
 
