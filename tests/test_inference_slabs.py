@@ -2,7 +2,8 @@
 
 The intensity maps take their statistics from the whole volume either way; everything after them (the
 network, the sub-pixel and anchor filters, the residual bound, the local-range clamp) is in-plane, so a
-slab boundary changes nothing. Checked with the shipped ``light`` (PET-MRI) on the real SPM12 templates.
+slab boundary changes nothing. Checked with the shipped ``light`` of SPECT-MRI (a blend head; CT-MRI and
+PET-MRI ship the pyramid head, below) on the real SPM12 templates.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ def _unit(real_dir, name):
 
 def test_slabs_equal_the_whole_stack(real_dir, monkeypatch):
     t1, affine = _unit(real_dir, "spm_T1.nii")
-    pet, _ = _unit(real_dir, "spm_PET.nii")
-    pet = pet[:, ::-1].copy()  # a PET that does not lie on the T1's anatomy: the blend has work to do
-    model, info = inference.load_model(inference.shipped_weights_path("light", "pet_mri"))
+    spect, _ = _unit(real_dir, "spm_SPECT.nii")
+    spect = spect[:, ::-1].copy()  # a SPECT that does not lie on the T1's anatomy: the blend has work to do
+    model, info = inference.load_model(inference.shipped_weights_path("light", "spect_mri"))
     assert getattr(model, "blend", False)
 
     def run(slab_batches, batch_size):
         monkeypatch.setattr(inference, "SLAB_BATCHES", slab_batches)
-        return inference.fuse_slices(model, t1, pet, affine=affine, batch_size=batch_size, pair="pet_mri")
+        return inference.fuse_slices(model, t1, spect, affine=affine, batch_size=batch_size, pair="spect_mri")
 
     # the same batches of slices either way (a convolution's float sums may depend on the batch size with
     # several threads or none): one slab of the whole stack, as before slabs, against slabs of one batch each

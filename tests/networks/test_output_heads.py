@@ -105,24 +105,34 @@ def test_shipped_image_head_weights_load_strictly(family, pair):
 
 
 @pytest.mark.parametrize("pair", ["ct_mri", "pet_mri", "spect_mri"])
-def test_shipped_blend_weights_load_and_fuse_as_before(pair):
-    """The shipped ``light`` weights (``output="blend"``) load strictly and the output is exactly the
-    blend formula of their head, ``clip(sigmoid(y0) A + (1 - sigmoid(y0)) B + tanh(y1) / 2)``."""
+def test_shipped_light_weights_load_and_fuse_by_their_head(pair):
+    """The shipped ``light`` weights load strictly and the output is exactly their head's formula:
+    ``output="blend"`` (SPECT-MRI): ``clip(sigmoid(y0) A + (1 - sigmoid(y0)) B + tanh(y1) / 2)``;
+    ``output="pyramid"`` (CT-MRI and PET-MRI since issue 24): the clipped pyramid composition of the
+    head's per-level logits, which gives a source fused with itself back."""
     path = WEIGHTS / f"{pair}_light.pt"
     if not path.is_file():
         pytest.skip("shipped weights not present")
+    from medfuse.networks.pyramid import compose_pyramid
     from medfuse.training.checkpoint import network_from_checkpoint, read_checkpoint
 
     ckpt = read_checkpoint(path)
     net = network_from_checkpoint(ckpt, path).eval()
-    assert net.output == "blend" and net.anchor_gain == 0.0
+    assert net.output == ckpt["network"]["kwargs"]["output"]
     torch.manual_seed(2)
     x = torch.rand(2, 2, 64, 64)
     with torch.no_grad():
         y = net._head_output(x)
-        w, r = torch.sigmoid(y[:, :1]), 0.5 * torch.tanh(y[:, 1:])
-        expected = (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
         out = net(x)
-        wc, rc = net.blend_components(x)
+        if net.output == "pyramid":
+            assert net.anchor_gain == 25.0
+            expected = compose_pyramid(x[:, :1], x[:, 1:2], y, net.anchor_gain).clamp(0.0, 1.0)
+            itself = net(torch.cat([x[:, :1], x[:, :1]], dim=1))
+            assert torch.allclose(itself, x[:, :1], atol=1e-5)
+        else:
+            assert net.output == "blend" and net.anchor_gain == 0.0
+            w, r = torch.sigmoid(y[:, :1]), 0.5 * torch.tanh(y[:, 1:])
+            expected = (w * x[:, :1] + (1.0 - w) * x[:, 1:2] + r).clamp(0.0, 1.0)
+            wc, rc = net.blend_components(x)
+            assert torch.equal(wc, w) and torch.equal(rc, r)
     assert torch.equal(out, expected)
-    assert torch.equal(wc, w) and torch.equal(rc, r)
