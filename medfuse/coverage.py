@@ -152,19 +152,17 @@ def feather_uncovered(fused: np.ndarray, reference01: np.ndarray, weight: np.nda
     """
     if weight is None:
         return fused, rgb
-    band = np.nonzero(np.asarray(weight).reshape(-1) < 1.0)[0]  # only the ramp and the uncovered part change
-    w = np.asarray(weight, dtype=np.float32).reshape(-1)[band]
-    ref = np.asarray(reference01, dtype=np.float32).reshape(-1)[band]
-    own = in_place and isinstance(fused, np.ndarray) and fused.dtype == np.float32 and fused.flags.c_contiguous
+    band = np.asarray(weight) < 1.0  # only the ramp and the uncovered part change (any memory order)
+    w = np.asarray(weight, dtype=np.float32)[band]
+    ref = np.asarray(reference01, dtype=np.float32)[band]
+    own = in_place and isinstance(fused, np.ndarray) and fused.dtype == np.float32 and fused.flags.writeable
     out = fused if own else np.array(fused, dtype=np.float32)
-    flat = out.reshape(-1)
-    flat[band] = w * flat[band] + (1.0 - w) * ref
+    out[band] = w * out[band] + (1.0 - w) * ref
     if rgb is not None:
-        if not (in_place and isinstance(rgb, np.ndarray) and rgb.flags.c_contiguous):
+        if not (in_place and isinstance(rgb, np.ndarray) and rgb.flags.writeable):
             rgb = np.array(rgb)
-        pixels = rgb.reshape(-1, rgb.shape[-1])
-        blended = w[:, None] * pixels[band].astype(np.float32) + (1.0 - w[:, None]) * (255.0 * ref)[:, None]
+        blended = w[:, None] * rgb[band].astype(np.float32) + (1.0 - w[:, None]) * (255.0 * ref)[:, None]
         if np.issubdtype(rgb.dtype, np.integer):
             blended = np.clip(np.rint(blended), 0, 255)
-        pixels[band] = blended.astype(rgb.dtype)
+        rgb[band] = blended.astype(rgb.dtype)
     return out, rgb

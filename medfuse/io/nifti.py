@@ -238,9 +238,13 @@ def _colour_volume(path: Path, data: np.ndarray, affine: np.ndarray) -> Volume:
 
 def _rgb24(rgb: np.ndarray) -> np.ndarray:
     """``(..., 3)`` RGB on 0..255 (rounded and clipped) as an :data:`RGB24` array, slab by slab (no float temporaries
-    of the whole volume); a C-contiguous uint8 input is viewed, not copied."""
+    of the whole volume); a uint8 input interleaved per voxel (C order, or the voxels in Fortran order as NIfTI
+    stores them) is viewed, not copied."""
     if rgb.dtype == np.uint8 and rgb.flags.c_contiguous:
         return rgb.view(RGB24)[..., 0]
+    reversed_voxels = rgb.transpose(*range(rgb.ndim - 2, -1, -1), rgb.ndim - 1)
+    if rgb.dtype == np.uint8 and reversed_voxels.flags.c_contiguous:  # Fortran-ordered voxels, R, G, B together
+        return reversed_voxels.view(RGB24)[..., 0].T
     out = np.empty(rgb.shape[:-1], dtype=RGB24)
     flat_in, flat_out = rgb.reshape(-1, 3), out.reshape(-1).view(np.uint8).reshape(-1, 3)
     for start in range(0, len(flat_in), 1 << 18):
