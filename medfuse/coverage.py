@@ -82,6 +82,36 @@ def _where(reference: Volume, head: np.ndarray, uncovered: np.ndarray) -> str:
     return " and ".join(word for _, word in sorted(words, reverse=True))
 
 
+#: how far (moving voxels) inside the moving scan's edge every reference corner must map for the shortcut; nearer
+#: the edge, the covered voxels are found by resampling, exactly as the moving scan was
+_CORNER_MARGIN = 1e-3
+
+
+def _corners_inside(reference: Volume, moving: Volume, transform) -> bool:
+    """True when a linear ``transform`` (None: identity) maps every reference voxel centre inside the moving grid.
+
+    The reference's voxel centres lie in the convex hull of its 8 corner centres, a linear map keeps that, and
+    the moving scan's box is convex: if the 8 corners map inside (by :data:`_CORNER_MARGIN`), so does every voxel
+    centre, and the nearest-neighbour resampling of a volume of ones would be 1 everywhere. False when unsure
+    (a non-linear transform, a corner near the edge): then the caller resamples.
+    """
+    if transform is not None and not transform.IsLinear():
+        return False
+    from medfuse.volume import LPS_RAS_FLIP
+
+    to_moving = np.eye(4)
+    if transform is not None:
+        from medfuse.registration.transform import matrix_lps
+
+        to_moving = LPS_RAS_FLIP @ matrix_lps(transform) @ LPS_RAS_FLIP  # reference RAS -> moving RAS
+    index_map = np.linalg.inv(np.asarray(moving.affine, dtype=np.float64)) @ to_moving @ np.asarray(reference.affine)
+    last = np.asarray(reference.shape[:3], dtype=np.float64) - 1.0
+    corners = np.array([[i, j, k, 1.0] for i in (0.0, last[0]) for j in (0.0, last[1]) for k in (0.0, last[2])])
+    p = (corners @ index_map.T)[:, :3]
+    size = np.asarray(moving.shape[:3], dtype=np.float64)
+    return bool(np.all(p >= -0.5 + _CORNER_MARGIN) and np.all(p <= size - 0.5 - _CORNER_MARGIN))
+
+
 def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_mm: float = FEATHER_MM,
                   head: np.ndarray | None = None) -> FieldOfView:
     """The part of ``reference``'s grid that ``moving`` covers, and the feather weight at its edge.
@@ -100,6 +130,9 @@ def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_
     from medfuse.distance import distance_mm
     from medfuse.registration.resample import resample_to_reference
 
+    if _corners_inside(reference, moving, transform):  # the common case, without resampling a volume of ones
+        return FieldOfView(None, 1.0, {"head_coverage": 1.0, "grid_coverage": 1.0,
+                                       "uncovered": "none: the moving scan covers the whole reference grid"})
     ones = Volume(np.ones(moving.shape, dtype=np.float32), moving.affine, moving.modality)
     covered = resample_to_reference(ones, reference, transform, "nearest", default_value=0.0).array > 0.5
     del ones

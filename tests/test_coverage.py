@@ -142,3 +142,24 @@ def test_feather_in_place_equals_the_copy_and_blends_into_the_given_arrays():
     np.testing.assert_array_equal(out_f, copy_f)
     np.testing.assert_array_equal(out_rgb, copy_rgb)
     np.testing.assert_allclose(out_f, w * fused + (1 - w) * ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("shift_mm,rotate_deg", [(0.0, 0.0), (3.0, 4.0), (30.0, 0.0), (0.0, 25.0), (1.9, 0.0)])
+def test_the_corner_shortcut_agrees_with_resampling_ones(shift_mm, rotate_deg):
+    """Full coverage decided from the grid's 8 corners equals what resampling a volume of ones finds."""
+    import SimpleITK as sitk
+
+    import medfuse.coverage as coverage
+    from medfuse.registration.resample import resample_to_reference
+
+    ref = Volume(np.zeros((30, 30, 40), np.float32), _grid(), "MR")
+    big = Volume(np.zeros((36, 36, 46), np.float32), _grid((36, 36, 46)), "PT")  # 6 mm more on every side
+    tx = sitk.Euler3DTransform()
+    tx.SetRotation(0.0, 0.0, np.deg2rad(rotate_deg))
+    tx.SetTranslation((shift_mm, 0.0, 0.0))
+    ones = Volume(np.ones(big.shape, np.float32), big.affine, "PT")
+    all_covered = bool((resample_to_reference(ones, ref, tx, "nearest", default_value=0.0).array > 0.5).all())
+    assert coverage._corners_inside(ref, big, tx) == all_covered
+    fov = field_of_view(ref, big, tx, head=np.ones(ref.shape, bool))
+    assert (fov.weight is None) == all_covered and (fov.head_coverage == 1.0) == all_covered
+    assert not coverage._corners_inside(ref, big, sitk.BSplineTransform(3))  # non-linear: resample, never assume
