@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import shutil
 import time
 import uuid
@@ -104,18 +105,19 @@ def up_to_date(case, out: str | os.PathLike, shash: str, *, deep: bool = True) -
 
 
 def limit_threads(threads: int | None) -> None:
-    """Limit torch, ITK and OpenMP to ``threads`` threads in this process (None: leave as is)."""
+    """Limit torch, ITK and OpenMP to ``threads`` threads in this process (None: leave as is).
+
+    torch is limited here only when already imported; otherwise the environment variables set here limit it when
+    a network imports it (torch reads ``OMP_NUM_THREADS`` when it loads): a batch of classical fusions never pays
+    torch's import (~2-7 s per worker process).
+    """
     if not threads:
         return
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    try:
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover
-        pass
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     import SimpleITK as sitk
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)

@@ -121,7 +121,8 @@ def fuse_many(case, staging: Path, settings: BatchSettings) -> dict[str, Any]:
         from medfuse.report.qc import save_qc_figure
 
         second = roles[1]
-        qc_result = FusionResult(fused_vol, ref_n, normalized[second], method, None, timings, alignment[second])
+        qc_result = FusionResult(fused_vol, ref_n, normalized[second], method, None, timings, alignment[second],
+                                 reference_mask=prepared.reference_mask)  # the statistics' mask, not made again
         written["qc"] = save_qc_figure(qc_result, out.with_name("fused_qc.png"))
     provenance.add("write", outputs={k: Path(v).name for k, v in written.items()})
     record = provenance.record(
