@@ -87,6 +87,10 @@ ANCHOR_WEIGHT_BOX = 5
 #: a blend network fuses a volume in slabs of this many batches of slices (after one intensity map per volume):
 #: the temporaries of a slab, not of the whole volume (a 257 x 293 x 249 PET/MR: ~1.3 GB less peak memory)
 SLAB_BATCHES = 2
+#: slices per forward pass of a 2D network (``batch_size``' default): on the speed3d PET/MR (257 x 293 x 249, the
+#: pyramid-head ``light``, 2 cores) 4 slices a pass against 16: 1.02-1.07 GB peak instead of 1.18 GB, 9-15% less CPU
+#: (the activations of fewer slices stay in cache), the same uint8 fused colour volume
+BATCH_SLICES = 4
 #: content voxels (:func:`content_mask`): ``max(a, b)`` above this, holes filled per slice
 CONTENT_THRESHOLD = 0.05
 #: percentile levels of :data:`TRAINING_QUANTILES`
@@ -333,7 +337,7 @@ def fuse_slices(
     *,
     affine: np.ndarray | None = None,
     axis: int = -1,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SLICES,
     device=None,
     pair: str | None = None,
     match_intensities: bool = True,
@@ -504,7 +508,7 @@ def fuse_with_network(
     pair: str | None = None,
     axis: int = -1,
     affine: np.ndarray | None = None,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SLICES,
     device: str = "cpu",
     match_intensities: bool = True,
     margin: float | None = OUTPUT_MARGIN,
