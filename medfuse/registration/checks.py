@@ -239,7 +239,7 @@ def plausibility_failures(metric_before: float, metric_after: float, figures: di
     return failures
 
 
-def check_optimum(p: Problem, final, center) -> tuple[list[str], str, dict[str, float]]:
+def check_optimum(p: Problem, final, center, metric: float | None = None) -> tuple[list[str], str, dict[str, float]]:
     """The result must be a clear optimum of the metric, and no far start may reach a clearly better one.
 
     1. Basin: the metric (copies shrunk by 2, every masked voxel) at 12 small perturbations of the
@@ -255,6 +255,8 @@ def check_optimum(p: Problem, final, center) -> tuple[list[str], str, dict[str, 
         p: the problem; its settings hold the thresholds.
         final: the linear result (a SimpleITK transform, reference LPS -> moving LPS).
         center: the reference head centre (LPS mm).
+        metric: ``p.metric(final)`` when the caller has it already (:func:`~medfuse.registration.register`'s
+            ``metric_after`` of a linear result: the same evaluation, about 0.4 s on a 2 mm head, not repeated).
 
     Returns:
         ``(failures, message, quality)``: the failures (basin first), the figures in words, and the figures
@@ -262,7 +264,7 @@ def check_optimum(p: Problem, final, center) -> tuple[list[str], str, dict[str, 
     """
     s = p.s
     quality: dict[str, float] = {}
-    m_final = p.metric(final)
+    m_final = p.metric(final) if metric is None else float(metric)
     scale = max(abs(m_final), 1e-6)
     # -- 1. basin
     perturbations = []
@@ -339,8 +341,9 @@ def head_dice(p: Problem, tx) -> float:
     outline the same thing)."""
     from medfuse.registration.resample import resample_to_reference
 
+    # one resampling gives both: the interpolated mask (0..1) inside the moving field of view, -1 outside it
+    # (ITK's linear and nearest-neighbour interpolators share the inside test, so this is the former
+    # nearest-neighbour resampling of a volume of ones)
     moved = resample_to_reference(p.mov.with_array(p.mov_mask.astype(np.float32)), p.ref, tx, "linear",
-                                  default_value=0.0).array > 0.5
-    fov = resample_to_reference(p.mov.with_array(np.ones(p.mov.shape, np.float32)), p.ref, tx, "nearest",
-                                default_value=0.0).array > 0.5
-    return dice(p.ref_mask, moved, region=fov)
+                                  default_value=-1.0).array
+    return dice(p.ref_mask, moved > 0.5, region=moved > -0.5)

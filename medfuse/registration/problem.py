@@ -143,7 +143,7 @@ class Problem:
         self.moving = to_sitk(self.mov, _clipped(self.mov))
         iterations = max(1, int(round(6.0 / settings.working_spacing_mm)))  # ~6 mm: sample the head's edge too
         dilated = ndimage.binary_dilation(self.ref_mask, iterations=iterations)
-        self.fixed_mask = sitk.Cast(to_sitk(self.ref, dilated.astype(np.float32)), sitk.sitkUInt8)
+        self.fixed_mask = to_sitk(self.ref, dilated.astype(np.uint8))  # 0/1 as sitkUInt8 directly
         self._shrunk: dict = {}
 
     def shrunk_images(self, factor: int):
