@@ -89,11 +89,20 @@ def fov_coverage(reference: Volume, mask: np.ndarray, moving: Volume, matrix_ras
 
 
 def head_centroid(volume: Volume, mask: np.ndarray) -> np.ndarray:
-    """RAS millimetres of the centroid of ``mask`` on ``volume``'s grid."""
-    idx = np.argwhere(mask)
-    if idx.size == 0:
-        idx = np.array([[(n - 1) / 2.0 for n in volume.shape]])
-    return volume.world_coordinates(idx.mean(axis=0, keepdims=True))[0]
+    """RAS millimetres of the centroid of ``mask`` on ``volume``'s grid (the grid's centre when it is empty).
+
+    The mean voxel index per axis from the mask's counts per slab, without listing every voxel: the sums are of
+    integers, exact in any order, so this is ``np.argwhere(mask).mean(axis=0)`` to the last bit.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    count = int(np.count_nonzero(mask))
+    if count == 0:
+        return volume.world_coordinates(np.array([[(n - 1) / 2.0 for n in volume.shape]]))[0]
+    mean = []
+    for axis in range(mask.ndim):
+        per_slab = np.count_nonzero(mask, axis=tuple(j for j in range(mask.ndim) if j != axis))
+        mean.append(float(np.dot(np.arange(mask.shape[axis], dtype=np.int64), per_slab.astype(np.int64))) / count)
+    return volume.world_coordinates(np.array([mean]))[0]
 
 
 def decompose_linear(matrix: np.ndarray, center: np.ndarray) -> dict[str, float]:
@@ -297,7 +306,7 @@ def check_optimum(p: Problem, final, center, metric: float | None = None) -> tup
     quality["rival_coarse_gain"] = float(coarse_gain.max())
     # only far starts that score nearly as well as the result on the coarse copies are worth refining
     order = [k for k in np.argsort(coarse)[: max(0, int(s.rival_refine))] if coarse_gain[k] > s.rival_coarse_gain]
-    pts = [tuple(q) for q in p.head_points_lps(count=2000)]
+    pts = [tuple(q) for q in p.head_points_lps(count=2000)] if order else []  # only refined starts need them
     at_final = np.array([final.TransformPoint(q) for q in pts])
     shrink, smooth = s.rigid_shrink[:-1] or s.rigid_shrink, s.rigid_smoothing_mm[:-1] or s.rigid_smoothing_mm
     best_gain, best_dist = -np.inf, 0.0

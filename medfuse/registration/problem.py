@@ -128,10 +128,9 @@ class Problem:
     """
 
     def __init__(self, reference: Volume, moving: Volume, settings):
-        import SimpleITK as sitk
         from scipy import ndimage
 
-        from medfuse.intensity.mask import head_mask
+        from medfuse.intensity.mask import bounding_box, head_mask
         from medfuse.io.sitk import to_sitk
 
         self.s = settings
@@ -142,8 +141,11 @@ class Problem:
         self.fixed = to_sitk(self.ref, _clipped(self.ref))
         self.moving = to_sitk(self.mov, _clipped(self.mov))
         iterations = max(1, int(round(6.0 / settings.working_spacing_mm)))  # ~6 mm: sample the head's edge too
-        dilated = ndimage.binary_dilation(self.ref_mask, iterations=iterations)
-        self.fixed_mask = to_sitk(self.ref, dilated.astype(np.uint8))  # 0/1 as sitkUInt8 directly
+        dilated = np.zeros(self.ref_mask.shape, np.uint8)  # 0/1, as sitkUInt8 directly
+        if self.ref_mask.any():  # dilated on the head's box widened by the reach (nothing changes outside it)
+            box = bounding_box(self.ref_mask, iterations)
+            dilated[box] = ndimage.binary_dilation(self.ref_mask[box], iterations=iterations)
+        self.fixed_mask = to_sitk(self.ref, dilated)
         self._shrunk: dict = {}
 
     def shrunk_images(self, factor: int):

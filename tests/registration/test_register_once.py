@@ -129,3 +129,26 @@ def test_working_copies_of_a_real_pair_are_pinned(real_dir):
              "mov_mask": _sha(p.mov_mask), "fixed": _sha(sitk.GetArrayFromImage(p.fixed)),
              "moving": _sha(sitk.GetArrayFromImage(p.moving)), "fixed_mask": _sha(sitk.GetArrayFromImage(p.fixed_mask))}
     assert found == _TCGA_PINS
+
+
+def test_head_centroid_is_the_mean_of_every_voxel_index(real_dir):
+    """The centroid from per-slab counts equals the mean of np.argwhere to the last bit: the real T1c's head mask,
+    a mask touching the array's edges, one voxel, and an empty mask (the grid's centre)."""
+    from medfuse.intensity.mask import head_mask
+    from medfuse.io import load_volume
+    from medfuse.registration.checks import head_centroid
+
+    path = real_dir / "tcga_fg6692_native" / "native" / "TCGA-FG-6692_t1c_native.nii.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    volume = load_volume(path)
+    rng = np.random.default_rng(0)
+    edge = np.zeros(volume.shape, bool)
+    edge[:7, -5:, :] = True
+    one = np.zeros(volume.shape, bool)
+    one[3, 200, 11] = True
+    for mask in (head_mask(volume), edge, one, rng.random(volume.shape) < 0.3):
+        expected = volume.world_coordinates(np.argwhere(mask).mean(axis=0, keepdims=True))[0]
+        assert head_centroid(volume, mask).tobytes() == expected.tobytes()
+    centre = volume.world_coordinates(np.array([[(n - 1) / 2.0 for n in volume.shape]]))[0]
+    assert head_centroid(volume, np.zeros(volume.shape, bool)).tobytes() == centre.tobytes()
