@@ -8,6 +8,7 @@ fine-tunes the shipped network (docs/training.md).
 
 from __future__ import annotations
 
+from medfuse.training.augment import APPEARANCE_KINDS, perturb_appearance, random_appearance
 from medfuse.training.checkpoint import read_checkpoint, save_checkpoint, strip_training_state
 from medfuse.training.data import PatchSampler, SlicePair, load_harvard_slices, load_phantom_slices, split_by_case
 from medfuse.training.trainer import DEFAULT_CONFIG, load_config, train
@@ -27,4 +28,7 @@ __all__ = [
     "split_by_case",
     "find_volume_pairs",
     "load_volume_slices",
+    "APPEARANCE_KINDS",
+    "perturb_appearance",
+    "random_appearance",
 ]
