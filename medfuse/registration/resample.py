@@ -50,6 +50,23 @@ def background_value(volume: Volume) -> float:
     return float(np.percentile(sample, 0.5))
 
 
+class _ImageBuffer:
+    """A SimpleITK image's pixel buffer for numpy: an array made from it (``np.asarray``) is a view of the buffer
+    whose base holds the image, so the image lives as long as the array and no copy is made (SimpleITK's
+    ``GetArrayFromImage`` copies the buffer: 75 MB more, and ~0.2 s of page faults, for a 257x293x249 output).
+    Writable: ``GetArrayViewFromImage`` made the buffer the image's own (``MakeUnique``), and nothing else
+    holds the image."""
+
+    def __init__(self, image):
+        import SimpleITK as sitk
+
+        view = sitk.GetArrayViewFromImage(image)
+        self._image = image
+        interface = dict(view.__array_interface__)
+        interface["data"] = (interface["data"][0], False)
+        self.__array_interface__ = interface
+
+
 def _resample_array(array, moving: Volume, reference: Volume, transform, interpolator, default: float) -> np.ndarray:
     import SimpleITK as sitk
 
@@ -66,7 +83,7 @@ def _resample_array(array, moving: Volume, reference: Volume, transform, interpo
     f.SetInterpolator(interpolator)
     f.SetDefaultPixelValue(float(default))
     f.SetOutputPixelType(sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(f.Execute(image)).T
+    return np.asarray(_ImageBuffer(f.Execute(image))).T
 
 
 def resample_to_reference(
