@@ -392,9 +392,11 @@ def fuse_slices(
     pyramid = getattr(model, "output", None) == "pyramid" and hasattr(model, "head_logits")
     slab = SLAB_BATCHES * max(int(batch_size), 1)  # slices per slab of a blend network
 
-    def fuse_stack(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
+    def fuse_stack(sa: np.ndarray, sb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty(sa.shape, dtype=np.float32) if out is None else out  # out: a view into the volume's result
         if not (blend or pyramid) or len(sa) <= slab:
-            return fuse_slab(sa, sb, None)
+            out[...] = fuse_slab(sa, sb, None)
+            return out
         # a blend or pyramid network works slice by slice after one intensity map per volume: the maps' statistics
         # from the whole stack, then slabs of slices (the same numbers as the whole stack at once, a slab's memory)
         maps = None
@@ -409,7 +411,6 @@ def fuse_slices(
             maps = [(_source_quantiles(np.concatenate(v), TRAINING_QUANTILE_LEVELS), np.asarray(q, dtype=np.float64))
                     for v, q in zip(values, (qa, qb))]
             del values
-        out = np.empty(sa.shape, dtype=np.float32)
         for start in range(0, len(sa), slab):
             out[start : start + slab] = fuse_slab(sa[start : start + slab], sb[start : start + slab], maps)
         return out
@@ -468,7 +469,7 @@ def fuse_slices(
         return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
     # the stacks as views: every slab is copied into the network's input anyway
-    return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False)
+    return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
 
 
 def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device,

@@ -98,6 +98,7 @@ def fuse_slicewise(
     affine: np.ndarray | None = None,
     axis: int = -1,
     contiguous: bool = True,
+    into: bool = False,
 ) -> np.ndarray:
     """The one slice runner: run a 2D fusion over a 2D image or a 3D volume, slice by slice.
 
@@ -113,6 +114,8 @@ def fuse_slicewise(
         axis: the stored slice axis, used only when ``affine`` is None.
         contiguous: give ``fuse_stack`` C-contiguous copies of the stacks; False: views in the slice order
             (no two volume copies; for a ``fuse_stack`` that copies its slabs anyway, as the networks do).
+        into: call ``fuse_stack(a_stack, b_stack, out=view)`` with ``view`` the result volume (``a``'s memory order)
+            seen as the stack of slices, to be filled in place: the result is not copied back from a stack.
 
     Returns:
         The fused array, ``a``'s shape and storage order.
@@ -122,13 +125,23 @@ def fuse_slicewise(
     if a.ndim != 3:
         raise ValueError(f"fuse_slicewise expects (H, W) or (X, Y, Z) arrays; got shape {a.shape}")
     as_stack = np.ascontiguousarray if contiguous else np.asarray
+    if affine is None:
+        log.debug("no affine given: fusing a volume of shape %s in slices across stored axis %d, whatever its "
+                  "anatomical plane", a.shape, axis)
+        axis = int(axis) % 3
+
+    def to_stack(x: np.ndarray) -> np.ndarray:
+        return np.moveaxis(to_axial(x, affine), 2, 0) if affine is not None else np.moveaxis(x, axis, 0)
+
+    stacks = [as_stack(to_stack(x)) for x in (a, b)]
+    if into:
+        result = np.empty_like(a, dtype=np.float32)  # C or Fortran, as ``a``
+        view = to_stack(result)
+        if np.shares_memory(view, result):  # permutations and flips: always a view
+            fuse_stack(*stacks, out=view)
+            return result
+    fused = np.asarray(fuse_stack(*stacks))
+    del stacks
     if affine is not None:
-        stacks = [as_stack(np.moveaxis(to_axial(x, affine), 2, 0)) for x in (a, b)]
-        fused = np.asarray(fuse_stack(*stacks))
-        del stacks
         return np.ascontiguousarray(from_axial(np.moveaxis(fused, 0, 2), affine))
-    log.debug("no affine given: fusing a volume of shape %s in slices across stored axis %d, whatever its "
-              "anatomical plane", a.shape, axis)
-    axis = int(axis) % 3
-    stacks = [as_stack(np.moveaxis(x, axis, 0)) for x in (a, b)]
-    return np.ascontiguousarray(np.moveaxis(np.asarray(fuse_stack(*stacks)), 0, axis))
+    return np.ascontiguousarray(np.moveaxis(fused, 0, axis))
