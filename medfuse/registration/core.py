@@ -453,9 +453,8 @@ def register(
     verdicts.apply(plausibility_failures(start.metric_before, metric_after, figures, s))
     quality: dict[str, float] = {}
     if s.check_optimum:
-        # a linear result is fit.final itself: its metric is metric_after (evaluated once)
-        found, message, quality = check_optimum(p, fit.linear, start.center,
-                                                metric_after if fit.linear is fit.final else None)
+        known = metric_after if fit.linear is fit.final else None  # a linear result's metric: evaluated once
+        found, message, quality = check_optimum(p, fit.linear, start.center, known)
         messages.append(message)
         verdicts.apply(found)
     stage("resampling")
