@@ -104,13 +104,15 @@ def align_pair(reference: Volume, moving: Volume, options: RegistrationOptions |
 
 
 def prepare_pair(reference: Volume, moving: Volume, options: RegistrationOptions | None = None, *,
-                 progress: Progress | None = None) -> PreparedPair:
+                 progress: Progress | None = None, consume_reference: bool = False) -> PreparedPair:
     """Align ``moving`` onto ``reference`` (:func:`align_pair`) and normalize both to [0, 1].
 
     Args:
         reference, moving: the pair; their modalities must be known (:mod:`medfuse.modality`).
         options: ``register``, ``registration_type``, ``accept_registration`` and ``window`` are used.
         progress: called as ``progress(percent, step)``.
+        consume_reference: the caller gives the reference's voxels up (it read them for this call): they are
+            normalized in place, after registration and the head mask have used them (no second head volume).
 
     Returns:
         A :class:`PreparedPair`.
@@ -129,7 +131,8 @@ def prepare_pair(reference: Volume, moving: Volume, options: RegistrationOptions
     report_progress(progress, 60, "normalizing")
     # one head mask of the reference per run: its normalization statistics, the field-of-view step and the QC picture
     ref_mask = head_mask(reference) if reference.ndim == 3 else None
-    ref_n = normalize(reference, mask=ref_mask if ref_mask is not None and ref_mask.any() else None)
+    ref_n = normalize(reference, mask=ref_mask if ref_mask is not None and ref_mask.any() else None,
+                      in_place=consume_reference)
     mov_n = normalize(aligned, window=getattr(options, "window", None))
     mov_n.meta["alignment"] = alignment
     timings["normalize"] = time.perf_counter() - t0

@@ -17,6 +17,7 @@ from medfuse.pipeline.load import load_inputs, role_label
 from medfuse.pipeline.options import FusionOptions, Progress, RegistrationOptions, report_progress
 from medfuse.pipeline.outputs import OutputPlan, input_records
 from medfuse.pipeline.provenance import Provenance
+from medfuse.report.sidecar import array_sha256
 
 __all__ = ["fuse_files", "register_files"]
 
@@ -48,10 +49,13 @@ def fuse_files(
     ref, mov = load_inputs(reference, moving, options)
     plan.check_input(ref)
     report_progress(progress, 15, "loaded")
+    consume = ref.ndim == 3  # the reference was read for this call: normalized in place (a head volume less)
+    reference_sha256 = array_sha256(ref.array) if consume else None  # the sidecar's hash of the voxels as read
     result = fuse_volumes(ref, mov, options, progress=progress, paths=(reference, moving),
-                          rgb_dtype=np.uint8 if ref.ndim == 3 else np.float32)  # 3D colour: uint8 (a quarter)
+                          rgb_dtype=np.uint8 if ref.ndim == 3 else np.float32,  # 3D colour: uint8 (a quarter)
+                          consume_reference=consume)
     report_progress(progress, 90, "writing")
-    inputs = input_records(result, ref, mov)
+    inputs = input_records(result, ref, mov, reference_sha256=reference_sha256)
     if ref.ndim == 3:  # from here on only the reference's grid and metadata are needed: its voxels (a head volume,
         # ~75 MB) are let go before the writers and the QC picture add theirs
         ref = dataclasses.replace(ref, array=np.broadcast_to(np.float32(0), ref.shape))

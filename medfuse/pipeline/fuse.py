@@ -88,6 +88,7 @@ def fuse_volumes(
     progress: Progress | None = None,
     paths: tuple[Any, Any] | None = None,
     rgb_dtype: type = np.float32,
+    consume_reference: bool = False,
 ) -> FusionResult:
     """Fuse ``moving`` into ``reference``'s geometry.
 
@@ -102,6 +103,9 @@ def fuse_volumes(
         paths: the paths the inputs were read from, for the pair check's file-name rule (never shown).
         rgb_dtype: ``np.uint8`` keeps a 3D colour result's ``fused.rgb`` as uint8 (a quarter of the memory of
             float32; :func:`~medfuse.pipeline.fuse_files` asks for it); values are the same.
+        consume_reference: the caller gives ``reference``'s voxels up (read for this call, as
+            :func:`~medfuse.pipeline.fuse_files` does): normalized in place, ``reference.array`` then holds the
+            normalized values (a head volume less at the fusion peak).
 
     Returns:
         A :class:`FusionResult`; ``result.fused.affine`` equals ``reference.affine``. For colour
@@ -131,7 +135,7 @@ def fuse_volumes(
     options.check_weights_for(method)  # the default method is known only now
     kind = available_methods()[method]
     colour_map = colormap_for(moving.modality, options.colormap) if moving.ndim == 3 and moving.rgb is None else None
-    prepared = prepare_pair(reference, moving, options, progress=progress)
+    prepared = prepare_pair(reference, moving, options, progress=progress, consume_reference=consume_reference)
     ref_n, mov_n, timings = prepared.reference, prepared.moving, prepared.timings
     provenance.add("align", **prepared.alignment)
     provenance.add("normalize", reference=ref_n.meta.get("normalization"), moving=mov_n.meta.get("normalization"))

@@ -273,11 +273,13 @@ def fusion_record(result, ref: Volume, mov: Volume, plan: OutputPlan, written: d
     return record
 
 
-def input_records(result, ref: Volume, mov: Volume) -> dict[str, Any]:
-    """The sidecar's records of the two inputs as read (grid, format, normalization, hash of the voxels)."""
+def input_records(result, ref: Volume, mov: Volume, *, reference_sha256: str | None = None) -> dict[str, Any]:
+    """The sidecar's records of the two inputs as read (grid, format, normalization, hash of the voxels;
+    ``reference_sha256``: the reference's, taken before its voxels were normalized in place)."""
     from medfuse.report.sidecar import volume_record
 
-    return {"reference": volume_record(ref, result.reference), "moving": volume_record(mov, result.moving)}
+    return {"reference": volume_record(ref, result.reference, sha256=reference_sha256),
+            "moving": volume_record(mov, result.moving)}
 
 
 def slice_plane(reference: Volume) -> dict[str, Any]:

@@ -76,12 +76,13 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def volume_record(volume, normalized=None) -> dict[str, Any]:
+def volume_record(volume, normalized=None, *, sha256: str | None = None) -> dict[str, Any]:
     """What the sidecar says of one input: modality and its source, format, grid, normalization, hash.
 
     Args:
         volume: the input as read (:class:`~medfuse.volume.Volume`).
         normalized: the same input after :func:`~medfuse.intensity.normalize` (for its record), if any.
+        sha256: :func:`array_sha256` of the voxels as read, when taken before they were given up.
     """
     record: dict[str, Any] = {
         "modality": volume.modality,
@@ -89,7 +90,7 @@ def volume_record(volume, normalized=None) -> dict[str, Any]:
         "format": volume.meta.get("format"),
         "shape": list(volume.shape),
         "spacing_mm": [round(float(s), 6) for s in volume.spacing],
-        "sha256_of_values": array_sha256(volume.array),
+        "sha256_of_values": sha256 if sha256 is not None else array_sha256(volume.array),
     }
     if volume.ndim == 3:
         import nibabel.orientations as nio

@@ -31,3 +31,26 @@ def test_the_sidecar_hashes_the_reference_as_read(tmp_path):
     assert record["slice_plane"]["reference_orientation"] == "RAS"
     fused = nib.load(written["fused"])
     np.testing.assert_allclose(fused.affine, affine)
+
+
+def test_a_consumed_reference_is_normalized_in_place_with_the_same_numbers():
+    import dataclasses
+
+    from medfuse.pipeline import fuse_volumes
+    from medfuse.volume import Volume
+
+    rng = np.random.default_rng(1)
+    t1 = np.zeros((30, 34, 20), np.float32)
+    t1[5:25, 6:28, 3:17] = 100 + 50 * rng.random((20, 22, 14))
+    pet = np.zeros_like(t1)
+    pet[8:22, 8:26, 5:15] = 1000 * rng.random((14, 18, 10))
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    options = FusionOptions(method="max", register=False)
+    keep = fuse_volumes(Volume(t1.copy(), affine, "MR"), Volume(pet, affine, "PT"), options, rgb_dtype=np.uint8)
+    given = Volume(np.asfortranarray(t1), affine, "MR")
+    raw = given.array
+    used = fuse_volumes(given, Volume(pet, affine, "PT"), options, rgb_dtype=np.uint8, consume_reference=True)
+    np.testing.assert_array_equal(used.fused.rgb, keep.fused.rgb)
+    np.testing.assert_array_equal(used.reference.array, keep.reference.array)
+    assert np.shares_memory(used.reference.array, raw)  # no second head volume: the voxels given were reused
+    assert dataclasses.asdict(used.options) == dataclasses.asdict(keep.options)
