@@ -463,6 +463,13 @@ def _inference_config(pair: str, ckpt: dict) -> dict:
     }
 
 
+def _shipped_training_config(ckpt: dict) -> dict | None:
+    """The checkpoint's training config as :func:`medfuse.training.load_config` takes it (the method is given apart)."""
+    config = json.loads(json.dumps(ckpt.get("config") or {}))
+    config.get("network", {}).pop("name", None)
+    return config or None
+
+
 def _train_config(pair: str, ckpt: dict) -> dict:
     return {
         "bundle_root": ".",
@@ -472,12 +479,15 @@ def _train_config(pair: str, ckpt: dict) -> dict:
         "method": ckpt["network"]["name"],
         "iterations": int(ckpt.get("iteration", 0)) or None,
         "seed": int((ckpt.get("config") or {}).get("seed", 0)),
+        # the shipped weights' own training configuration (network head, loss, schedule): train.json trains what
+        # models/model.pt holds, not the method's default configuration
+        "train_config": _shipped_training_config(ckpt),
         "output": "trained.pt",
         "force": False,
         "initialize": [{"_target_": "medfuse.bundle.report_errors"}],
         "run": {"_target_": "medfuse.training.train", "pair": "@pair", "method": "@method", "out": "@output",
                 "data_dir": "@dataset_dir", "iterations": "@iterations", "device": "@device", "seed": "@seed",
-                "force": "@force"},
+                "config": "@train_config", "force": "@force"},
     }
 
 

@@ -59,6 +59,27 @@ def test_model_is_the_shipped_weights(pair):
     assert info["network"] in ("fmmf", "mdgan", "msra", "light")
 
 
+@pytest.mark.parametrize("pair", PAIRS)
+def test_train_config_trains_what_the_bundle_ships(pair):
+    """train.json, as MONAI parses it, gives the trainer the shipped checkpoint's own network and loss (the
+    pyramid head where the shipped light has it), not the method's default configuration."""
+    from monai.bundle import ConfigParser
+
+    from medfuse.inference import shipped_weights_path
+    from medfuse.training.checkpoint import read_checkpoint
+    from medfuse.training.trainer import load_config
+
+    d = _files(pair)[0]
+    parser = ConfigParser()
+    parser.read_config(str(d / "configs" / "train.json"))
+    method = parser.get_parsed_content("method")
+    ckpt = read_checkpoint(shipped_weights_path(method, pair))  # what models/model.pt holds (test above)
+    cfg = load_config(method, parser.get_parsed_content("train_config"), pair=pair)
+    assert cfg["network"]["kwargs"] == ckpt["network"]["kwargs"]
+    assert cfg["loss"] == ckpt["config"]["loss"]
+    assert parser["run"]["config"] == "@train_config"
+
+
 def test_weights_check_holds_under_python_O(tmp_path):
     """A tampered model.pt is caught without asserts (python -O) and without the source tree's path."""
     d, _, _ = _files("pet_mri")
