@@ -277,9 +277,9 @@ def fuse_colormapped(values: np.ndarray, name: str, fuse_luminance, *, voxelwise
     values = np.asarray(values, dtype=np.float32)
     flat = values.reshape(-1)
     n = flat.size
-    rgb = np.empty((n, 3), dtype=np.uint8)
     fused = np.empty(n, dtype=np.float32)
     if voxelwise is not None:
+        rgb = np.empty((n, 3), dtype=np.uint8)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             ids, y01, odd, ycc_odd = _split_chunk(flat[start:stop], tables)
@@ -294,6 +294,7 @@ def fuse_colormapped(values: np.ndarray, name: str, fuse_luminance, *, voxelwise
         if odd.size:
             odd_parts.append((odd + start, ycc_odd))
     fused = np.asarray(fuse_luminance(fused.reshape(values.shape)), dtype=np.float32).reshape(-1)
+    rgb = np.empty((n, 3), dtype=np.uint8)  # after the fusion: not held while a network runs
     odd_all = np.concatenate([o for o, _ in odd_parts]) if odd_parts else np.zeros(0, dtype=np.intp)
     ycc_all = np.concatenate([y for _, y in odd_parts]) if odd_parts else np.zeros((0, 3), dtype=np.uint8)
     bounds = np.searchsorted(odd_all, np.arange(0, n + chunk, chunk))

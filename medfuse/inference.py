@@ -130,9 +130,11 @@ def content_mask(a: np.ndarray, b: np.ndarray, threshold: float = CONTENT_THRESH
     return fill_holes(m, plane_axis=0 if m.ndim == 3 else None)  # 2D holes in each slice of a stack
 
 
-def _source_quantiles(values: np.ndarray, levels) -> np.ndarray:
-    """The ``levels`` percentiles of ``values`` (made non-decreasing): where :func:`_quantile_map` takes them from."""
-    src = np.percentile(values, levels) if values.size else np.asarray(levels, dtype=np.float64) / 100.0
+def _source_quantiles(values: np.ndarray, levels, *, overwrite: bool = False) -> np.ndarray:
+    """The ``levels`` percentiles of ``values`` (made non-decreasing): where :func:`_quantile_map` takes them from.
+    ``overwrite``: ``values`` may be reordered (partitioned in place, no copy)."""
+    src = (np.percentile(values, levels, overwrite_input=overwrite) if values.size
+           else np.asarray(levels, dtype=np.float64) / 100.0)
     return np.maximum.accumulate(np.asarray(src, dtype=np.float64))
 
 
@@ -401,14 +403,21 @@ def fuse_slices(
         # from the whole stack, then slabs of slices (the same numbers as the whole stack at once, a slab's memory)
         maps = None
         if matched:
-            values: tuple[list, list] = ([], [])
-            for start in range(0, len(sa), slab):
-                ca, cb = sa[start : start + slab], sb[start : start + slab]
-                m = content_mask(ca, cb)  # holes are filled per slice: a slab at a time gives the same mask
-                values[0].append(ca[m])
-                values[1].append(cb[m])
+            # the content voxels of each source, gathered slab by slab into one array each (no list of parts
+            # concatenated, no copy for the percentiles: they partition these arrays in place)
+            masks = [content_mask(sa[start : start + slab], sb[start : start + slab])  # holes filled per slice:
+                     for start in range(0, len(sa), slab)]  # a slab at a time gives the same mask
+            total = sum(int(np.count_nonzero(m)) for m in masks)
+            values = (np.empty(total, dtype=sa.dtype), np.empty(total, dtype=sb.dtype))
+            at = 0
+            for start, m in zip(range(0, len(sa), slab), masks):
+                k = int(np.count_nonzero(m))
+                values[0][at : at + k] = sa[start : start + slab][m]
+                values[1][at : at + k] = sb[start : start + slab][m]
+                at += k
+            del masks
             qa, qb = TRAINING_QUANTILES[pair]
-            maps = [(_source_quantiles(np.concatenate(v), TRAINING_QUANTILE_LEVELS), np.asarray(q, dtype=np.float64))
+            maps = [(_source_quantiles(v, TRAINING_QUANTILE_LEVELS, overwrite=True), np.asarray(q, dtype=np.float64))
                     for v, q in zip(values, (qa, qb))]
             del values
         for start in range(0, len(sa), slab):

@@ -150,7 +150,10 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False,
         NonFiniteError: the volume holds NaN/Inf (never written silently).
     """
     path = Path(path)
-    if not np.isfinite(volume.array).all() or (volume.rgb is not None and not np.isfinite(volume.rgb).all()):
+    def finite(a: np.ndarray) -> bool:  # integer voxels (a uint8 RGB) are finite: no volume-sized bool array
+        return np.issubdtype(np.asarray(a).dtype, np.integer) or bool(np.isfinite(a).all())
+
+    if not finite(volume.array) or (volume.rgb is not None and not finite(volume.rgb)):
         raise NonFiniteError(f"{path}: refusing to write an image with NaN/Inf voxels")
     suffix = full_suffix(path)
     if suffix in NIFTI_SUFFIXES:

@@ -59,6 +59,9 @@ def fuse_files(
     if ref.ndim == 3:  # from here on only the reference's grid and metadata are needed: its voxels (a head volume,
         # ~75 MB) are let go before the writers and the QC picture add theirs
         ref = dataclasses.replace(ref, array=np.broadcast_to(np.float32(0), ref.shape))
+        if result.fused.rgb is not None and plan.kind == "file":  # written (and pictured) as RGB: the fused
+            # luminance (float32, ~75 MB) is no output of this call and is let go too
+            result.fused.array = np.broadcast_to(np.float32(0), result.fused.shape)
     written = plan.write(result, ref, mov, inputs=inputs)
     report_progress(progress, 100, "done")
     return written
