@@ -150,8 +150,12 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False,
         NonFiniteError: the volume holds NaN/Inf (never written silently).
     """
     path = Path(path)
-    def finite(a: np.ndarray) -> bool:  # integer voxels (a uint8 RGB) are finite: no volume-sized bool array
-        return np.issubdtype(np.asarray(a).dtype, np.integer) or bool(np.isfinite(a).all())
+    def finite(a: np.ndarray) -> bool:  # integer voxels (a uint8 RGB) are finite; floats in chunks: no
+        a = np.asarray(a)  # volume-sized bool array while the other writers run
+        if np.issubdtype(a.dtype, np.integer):
+            return True
+        flat = a.ravel(order="K")  # a view for any contiguous layout
+        return all(bool(np.isfinite(flat[i : i + (1 << 20)]).all()) for i in range(0, flat.size, 1 << 20))
 
     if not finite(volume.array) or (volume.rgb is not None and not finite(volume.rgb)):
         raise NonFiniteError(f"{path}: refusing to write an image with NaN/Inf voxels")
