@@ -21,7 +21,7 @@ Every figure is a whole process, measured by the kernel's accounting of the fini
 
 Rows run interleaved, ``--rounds`` rounds (the order rotates each round); every ratio is taken within
 one round (row / its floor in that round), then the median over rounds. Goals: ``--no-register`` <= 3x
-the floor, with registration <= 6x, peak <= 1 GB (10^9 bytes = 953.7 MiB).
+the floor, with registration <= 6x, peak <= 1 GB (1000 MiB, as the issue counts its 1.66 GB baseline).
 
     python benchmarks/speed3d.py [--rounds 3] [--compress-level N] [--ext .nii.gz|.nii]
            [--out benchmarks/results/speed3d.md] [--label TEXT]
@@ -53,9 +53,9 @@ PET_SHAPE, PET_SPACING = (129, 147, 125), 2.0
 #: the PET's misalignment: degrees about the RAS axes and mm, applied about the grid centre
 PET_ROTATION_DEG, PET_TRANSLATION_MM = (4.0, -3.0, 5.0), (6.0, -4.0, 5.0)
 GOALS = {"noreg": 3.0, "reg": 6.0}
-#: 1 GB = 10^9 bytes, in MiB (the peak is the kernel's ru_maxrss, KiB / 1024; tables before session 8 checked
-#: against 1024 MiB)
-PEAK_GOAL_MB = 1e9 / 2**20
+#: the issue's "1 GB", in MiB as the issue counts it: its baseline "1.66 GB" is this benchmark's 1659 MiB
+#: (ru_maxrss, KiB / 1024), i.e. GB = 1000 MiB (10^9 bytes would be 953.7 MiB; tables before session 8 checked 1024)
+PEAK_GOAL_MB = 1000
 
 
 def _grid(shape, spacing, axes: str, centre) -> np.ndarray:
