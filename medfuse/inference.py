@@ -445,8 +445,10 @@ def fuse_slices(
             from medfuse.networks.pyramid import compose_pyramid
 
             with torch.inference_mode():
-                fused = compose_pyramid(torch.from_numpy(np.ascontiguousarray(sa[:, None], dtype=np.float32)),
-                                        torch.from_numpy(np.ascontiguousarray(sb[:, None], dtype=np.float32)),
+                # fresh copies: a stack given as a view may have negative strides, which torch refuses (numpy calls
+                # a view with size-1 axes contiguous whatever its strides)
+                fused = compose_pyramid(torch.from_numpy(np.array(sa[:, None], dtype=np.float32, order="C")),
+                                        torch.from_numpy(np.array(sb[:, None], dtype=np.float32, order="C")),
                                         torch.from_numpy(logits), float(model.anchor_gain))[:, 0].numpy()
         elif blend:
             del ma, mb  # only x is needed from here (peak memory of a 3D volume: benchmarks/startup.py)

@@ -76,3 +76,15 @@ def test_a_pyramid_head_fuses_in_slabs_with_the_numbers_of_the_whole_stack(real_
     assert seen and max(seen) <= 8 < t1.shape[2]  # slabs of one batch went in, never the whole stack
     np.testing.assert_array_equal(slabs, whole)
     assert whole.dtype == np.float32 and whole.shape == t1.shape and whole.std() > 0.05
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 2, 1), (3, 1, 2)])
+def test_tiny_volumes_whose_stack_views_have_negative_strides_fuse(shape):
+    """The axial stacks are views (issue 26); for size-1 axes numpy calls them contiguous whatever their strides,
+    and torch refuses negative ones: the pyramid head copies its slabs (hypothesis found (1, 1, 1))."""
+    from medfuse.fusion import fuse_arrays
+
+    a = np.full(shape, 0.8506242, dtype=np.float32)
+    fused = fuse_arrays(a, a.copy(), "light", pair="pet_mri", affine=np.eye(4))
+    assert fused.shape == shape and np.isfinite(fused).all()
+    np.testing.assert_allclose(fused, a, atol=1e-5)

@@ -41,7 +41,7 @@ def test_fresh_slicer_510():
     assert plan.ok and plan.torch  # torch through the PyTorch extension
     assert plan.medfuse == [f"medfuse=={MEDFUSE_VERSION}", "--no-deps"]
     names = {re.split(r"[<>=]", p)[0].lower() for p in plan.packages}
-    assert names == {"monai", "nibabel", "tqdm", "nilearn", "scikit-image", "pywavelets"}
+    assert names == {"monai", "nibabel", "tqdm", "nilearn", "scikit-image", "pywavelets", "edt"}
     # nothing Slicer ships, and never torch from PyPI
     assert not names & {"numpy", "scipy", "simpleitk", "pydicom", "pillow", "torch"}
     assert {"numpy==2.2.6", "simpleitk==2.5.0", "scipy==1.15.3"} <= set(plan.constraints)
@@ -53,7 +53,8 @@ def test_fresh_slicer_510():
 
 def test_everything_installed_nothing_to_do():
     env = {**SLICER_510, "torch": "2.7.1+cu126", "medfuse": MEDFUSE_VERSION, "monai": "1.5.0", "nibabel": "5.3.2",
-           "tqdm": "4.67.1", "nilearn": "0.11.1", "scikit-image": "0.25.2", "PyWavelets": "1.8.0"}
+           "tqdm": "4.67.1", "nilearn": "0.11.1", "scikit-image": "0.25.2", "PyWavelets": "1.8.0",
+           "edt": "3.1.2"}
     plan = plan_install(env, python_version=(3, 12))
     assert plan.nothing_to_do and plan.ok and "torch==2.7.1+cu126" in plan.constraints
 

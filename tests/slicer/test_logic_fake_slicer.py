@@ -321,7 +321,8 @@ def test_ensure_medfuse_nothing_to_do(slicer, logic, monkeypatch):
     import MedFuseLib.logic as logic_module
 
     everything = dict(SLICER_510, torch="2.5.1", medfuse=install.MEDFUSE_VERSION, monai="1.4.0", nibabel="5.3.0",
-                      tqdm="4.67.0", nilearn="0.11.0", **{"scikit-image": "0.25.0", "PyWavelets": "1.8.0"})
+                      tqdm="4.67.0", nilearn="0.11.0",
+                      **{"scikit-image": "0.25.0", "PyWavelets": "1.8.0", "edt": "3.1.2"})
     monkeypatch.setattr(logic_module, "installed_distributions", lambda: dict(everything))
     assert logic.ensureMedfuse() is True and slicer.util.calls == []  # nothing asked, nothing installed
 

@@ -54,6 +54,7 @@ MEDFUSE_VERSION = "0.1.0"
 MEDFUSE_REQUIREMENTS = (
     "numpy>=1.24",
     "scipy>=1.10",
+    "edt>=2.3",
     "monai>=1.4",
     "nibabel>=5.0",
     "SimpleITK>=2.3",
