@@ -58,23 +58,14 @@ class FieldOfView:
                 "the whole head to fuse it all")
 
 
-def _mean_index(mask: np.ndarray) -> np.ndarray:
-    """The mean voxel index of a boolean mask, from its per-axis counts (no index list of every voxel)."""
-    total = np.count_nonzero(mask)
-    means = []
-    for axis in range(mask.ndim):
-        counts = np.count_nonzero(mask, axis=tuple(a for a in range(mask.ndim) if a != axis))
-        means.append(float(np.dot(counts, np.arange(mask.shape[axis], dtype=np.float64))) / total)
-    return np.asarray(means)
-
-
 def _where(reference: Volume, head: np.ndarray, uncovered: np.ndarray) -> str:
     """Where the uncovered part of the head lies, in patient directions (e.g. "inferior and anterior")."""
+    from medfuse.registration.checks import head_centroid
+
     part = head & uncovered
     if not part.any():
         return ""
-    centre = reference.world_coordinates(_mean_index(head)[None])[0]
-    offset = reference.world_coordinates(_mean_index(part)[None])[0] - centre
+    offset = head_centroid(reference, part) - head_centroid(reference, head)
     if not np.any(np.abs(offset) > 1.0):
         return "around the edge of the head"
     words = [(abs(offset[a]), _SIDES[a][0 if offset[a] > 0 else 1]) for a in range(3)
@@ -97,19 +88,20 @@ def _corners_inside(reference: Volume, moving: Volume, transform) -> bool:
     """
     if transform is not None and not transform.IsLinear():
         return False
-    from medfuse.volume import LPS_RAS_FLIP
+    from medfuse.registration.transform import matrix_ras
 
-    to_moving = np.eye(4)
-    if transform is not None:
-        from medfuse.registration.transform import matrix_lps
-
-        to_moving = LPS_RAS_FLIP @ matrix_lps(transform) @ LPS_RAS_FLIP  # reference RAS -> moving RAS
+    to_moving = np.eye(4) if transform is None else matrix_ras(transform)  # reference RAS -> moving RAS
     index_map = np.linalg.inv(np.asarray(moving.affine, dtype=np.float64)) @ to_moving @ np.asarray(reference.affine)
     last = np.asarray(reference.shape[:3], dtype=np.float64) - 1.0
     corners = np.array([[i, j, k, 1.0] for i in (0.0, last[0]) for j in (0.0, last[1]) for k in (0.0, last[2])])
     p = (corners @ index_map.T)[:, :3]
     size = np.asarray(moving.shape[:3], dtype=np.float64)
     return bool(np.all(p >= -0.5 + _CORNER_MARGIN) and np.all(p <= size - 0.5 - _CORNER_MARGIN))
+
+
+def _full_coverage() -> FieldOfView:
+    return FieldOfView(None, 1.0, {"head_coverage": 1.0, "grid_coverage": 1.0,
+                                   "uncovered": "none: the moving scan covers the whole reference grid"})
 
 
 def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_mm: float = FEATHER_MM,
@@ -131,14 +123,12 @@ def field_of_view(reference: Volume, moving: Volume, transform=None, *, feather_
     from medfuse.registration.resample import resample_to_reference
 
     if _corners_inside(reference, moving, transform):  # the common case, without resampling a volume of ones
-        return FieldOfView(None, 1.0, {"head_coverage": 1.0, "grid_coverage": 1.0,
-                                       "uncovered": "none: the moving scan covers the whole reference grid"})
+        return _full_coverage()
     ones = Volume(np.ones(moving.shape, dtype=np.float32), moving.affine, moving.modality)
     covered = resample_to_reference(ones, reference, transform, "nearest", default_value=0.0).array > 0.5
     del ones
     if covered.all():
-        return FieldOfView(None, 1.0, {"head_coverage": 1.0, "grid_coverage": 1.0,
-                                       "uncovered": "none: the moving scan covers the whole reference grid"})
+        return _full_coverage()
     if head is None:
         from medfuse.intensity.mask import head_mask
 

@@ -21,7 +21,7 @@ import logging
 import numpy as np
 
 from medfuse.pairs import MODALITY_OF_PAIR, PAIRS, pair_for_modality
-from medfuse.slicing import check_fusion_inputs, check_same_shape, fuse_slicewise
+from medfuse.slicing import check_fusion_inputs, check_same_shape, check_unit_range, fuse_slicewise
 from medfuse.volume import AXIAL_SLICE_AXES, orientation_code, slice_axis
 
 __all__ = [
@@ -130,20 +130,12 @@ _CHUNK = 1 << 18
 
 def _check_unit_range(x: np.ndarray, name: str, who: str = "classical fusion") -> None:
     """:func:`check_fusion_inputs`' checks of one 3D image (finite, in [0, 1] up to rounding), without copying it."""
-    from medfuse.errors import NonFiniteError, UnsupportedInputError
+    from medfuse.errors import UnsupportedInputError
 
     if x.ndim != 3 or x.size == 0 or min(x.shape[:2]) < 2:
         raise UnsupportedInputError(f"{who}: expected 2D (H, W) or 3D (X, Y, Z) images of at least 2x2 pixels "
                                     f"in plane; got shape {x.shape}")
-    lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates to both
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        bad = int((~np.isfinite(x)).sum())
-        raise NonFiniteError(f"{who}: {name} holds {bad} NaN/inf values; replace or mask them before fusing")
-    if lo < -1e-3 or hi > 1.0 + 1e-3:
-        raise UnsupportedInputError(
-            f"{who}: {name} has values in [{lo:.4g}, {hi:.4g}]; expected images normalized to [0, 1]: "
-            "normalize first (medfuse.intensity.normalize)"
-        )
+    check_unit_range(x, name, who)
 
 
 def voxelwise_fusion(method: str, a: np.ndarray):

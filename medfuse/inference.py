@@ -407,11 +407,10 @@ def fuse_slices(
             # concatenated, no copy for the percentiles: they partition these arrays in place)
             masks = [content_mask(sa[start : start + slab], sb[start : start + slab])  # holes filled per slice:
                      for start in range(0, len(sa), slab)]  # a slab at a time gives the same mask
-            total = sum(int(np.count_nonzero(m)) for m in masks)
-            values = (np.empty(total, dtype=sa.dtype), np.empty(total, dtype=sb.dtype))
+            counts = [int(np.count_nonzero(m)) for m in masks]
+            values = (np.empty(sum(counts), dtype=sa.dtype), np.empty(sum(counts), dtype=sb.dtype))
             at = 0
-            for start, m in zip(range(0, len(sa), slab), masks):
-                k = int(np.count_nonzero(m))
+            for start, m, k in zip(range(0, len(sa), slab), masks, counts):
                 values[0][at : at + k] = sa[start : start + slab][m]
                 values[1][at : at + k] = sb[start : start + slab][m]
                 at += k

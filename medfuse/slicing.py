@@ -21,7 +21,7 @@ import numpy as np
 
 from medfuse.volume import from_axial, to_axial
 
-__all__ = ["check_fusion_inputs", "check_same_shape", "fuse_slicewise"]
+__all__ = ["check_fusion_inputs", "check_same_shape", "check_unit_range", "fuse_slicewise"]
 
 log = logging.getLogger("medfuse.fusion")  # the slice runner logs under the name users already filter on
 
@@ -63,7 +63,7 @@ def check_fusion_inputs(
             outside [0, 1] (not normalized).
         NonFiniteError: NaN/inf values.
     """
-    from medfuse.errors import NonFiniteError, UnsupportedInputError
+    from medfuse.errors import UnsupportedInputError
 
     a = np.asarray(a, dtype=dtype)
     b = np.asarray(b, dtype=dtype)
@@ -75,19 +75,30 @@ def check_fusion_inputs(
         )
     out = []
     for name, arr in (("a (the anatomical image)", a), ("b (the second image)", b)):
-        if not np.isfinite(arr).all():
-            raise NonFiniteError(
-                f"{who}: {name} holds {int((~np.isfinite(arr)).sum())} NaN/inf values; "
-                "replace or mask them before fusing"
-            )
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < -_RANGE_TOLERANCE or hi > 1.0 + _RANGE_TOLERANCE:
-            raise UnsupportedInputError(
-                f"{who}: {name} has values in [{lo:.4g}, {hi:.4g}]; expected images normalized to [0, 1]: "
-                "normalize first (medfuse.intensity.normalize)"
-            )
+        lo, hi = check_unit_range(arr, name, who)
         out.append(arr if 0.0 <= lo and hi <= 1.0 else np.clip(arr, 0.0, 1.0))  # clipping would copy, not change
     return out[0], out[1]
+
+
+def check_unit_range(x: np.ndarray, name: str, who: str) -> tuple[float, float]:
+    """Raise unless ``x`` is finite and within [0, 1] up to rounding (``1e-3``); return its ``(min, max)``.
+
+    One pass for each bound and no bool array of the image's size: NaN propagates through both, an infinity is
+    one of them (the count of bad values is taken only to say it).
+    """
+    from medfuse.errors import NonFiniteError, UnsupportedInputError
+
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise NonFiniteError(
+            f"{who}: {name} holds {int((~np.isfinite(x)).sum())} NaN/inf values; replace or mask them before fusing"
+        )
+    if lo < -_RANGE_TOLERANCE or hi > 1.0 + _RANGE_TOLERANCE:
+        raise UnsupportedInputError(
+            f"{who}: {name} has values in [{lo:.4g}, {hi:.4g}]; expected images normalized to [0, 1]: "
+            "normalize first (medfuse.intensity.normalize)"
+        )
+    return lo, hi
 
 
 def fuse_slicewise(

@@ -45,10 +45,20 @@ __all__ = [
     "axial_affine",
     "slice_axis",
     "orientation_code",
+    "all_finite",
 ]
 
 #: diag(-1, -1, 1, 1): maps RAS world coordinates to LPS and back (its own inverse).
 LPS_RAS_FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """True when every value of ``a`` is finite, without a bool array of its size: NaN propagates through ``min`` and
+    ``max``, and an infinity is one of them. Integer arrays are finite; an empty one is."""
+    a = np.asarray(a)
+    if a.size == 0 or not np.issubdtype(a.dtype, np.inexact):
+        return True
+    return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
 
 
 def ras_to_lps(affine_or_points: np.ndarray) -> np.ndarray:

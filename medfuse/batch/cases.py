@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path

@@ -34,8 +34,8 @@ import numpy as np
 
 from medfuse.volume import Volume
 
-__all__ = ["head_mask", "fill_holes", "otsu_threshold", "looks_like_hu", "block_mean", "bounding_box", "PET_FRACTION",
-           "CT_AIR_THRESHOLD_HU"]
+__all__ = ["head_mask", "fill_holes", "otsu_threshold", "looks_like_hu", "block_mean", "bounding_box", "mean_index",
+           "PET_FRACTION", "CT_AIR_THRESHOLD_HU"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,19 @@ def bounding_box(mask: np.ndarray, margin=0) -> tuple[slice, ...]:
         lo, hi = int(idx[0]) - int(margin[axis]), int(idx[-1]) + 1 + int(margin[axis])
         box.append(slice(max(lo, 0), min(hi, mask.shape[axis])))
     return tuple(box)
+
+
+def mean_index(mask: np.ndarray) -> np.ndarray:
+    """The mean voxel index (float64, one per axis) of the True voxels of ``mask`` (which must not be empty), from
+    its counts per slab, without listing every voxel: the sums are of integers, exact in any order, so this is
+    ``np.argwhere(mask).mean(axis=0)`` to the last bit."""
+    mask = np.asarray(mask, dtype=bool)
+    count = int(np.count_nonzero(mask))
+    mean = []
+    for axis in range(mask.ndim):
+        per_slab = np.count_nonzero(mask, axis=tuple(j for j in range(mask.ndim) if j != axis))
+        mean.append(float(np.dot(np.arange(mask.shape[axis], dtype=np.int64), per_slab.astype(np.int64))) / count)
+    return np.asarray(mean)
 
 
 def _expand(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:

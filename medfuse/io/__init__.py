@@ -19,7 +19,7 @@ import numpy as np
 from medfuse.errors import EmptyImageError, NonFiniteError, UnsupportedInputError
 from medfuse.io.atomic import atomic_output, check_output, full_suffix
 from medfuse.io.formats import DICOM_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES, SLICE_SUFFIXES, VOLUME_SUFFIXES
-from medfuse.volume import Volume
+from medfuse.volume import Volume, all_finite
 
 __all__ = [
     "load_volume",
@@ -55,9 +55,8 @@ def check_volume(volume: Volume, step: str = "register or fuse") -> Volume:
     a = volume.array
     if a.size == 0:
         raise EmptyImageError(f"{volume.name}: the image is empty (shape {a.shape}); nothing to {step}")
-    finite = np.isfinite(a)
-    if not finite.all():
-        n_bad = int(a.size - np.count_nonzero(finite))
+    if not all_finite(a):
+        n_bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         raise NonFiniteError(
             f"{volume.name}: {n_bad} of {a.size} voxels are NaN or infinite; replace them (e.g. with 0 or the "
             f"background value) before you {step}"
@@ -150,14 +149,8 @@ def save_volume(volume: Volume, path: str | os.PathLike, *, force: bool = False,
         NonFiniteError: the volume holds NaN/Inf (never written silently).
     """
     path = Path(path)
-    def finite(a: np.ndarray) -> bool:  # integer voxels (a uint8 RGB) are finite; floats in chunks: no
-        a = np.asarray(a)  # volume-sized bool array while the other writers run
-        if np.issubdtype(a.dtype, np.integer):
-            return True
-        flat = a.ravel(order="K")  # a view for any contiguous layout
-        return all(bool(np.isfinite(flat[i : i + (1 << 20)]).all()) for i in range(0, flat.size, 1 << 20))
-
-    if not finite(volume.array) or (volume.rgb is not None and not finite(volume.rgb)):
+    # no volume-sized bool array while the other writers run
+    if not all_finite(volume.array) or (volume.rgb is not None and not all_finite(volume.rgb)):
         raise NonFiniteError(f"{path}: refusing to write an image with NaN/Inf voxels")
     suffix = full_suffix(path)
     if suffix in NIFTI_SUFFIXES:

@@ -56,15 +56,21 @@ def fuse_files(
                           consume_reference=consume)
     report_progress(progress, 90, "writing")
     inputs = input_records(result, ref, mov, reference_sha256=reference_sha256)
-    if ref.ndim == 3:  # from here on only the reference's grid and metadata are needed: its voxels (a head volume,
+    if consume:  # from here on only the reference's grid and metadata are needed: its voxels (a head volume,
         # ~75 MB) are let go before the writers and the QC picture add theirs
-        ref = dataclasses.replace(ref, array=np.broadcast_to(np.float32(0), ref.shape))
+        ref = dataclasses.replace(ref, array=_no_voxels(ref.shape))
         if result.fused.rgb is not None and plan.kind == "file":  # written (and pictured) as RGB: the fused
             # luminance (float32, ~75 MB) is no output of this call and is let go too
-            result.fused.array = np.broadcast_to(np.float32(0), result.fused.shape)
+            result.fused.array = _no_voxels(result.fused.shape)
     written = plan.write(result, ref, mov, inputs=inputs)
     report_progress(progress, 100, "done")
     return written
+
+
+def _no_voxels(shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only float32 array of ``shape`` that holds no memory (one zero, broadcast): where a volume's grid is
+    still needed but its voxels are not."""
+    return np.broadcast_to(np.float32(0), shape)
 
 
 def register_files(

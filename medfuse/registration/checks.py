@@ -91,18 +91,14 @@ def fov_coverage(reference: Volume, mask: np.ndarray, moving: Volume, matrix_ras
 def head_centroid(volume: Volume, mask: np.ndarray) -> np.ndarray:
     """RAS millimetres of the centroid of ``mask`` on ``volume``'s grid (the grid's centre when it is empty).
 
-    The mean voxel index per axis from the mask's counts per slab, without listing every voxel: the sums are of
-    integers, exact in any order, so this is ``np.argwhere(mask).mean(axis=0)`` to the last bit.
+    The mean voxel index from :func:`medfuse.intensity.mask.mean_index` (``np.argwhere(mask).mean(axis=0)`` to the
+    last bit, without listing every voxel).
     """
-    mask = np.asarray(mask, dtype=bool)
-    count = int(np.count_nonzero(mask))
-    if count == 0:
+    from medfuse.intensity.mask import mean_index
+
+    if not np.any(mask):
         return volume.world_coordinates(np.array([[(n - 1) / 2.0 for n in volume.shape]]))[0]
-    mean = []
-    for axis in range(mask.ndim):
-        per_slab = np.count_nonzero(mask, axis=tuple(j for j in range(mask.ndim) if j != axis))
-        mean.append(float(np.dot(np.arange(mask.shape[axis], dtype=np.int64), per_slab.astype(np.int64))) / count)
-    return volume.world_coordinates(np.array([mean]))[0]
+    return volume.world_coordinates(mean_index(mask)[None])[0]
 
 
 def decompose_linear(matrix: np.ndarray, center: np.ndarray) -> dict[str, float]:
