@@ -1,4 +1,4 @@
-"""save_volume refuses NaN/Inf voxels wherever they lie, checked in chunks (issue 26: no volume-sized bool array)."""
+"""save_volume refuses NaN/Inf voxels wherever they lie, without an image-sized bool array (issue 26: memory)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from medfuse.volume import Volume
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("where", [(0, 0, 0), (199, 99, 59), (100, 50, 30)])
 def test_a_non_finite_voxel_anywhere_is_refused(tmp_path, order, where):
-    a = np.zeros((200, 100, 60), np.float32, order=order)  # 1.2 million voxels: more than one chunk
+    a = np.zeros((200, 100, 60), np.float32, order=order)  # first, last and a middle voxel, C and Fortran order
     a[where] = np.inf if where == (0, 0, 0) else np.nan
     with pytest.raises(NonFiniteError, match="refusing to write"):
         save_volume(Volume(a, np.eye(4), "MR"), tmp_path / "x.nii.gz")
