@@ -91,10 +91,18 @@ def inner_fold_pairs(data: Path, pair: str, k: int, slice_step: int = 1):
 
 def inner_choice(table: dict, candidates: list[str]) -> tuple[str, dict[str, int]]:
     """The config rule on one inner validation split: the candidate row better than the median classical
-    method on the most of the 10 metrics (issue 14, item 3); ties keep the earlier candidate (list the
-    base config first). Returns ``(chosen, {candidate: count})``."""
+    method on the most of the 10 metrics (issue 14, item 3); ties go to the lower mean rank over the 10
+    metrics, each candidate ranked among the classical rows of ``table`` and itself (session 9: every
+    candidate had tied at 10/10 on most splits, so the count alone chose nothing), then to the earlier
+    candidate (list the base config first). Returns ``(chosen, {candidate: count})``."""
     counts = {m: len(above_median_classical(table, m)) for m in candidates}
-    best = max(candidates, key=lambda m: (counts[m], -candidates.index(m)))
+    classical = [m for m in CLASSICAL if m in table]
+
+    def mean_rank(m: str) -> float:
+        rk = ranks({k: table[k] for k in classical + [m]})
+        return float(np.mean([rk[m][k] for k in METRIC_KEYS]))
+
+    best = max(candidates, key=lambda m: (counts[m], -mean_rank(m), -candidates.index(m)))
     return best, counts
 
 

@@ -52,6 +52,19 @@ def test_inner_choice_counts_metrics_above_the_median_classical_and_ties_keep_th
     assert q.inner_choice(table, ["fmmf-anchor", "fmmf-grad"])[0] == "fmmf-grad"
 
 
+def test_inner_choice_breaks_a_count_tie_by_mean_rank_among_the_classical_rows(quality):
+    """Both candidates above the median classical method on all 10 metrics: the one ranked better among the
+    classical rows wins, even when listed second; equal ranks keep the base."""
+    q = quality
+    table = {m: _row(q, 1.0 + i) for i, m in enumerate(q.CLASSICAL)}  # classical 1.0 .. 5.0 everywhere
+    table["light-pyr"] = _row(q, 4.5)  # 10/10 above the median (3.0), second (behind 5.0) everywhere
+    table["light-pyrssim"] = dict(_row(q, 4.5), SSIM=6.0, MI=6.0)  # 10/10 too, first on two metrics
+    chosen, counts = q.inner_choice(table, ["light-pyr", "light-pyrssim"])
+    assert counts == {"light-pyr": 10, "light-pyrssim": 10} and chosen == "light-pyrssim"
+    table["light-pyrssim"] = dict(_row(q, 4.5))  # identical ranks: the base stays
+    assert q.inner_choice(table, ["light-pyr", "light-pyrssim"])[0] == "light-pyr"
+
+
 def test_inner_validation_cases_never_touch_the_outer_test_fold(quality, tmp_path):
     """Each outer fold's inner validation cases come from the other folds only, as
     ``medfuse.training.cv.train_fold(..., inner=True)`` trains without them."""
