@@ -30,9 +30,9 @@ def test_load_config_layers(tmp_path):
 
 def test_per_pair_section_of_a_method_config(tmp_path, monkeypatch):
     """``"pairs": {pair: {...}}`` in a method file applies to that pair only, before the user's file."""
-    from medfuse.training import trainer
+    from medfuse.training import config as training_config
 
-    base = json.loads((trainer.CONFIG_DIR / "fmmf.json").read_text())
+    base = json.loads((training_config.CONFIG_DIR / "fmmf.json").read_text())
     assert load_config("fmmf", pair="ct_mri")["loss"]["weights"] == {"var_ssim": 1.0}
     spect = base.get("pairs", {}).get("spect_mri")
     if spect is not None:  # the shipped choice (benchmarks/results/quality.md, nested on inner splits)
@@ -40,7 +40,7 @@ def test_per_pair_section_of_a_method_config(tmp_path, monkeypatch):
     cfg_dir = tmp_path / "configs"
     cfg_dir.mkdir()
     (cfg_dir / "light.json").write_text(json.dumps({"lr": 0.002, "pairs": {"pet_mri": {"lr": 0.005}}}))
-    monkeypatch.setattr(trainer, "CONFIG_DIR", cfg_dir)
+    monkeypatch.setattr(training_config, "CONFIG_DIR", cfg_dir)
     assert load_config("light")["lr"] == 0.002 and load_config("light", pair="ct_mri")["lr"] == 0.002
     assert load_config("light", pair="pet_mri")["lr"] == 0.005
     assert load_config("light", {"lr": 0.1}, pair="pet_mri")["lr"] == 0.1  # the user's file still wins
