@@ -13,7 +13,12 @@ deviation over folds; ranks are taken on the means over folds. Goal checks (issu
 
 * each task's default network: first on >= 6 of 10 metrics, never last, and on each of Qabf, VIF
   and SSIM at least the best classical method's value minus 2% (relative);
-* every network family: better than the median classical method on >= 6 of 10 metrics.
+* every network family: better than the median classical method on >= 6 of 10 metrics;
+* issue 24's goal (``goal24`` lines; :mod:`peer_targets`): each network row ranked in one pool with the
+  classical rows and the published rows of ``../shared/reference/peer-targets.md`` projected onto the folds
+  (their ratio to ``max`` on the unseen pairs times the folds' ``max``): the lowest mean rank of the pool,
+  never the worst, Qabf/VIF/SSIM >= 98% of the pool's best. When that file is here, the default decision
+  uses this goal for networks (:data:`DECISION_RULE_PEERS`).
 
 Each task's output ends with its **default decision** (:func:`default_decision`; ``--decision FILE``
 writes them as JSON: ``{"method": {pair: default}, "tasks": {pair: details}}``): the network row (any network or config variant ``NET-TAG``) that meets the
@@ -50,6 +55,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import peer_targets  # noqa: E402  (benchmarks/peer_targets.py)
 
 METRIC_KEYS = ["EN", "SD", "SF", "AG", "EI", "MI", "Qabf", "SSIM", "VIF", "SCD"]
 FIDELITY_KEYS = ["Qabf", "VIF", "SSIM"]
@@ -89,21 +97,27 @@ def inner_fold_pairs(data: Path, pair: str, k: int, slice_step: int = 1):
     return out
 
 
-def inner_choice(table: dict, candidates: list[str]) -> tuple[str, dict[str, int]]:
+def inner_choice(table: dict, candidates: list[str], peers: dict | None = None) -> tuple[str, dict[str, int]]:
     """The config rule on one inner validation split: the candidate row better than the median classical
     method on the most of the 10 metrics (issue 14, item 3); ties go to the lower mean rank over the 10
-    metrics, each candidate ranked among the classical rows of ``table`` and itself (session 9: every
-    candidate had tied at 10/10 on most splits, so the count alone chose nothing), then to the earlier
-    candidate (list the base config first). Returns ``(chosen, {candidate: count})``."""
+    metrics, each candidate ranked among the classical rows of ``table`` and itself, plus the published rows
+    projected onto the split when ``peers`` (one task's rows of peer-targets.md) is given (issue 24's pool,
+    :mod:`peer_targets`; session 9: every candidate had tied at 10/10 on most splits, so the count alone
+    chose nothing), then to the earlier candidate (list the base config first).
+    Returns ``(chosen, {candidate: count})``."""
     counts = {m: len(above_median_classical(table, m)) for m in candidates}
-    classical = [m for m in CLASSICAL if m in table]
-
-    def mean_rank(m: str) -> float:
-        rk = ranks({k: table[k] for k in classical + [m]})
-        return float(np.mean([rk[m][k] for k in METRIC_KEYS]))
-
-    best = max(candidates, key=lambda m: (counts[m], -mean_rank(m), -candidates.index(m)))
+    best = max(candidates, key=lambda m: (counts[m], -inner_mean_rank(table, m, peers), -candidates.index(m)))
     return best, counts
+
+
+def inner_mean_rank(table: dict, row: str, peers: dict | None = None) -> float:
+    """``row``'s mean rank among the classical rows of ``table`` (and the projected published rows of
+    ``peers``, when given): :func:`inner_choice`'s tie-break."""
+    classical = [m for m in CLASSICAL if m in table]
+    if peers:
+        return peer_targets.mean_ranks(peer_targets.peer_pool(table, row, peers, classical))[row]
+    rk = ranks({k: table[k] for k in classical + [row]})
+    return float(np.mean([rk[row][k] for k in METRIC_KEYS]))
 
 
 def _digest(path: Path | None) -> str:
@@ -216,7 +230,14 @@ DECISION_RULE = ("the network that meets the goal on the folds (first on >= 6/10
                  "lowest mean rank")
 
 
-def default_decision(table: dict) -> dict:
+DECISION_RULE_PEERS = ("the network that meets issue 24's goal (benchmarks/peer_targets.py: mean rank below every other "
+                       "row among the classical rows and the published rows projected onto the folds, never the worst, "
+                       "Qabf/VIF/SSIM >= 98% of the pool's best; several: the lowest mean rank); else the classical "
+                       "method with the most firsts among the classical methods, ties by fewest lasts, then lowest "
+                       "mean rank")
+
+
+def default_decision(table: dict, peers: dict | None = None) -> dict:
     """The task's default from the cross-validated means (:data:`DECISION_RULE`).
 
     Returns ``{"default", "kind" ("network" or "classical"), "network_weights" (the NET-TAG row whose
@@ -232,7 +253,15 @@ def default_decision(table: dict) -> dict:
                 {m: float(np.mean([rk[m][k] for k in METRIC_KEYS])) for m in sub})
 
     nets = [m for m in table if family(m) in NETWORKS]
-    meets = [m for m in nets if goal_default(table, m)[0]]
+    if peers and "max" in table:  # issue 24's goal: ranked with the classical rows and the published rows
+        goal = {m: peer_targets.goal_peer(table, m, peers, CLASSICAL) for m in nets}
+        meets = sorted((m for m in nets if goal[m][0]), key=lambda m: goal[m][2])
+        if meets:
+            return {"default": family(meets[0]), "kind": "network", "network_weights": meets[0], "meets_goal": meets,
+                    "mean_rank_with_published": {m: goal[m][2] for m in meets}, "firsts": {}, "lasts": {},
+                    "rule": DECISION_RULE_PEERS}
+    else:
+        meets = [m for m in nets if goal_default(table, m)[0]]
     if meets:
         firsts, lasts, mean_rank = {}, {}, {}
         for m in meets:  # ranked as in the goal: without the network's own config variants
@@ -325,7 +354,7 @@ def run_inner(args, methods: list[str], cache: dict) -> list[str]:
         nets = [m for m in methods if family(m) in NETWORKS]
         out = [f"\n## {pair}: configs compared on inner validation cases (never the outer test fold)",
                "| outer fold | inner validation cases | row | " + " | ".join(METRIC_KEYS)
-               + " | > median classical | chosen |",
+               + " | > median classical, mean rank | chosen |",
                "|" + "---|" * (len(METRIC_KEYS) + 5)]
         report[pair] = []
         for i, (cases, pairs) in enumerate(folds):
@@ -341,9 +370,10 @@ def run_inner(args, methods: list[str], cache: dict) -> list[str]:
                 table[method] = mean_metrics(rows)
                 if args.cache:
                     args.cache.write_text(json.dumps(cache))
-            chosen, counts = inner_choice(table, nets) if nets else (None, {})
+            peers = args.peers.get(pair)
+            chosen, counts = inner_choice(table, nets, peers) if nets else (None, {})
             for m, vals in table.items():
-                cnt = f"{counts[m]}/10" if m in counts else ""
+                cnt = f"{counts[m]}/10, mean rank {inner_mean_rank(table, m, peers):.2f}" if m in counts else ""
                 mark = "**yes**" if m == chosen else ("" if m in counts else "(reference)")
                 out.append(f"| {i} | {', '.join(cases)} ({len(pairs)} slices) | {m} | "
                            + " | ".join(f"{vals[k]:.4g}" for k in METRIC_KEYS) + f" | {cnt} | {mark} |")
@@ -377,7 +407,10 @@ def main(argv=None) -> int:
                     "no fold weights in --cv-dir are taken from it (marked 'carried' in the table)")
     ap.add_argument("--inner", action="store_true", help="compare configs on each outer fold's inner validation "
                     "cases with the inner fold weights (list the base network row first); writes the choice per fold")
+    ap.add_argument("--peer-targets", type=Path, default=peer_targets.PEER_FILE,
+                    help="the published rows (issue 24's goal; absent: that check is skipped)")
     args = ap.parse_args(argv)
+    args.peers = peer_targets.read_peer_targets(args.peer_targets)
 
     import torch
 
@@ -451,9 +484,15 @@ def main(argv=None) -> int:
                 ok, txt = goal_default(mean, net)
                 lines.append(f"goal [{pair}] {net}: {txt}")
             lines.append(f"family [{pair}] {net}: {goal_family(mean, net)[1]}")
+            if args.peers.get(pair) and "max" in mean:
+                lines.append(f"goal24 [{pair}] {net} (with the published rows): "
+                             f"{peer_targets.goal_peer(mean, net, args.peers[pair], CLASSICAL)[1]}")
         if mean:
-            dec = decisions[pair] = default_decision(mean)
-            if dec["kind"] == "network":
+            dec = decisions[pair] = default_decision(mean, args.peers.get(pair))
+            if dec["kind"] == "network" and "mean_rank_with_published" in dec:
+                why = (f"{dec['network_weights']} meets issue 24's goal on the folds (mean rank "
+                       f"{dec['mean_rank_with_published'][dec['network_weights']]:.2f} with the published rows)")
+            elif dec["kind"] == "network":
                 why = (f"{dec['network_weights']} meets the goal on the folds ({dec['firsts'][dec['network_weights']]} "
                        f"firsts, {dec['lasts'][dec['network_weights']]} lasts)")
             else:

@@ -1,0 +1,100 @@
+"""benchmarks/peer_targets.py: issue 24's goal, ranked with the published rows projected onto the folds."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    sys.path.insert(0, str(_BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", _BENCH / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(_BENCH))
+
+
+@pytest.fixture(scope="module")
+def pt():
+    return _load("peer_targets")
+
+
+@pytest.fixture(scope="module")
+def quality():
+    return _load("quality")
+
+
+def _row(pt, v, **kw):
+    return {**{k: float(v) for k in pt.METRIC_KEYS}, **kw}
+
+
+_MD = """# Targets
+## CT-MRI (2 pairs)
+| method | EN | SD | SF | AG | EI | MI | Qabf | SSIM | VIF | SCD | mean rank |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| NetA | **4.0** | 2.0 | 2.0 | 2.0 | 2.0 | 2.0 | 2.0 | 2.0 | 2.0 | -1.0 | 1.5 |
+| max | 2.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 2.0 |
+| mean | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 1.0 | 3.0 |
+
+## PET-MRI (1 pairs)
+| method | EN | SD | SF | AG | EI | MI | Qabf | SSIM | VIF | SCD | mean rank |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| NetB | 1 | 1 | 1 | 1 | 1 | 1 | 1 | 1 | 1 | 1 | 1 |
+"""
+
+
+def test_reading_and_projecting_published_rows(pt, tmp_path):
+    """Bold marks are dropped, a task without a max row is left out, and a published row keeps its ratio to
+    max per metric (a negative SCD stays negative); the classical rows are not projected."""
+    f = tmp_path / "peer.md"
+    f.write_text(_MD)
+    peers = pt.read_peer_targets(f)
+    assert set(peers) == {"ct_mri"} and set(peers["ct_mri"]) == {"NetA", "max", "mean"}
+    assert peers["ct_mri"]["NetA"]["EN"] == 4.0
+    proj = pt.projected_rows(peers["ct_mri"], _row(pt, 3.0))
+    assert set(proj) == {"*NetA"}
+    assert proj["*NetA"]["EN"] == pytest.approx(6.0) and proj["*NetA"]["SD"] == pytest.approx(6.0)
+    assert proj["*NetA"]["SCD"] == pytest.approx(-3.0)
+    assert pt.read_peer_targets(tmp_path / "absent.md") == {}
+
+
+def test_goal_with_the_published_rows(pt, tmp_path, quality):
+    f = tmp_path / "peer.md"
+    f.write_text(_MD)
+    peers = pt.read_peer_targets(f)["ct_mri"]
+    table = {m: _row(pt, 1.0) for m in ("mean", "laplacian", "wavelet", "guided")}
+    table["max"] = _row(pt, 1.0)  # the projected NetA: 2.0 everywhere (EN 2.0, SCD -1.0)
+    table["light-a"] = _row(pt, 2.5, EN=1.5)  # first on 9, behind NetA on EN only: best mean rank
+    ok, txt, mr = pt.goal_peer(table, "light-a", peers, quality.CLASSICAL)
+    assert ok and "MET" in txt and mr == pytest.approx(1.1)
+    table["light-b"] = _row(pt, 2.5, Qabf=1.9)  # behind NetA's Qabf by 5%: the fidelity clause fails
+    ok, txt, _ = pt.goal_peer(table, "light-b", peers, quality.CLASSICAL)
+    assert not ok and "Qabf 95.0% of the best" in txt
+    table["light-c"] = _row(pt, 1.9)  # behind NetA everywhere: NetA's mean rank is lower
+    assert not pt.goal_peer(table, "light-c", peers, quality.CLASSICAL)[0]
+    table["light-d"] = _row(pt, 3.0, SCD=-2.0)  # first on 9, but the worst of all on SCD
+    ok, txt, _ = pt.goal_peer(table, "light-d", peers, quality.CLASSICAL)
+    assert not ok and "worst on SCD" in txt
+    dec = quality.default_decision(table, peers)
+    assert dec["kind"] == "network" and dec["network_weights"] == "light-a" and dec["default"] == "light"
+    del table["light-a"]
+    dec = quality.default_decision(table, peers)
+    assert dec["kind"] == "classical"
+
+
+def test_the_shared_peer_targets_parse(pt):
+    if not pt.PEER_FILE.is_file():
+        pytest.skip("../shared/reference/peer-targets.md is not here (a user's machine)")
+    peers = pt.read_peer_targets()
+    assert set(peers) == {"ct_mri", "pet_mri", "spect_mri"}
+    assert peers["ct_mri"]["GeSeNet"]["Qabf"] == pytest.approx(0.670)
+    assert peers["spect_mri"]["MATR"]["SCD"] == pytest.approx(-0.284)
+    assert all(len(rows) >= 7 for rows in peers.values())
