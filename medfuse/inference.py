@@ -441,14 +441,10 @@ def fuse_slices(
             if subpixel_filter:  # the finest level's map only: the coarser ones are averaged
                 # down over 2^l x 2^l blocks, which removes a period-2 pattern by itself
                 suppress_subpixel_phases(logits[:, :1], getattr(model, "subpixel_factor", 1))
-            from medfuse.networks.pyramid import compose_pyramid
+            from medfuse.networks.pyramid import compose_pyramid_arrays
 
-            with torch.inference_mode():
-                # fresh copies: a stack given as a view may have negative strides, which torch refuses (numpy calls
-                # a view with size-1 axes contiguous whatever its strides)
-                fused = compose_pyramid(torch.from_numpy(np.array(sa[:, None], dtype=np.float32, order="C")),
-                                        torch.from_numpy(np.array(sb[:, None], dtype=np.float32, order="C")),
-                                        torch.from_numpy(logits), float(model.anchor_gain))[:, 0].numpy()
+            # compose_pyramid's numbers on numpy arrays (views of any strides), without torch's per-operator cost
+            fused = compose_pyramid_arrays(sa[:, None], sb[:, None], logits, float(model.anchor_gain))[:, 0]
         elif blend:
             del ma, mb  # only x is needed from here (peak memory of a 3D volume: benchmarks/startup.py)
             wr = _predict_blend(model, x, batch_size).cpu().numpy()  # (S, 2, H, W)
