@@ -10,6 +10,8 @@ AANLIB PET/SPECT colour maps) keeps its RGB in :attr:`Volume.rgb` and its Pillow
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ from medfuse.io.atomic import atomic_output
 from medfuse.io.formats import SLICE_SUFFIXES
 from medfuse.volume import Volume
 
-__all__ = ["read_slice", "write_slice", "SLICE_SUFFIXES"]
+__all__ = ["read_slice", "write_slice", "encode_png", "SLICE_SUFFIXES"]
 
 
 def read_slice(path: str | os.PathLike) -> Volume:
@@ -88,8 +90,36 @@ def write_slice(volume: Volume, path: str | os.PathLike, *, force: bool = False)
     # benchmarks/startup.py); lossless either way, files ~10-20% larger
     options = {"compress_level": PNG_COMPRESS_LEVEL} if fmt == "PNG" else {}
     with atomic_output(path, force) as tmp:
-        img.save(tmp, format=fmt, **options)
+        if fmt == "PNG" and img.mode in ("L", "RGB"):
+            tmp.write_bytes(encode_png(np.asarray(img)))
+        else:
+            img.save(tmp, format=fmt, **options)
     return Path(path)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def encode_png(pixels: np.ndarray, level: int | None = None) -> bytes:
+    """An 8-bit gray ``(H, W)`` or RGB ``(H, W, 3)`` uint8 image as PNG file bytes (IHDR, one IDAT, IEND).
+
+    Every row with PNG's "Up" filter (the difference to the row above; the first row as it is), then zlib at
+    ``level`` (default :data:`PNG_COMPRESS_LEVEL`): the same pixels as Pillow's writer gives (any PNG reader), files within ~2% of its size, in less
+    than half its time (Pillow tries the five filters on every row: ~2 of the ~4 ms a 256 x 256 RGB costs).
+    """
+    level = PNG_COMPRESS_LEVEL if level is None else int(level)
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    h, w = pixels.shape[:2]
+    colour = {2: 0, 3: 2}[pixels.ndim]  # PNG colour type: 0 gray, 2 RGB
+    rows = pixels.reshape(h, -1)
+    raw = np.empty((h, rows.shape[1] + 1), dtype=np.uint8)
+    raw[:, 0] = 2 if h > 1 else 0  # filter type "Up" ("None" for a single row)
+    raw[:1, 1:] = rows[:1]
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])  # modulo 256, as PNG's filter is
+    header = struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + _png_chunk(b"IEND", b""))
 
 
 #: zlib level of the PNG files medfuse writes (fast; lossless at every level)
