@@ -27,7 +27,8 @@ Bytecode: the processes run with a private ``PYTHONPYCACHEPREFIX`` (compiled onc
 run, as an installed package has its ``.pyc`` files) and without ``PYTHONDONTWRITEBYTECODE``, so
 that a development checkout that never writes ``.pyc`` files does not bill the compiler to medfuse.
 
-Run: ``python benchmarks/startup.py [--rounds 5] [--3d] [--data ../shared/data/harvard]``; it
+Run: ``python benchmarks/startup.py [--rounds 5] [--3d] [--data ../shared/data/harvard] [--baseline DIR]
+[--fuse-dir-only]`` (``--baseline``: another tree's fuse-dir commands interleaved in the same rounds); it
 prints a Markdown table (recorded in ``benchmarks/results/startup.md``).
 """
 
@@ -89,6 +90,14 @@ def main(argv=None) -> int:
     ap.add_argument("--3d", dest="three_d", action="store_true", help="also time the 3D case")
     ap.add_argument("--3d-rounds", dest="rounds_3d", type=int, default=3)
     ap.add_argument("--skip-2d", action="store_true")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a copy of another medfuse tree (the folder holding its medfuse/ package): its fuse-dir "
+                         "commands run interleaved with this tree's, in the same rounds (PYTHONPATH first)")
+    ap.add_argument("--fuse-dir-only", action="store_true", help="2D: only the fuse-dir commands")
+    ap.add_argument("--all-pairs", action="store_true",
+                    help="fuse-dir: every pair of the data set instead of 100 (per pair = (cpu(all) - cpu(10)) / "
+                         "(all - 10): the start-up's noise spread over ~7x more pairs), plus per-task medians of the "
+                         "wall seconds fuse-dir-log.csv records")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="medfuse-startup-"))
@@ -118,13 +127,18 @@ def main(argv=None) -> int:
 def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
     data = args.data
     pair = sorted(p for p in (data / "pet_mri").iterdir() if p.is_dir())[0]
-    sub100 = make_subset(data, tmp / "h100", {"ct_mri": 33, "pet_mri": 34, "spect_mri": 33})
+    per_task = {"ct_mri": 33, "pet_mri": 34, "spect_mri": 33}
+    if args.all_pairs:
+        per_task = {t: sum(1 for p in (data / t).iterdir() if p.is_dir()) for t in TASKS}
+    big = sum(per_task.values())
+    sub100 = make_subset(data, tmp / "h100", per_task)
     sub10 = make_subset(data, tmp / "h10", {"ct_mri": 3, "pet_mri": 4, "spect_mri": 3})
     out = tmp / "out"
 
-    def fuse_dir(sub, method):
+    def fuse_dir(sub, method, tag=""):
         extra = ["--method", method] if method else []
-        return mf + ["fuse-dir", str(sub), "--out", str(out / f"{sub.name}-{method or 'default'}"), "--force"] + extra
+        return mf + ["fuse-dir", str(sub), "--out", str(out / f"{sub.name}-{method or 'default'}{tag}"),
+                     "--force"] + extra
 
     commands = {
         "import torch": py + ["-c", "import torch"],
@@ -133,36 +147,65 @@ def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
         "fuse 2D, default method": mf + ["fuse", "--reference", str(pair / "mri.png"), "--moving",
                                          str(pair / "pet.png"), "--out", str(out / "y.png"), "--force"],
         "fuse-dir 10 max": fuse_dir(sub10, "max"),
-        "fuse-dir 100 max": fuse_dir(sub100, "max"),
+        f"fuse-dir {big} max": fuse_dir(sub100, "max"),
         "fuse-dir 10 light": fuse_dir(sub10, "light"),
-        "fuse-dir 100 light": fuse_dir(sub100, "light"),
+        f"fuse-dir {big} light": fuse_dir(sub100, "light"),
     }
+    if args.fuse_dir_only:
+        commands = {n: c for n, c in commands.items() if n.startswith("fuse-dir")}
+    envs = {n: env for n in commands}
+    if args.baseline is not None:  # the same fuse-dir commands on another tree, its own bytecode cache
+        benv = dict(env, PYTHONPYCACHEPREFIX=str(tmp / "pycache-baseline"),
+                    PYTHONPATH=os.pathsep.join(p for p in (str(args.baseline.resolve()), env.get("PYTHONPATH")) if p))
+        for n in [n for n in commands if n.startswith("fuse-dir")]:
+            size, method = n.split()[1:3]
+            commands[f"{n} (baseline)"] = fuse_dir(sub100 if size == str(big) else sub10, method, "-baseline")
+            envs[f"{n} (baseline)"] = benv
     out.mkdir()
-    for cmd in commands.values():  # warm-up: bytecode, file cache
-        run(cmd, env, REPO)
+    for n, cmd in commands.items():  # warm-up: bytecode, file cache
+        run(cmd, envs[n], REPO)
     names = list(commands)
     res: dict[str, list[dict]] = {n: [] for n in names}
     for r in range(args.rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for n in order:
-            res[n].append(run(commands[n], env, REPO))
+            res[n].append(run(commands[n], envs[n], REPO))
         print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {res[n][-1]['cpu']:.2f}s" for n in names),
               file=sys.stderr)
 
-    def per_pair(i, method):
-        return (res[f"fuse-dir 100 {method}"][i]["cpu"] - res[f"fuse-dir 10 {method}"][i]["cpu"]) / 90 * 1000
+    def per_pair(i, method, tag=""):
+        cpu = res[f"fuse-dir {big} {method}{tag}"][i]["cpu"] - res[f"fuse-dir 10 {method}{tag}"][i]["cpu"]
+        return cpu / (big - 10) * 1000
+
+    def listed(xs, fmt):
+        return f"(rounds: {', '.join(format(x, fmt) for x in xs)})"
 
     rounds = range(args.rounds)
-    fuse_ratio = [res["fuse 2D"][i]["cpu"] / res["import torch"][i]["cpu"] for i in rounds]
     pp_max = [per_pair(i, "max") for i in rounds]
     pp_def = [per_pair(i, "light") for i in rounds]
     pp_ratio = [d / m for d, m in zip(pp_def, pp_max)]
     rows = [(f"CPU s, {n} (median of {args.rounds}; wall s; peak MB)",
              f"{median([x['cpu'] for x in res[n]]):.2f} ({median([x['wall'] for x in res[n]]):.2f}; "
              f"{median([x['rss_mb'] for x in res[n]]):.0f})") for n in names]
+    if "fuse 2D" in res:
+        fuse_ratio = [res["fuse 2D"][i]["cpu"] / res["import torch"][i]["cpu"] for i in rounds]
+        rows.append(("fuse 2D with the network (light) / import torch, CPU (target <= 1.5)",
+                     f"**{median(fuse_ratio):.2f}** {listed(fuse_ratio, '.2f')}"))
+    if args.baseline is not None:
+        b_max = [per_pair(i, "max", " (baseline)") for i in rounds]
+        b_def = [per_pair(i, "light", " (baseline)") for i in rounds]
+        rows += [
+            ("baseline: fuse-dir per pair after start-up, max, CPU ms", f"{median(b_max):.1f} {listed(b_max, '.1f')}"),
+            ("baseline: fuse-dir per pair after start-up, light, CPU ms",
+             f"{median(b_def):.1f} {listed(b_def, '.1f')}"),
+            ("baseline: fuse-dir per pair, light / max",
+             f"{median([d / m for d, m in zip(b_def, b_max)]):.2f} "
+             f"{listed([d / m for d, m in zip(b_def, b_max)], '.2f')}"),
+            ("fuse-dir per pair, light: this tree / baseline (same round)",
+             f"**{median([d / b for d, b in zip(pp_def, b_def)]):.2f}** "
+             f"{listed([d / b for d, b in zip(pp_def, b_def)], '.2f')}"),
+        ]
     rows += [
-        ("fuse 2D with the network (light) / import torch, CPU (target <= 1.5)",
-         f"**{median(fuse_ratio):.2f}** (rounds: {', '.join(f'{x:.2f}' for x in fuse_ratio)})"),
         ("fuse-dir per pair after start-up, max, CPU ms (target <= 20)",
          f"**{median(pp_max):.1f}** (rounds: {', '.join(f'{x:.1f}' for x in pp_max)})"),
         ("fuse-dir per pair after start-up, the shipped networks (light), CPU ms",
@@ -170,7 +213,32 @@ def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
         ("fuse-dir per pair, light / max (target <= 2)",
          f"**{median(pp_ratio):.2f}** (rounds: {', '.join(f'{x:.2f}' for x in pp_ratio)})"),
     ]
+    if args.all_pairs:
+        for method in ("light", "max"):
+            for tag in ("", "-baseline") if args.baseline is not None else ("",):
+                walls = task_walls(out / f"{sub100.name}-{method}{tag}" / "fuse-dir-log.csv", big)
+                rows.append((f"fuse-dir {method}{' (baseline)' if tag else ''}: median wall ms per pair from "
+                             "fuse-dir-log.csv (every run, each task's first pair of a run left out)",
+                             "; ".join(f"{t} {1000 * median(v):.0f}" for t, v in walls.items())))
     return rows
+
+
+def task_walls(log: Path, pairs_per_run: int) -> dict[str, list[float]]:
+    """Task -> the ``seconds`` of its pairs in ``fuse-dir-log.csv`` (the log of every run, ``pairs_per_run`` rows
+    each), leaving out each task's first pair of a run (it loads that task's network; the first also torch)."""
+    import csv
+
+    with log.open() as fh:
+        rows = list(csv.DictReader(fh))
+    out: dict[str, list[float]] = {}
+    for start in range(0, len(rows), pairs_per_run):
+        seen = set()
+        for r in rows[start : start + pairs_per_run]:
+            task = r["key"].split("/")[0]
+            if task in seen and r["status"] == "ok":
+                out.setdefault(task, []).append(float(r["seconds"]))
+            seen.add(task)
+    return out
 
 
 def bench_3d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:

@@ -105,8 +105,9 @@ def encode_png(pixels: np.ndarray, level: int | None = None) -> bytes:
     """An 8-bit gray ``(H, W)`` or RGB ``(H, W, 3)`` uint8 image as PNG file bytes (IHDR, one IDAT, IEND).
 
     Every row with PNG's "Up" filter (the difference to the row above; the first row as it is), then zlib at
-    ``level`` (default :data:`PNG_COMPRESS_LEVEL`): the same pixels as Pillow's writer gives (any PNG reader), files within ~2% of its size, in less
-    than half its time (Pillow tries the five filters on every row: ~2 of the ~4 ms a 256 x 256 RGB costs).
+    ``level`` (default :data:`PNG_COMPRESS_LEVEL`): the same pixels as Pillow's writer gives (any PNG reader),
+    files within ~2% of its size, in about half its time (Pillow tries five filters on every row: a 256 x 256
+    RGB 4.1 -> 2.5 ms, gray 2.0 -> 0.9 ms).
     """
     level = PNG_COMPRESS_LEVEL if level is None else int(level)
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
