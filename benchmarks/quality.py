@@ -114,7 +114,7 @@ def inner_mean_rank(table: dict, row: str, peers: dict | None = None) -> float:
     """``row``'s mean rank among the classical rows of ``table`` (and the projected published rows of
     ``peers``, when given): :func:`inner_choice`'s tie-break."""
     classical = [m for m in CLASSICAL if m in table]
-    if peers:
+    if peers and "max" in table:
         return peer_targets.mean_ranks(peer_targets.peer_pool(table, row, peers, classical))[row]
     rk = ranks({k: table[k] for k in classical + [row]})
     return float(np.mean([rk[row][k] for k in METRIC_KEYS]))
@@ -275,7 +275,8 @@ def default_decision(table: dict, peers: dict | None = None) -> dict:
         best = sorted(classical, key=lambda m: (-firsts[m], lasts[m], mean_rank[m]))[0] if classical else None
         kind, name = "classical", best
     return {"default": name, "kind": kind, "network_weights": best if kind == "network" else None,
-            "meets_goal": meets, "firsts": firsts, "lasts": lasts, "rule": DECISION_RULE}
+            "meets_goal": meets, "firsts": firsts, "lasts": lasts,
+            "rule": DECISION_RULE_PEERS if peers and "max" in table else DECISION_RULE}
 
 
 def render(pair: str, folds, mean, spread, times, missing) -> list[str]:

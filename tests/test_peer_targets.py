@@ -113,3 +113,14 @@ def test_the_max_anchor_reproduces_the_ranks_measured_on_the_unseen_pairs(pt):
     assert len(cal["max"]["ranks"]) == 15
     assert cal["max"]["mae"] < 0.5 and cal["max"]["bias"] > 0  # pessimistic, not flattering
     assert all(c["mae"] >= cal["max"]["mae"] - 0.05 for c in cal.values())
+
+
+def test_the_decision_names_the_rule_it_used(pt, tmp_path, quality):
+    f = tmp_path / "peer.md"
+    f.write_text(_MD)
+    peers = pt.read_peer_targets(f)["ct_mri"]
+    table = {m: _row(pt, 1.0) for m in quality.CLASSICAL}
+    table["light-x"] = _row(pt, 1.5)  # behind the projected NetA (2.0) everywhere: no network meets the goal
+    assert quality.default_decision(table, peers)["rule"] == quality.DECISION_RULE_PEERS
+    assert quality.default_decision(table)["rule"] == quality.DECISION_RULE
+    assert quality.inner_mean_rank({k: v for k, v in table.items() if k != "max"}, "light-x", peers) > 0  # no max: no projection
