@@ -56,6 +56,7 @@ from medfuse.classical import OUTPUT_MARGIN, clamp_to_local_range
 from medfuse.errors import OPTION, UnsupportedInputError, look_up
 from medfuse.pairs import PAIRS
 from medfuse.slicing import check_fusion_inputs, fuse_slicewise
+from medfuse.threads import one_intra_op_thread
 
 __all__ = [
     "suppress_subpixel_phases",
@@ -475,7 +476,11 @@ def fuse_slices(
         return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
     # the stacks as views: every slab is copied into the network's input anyway
+    if a.ndim == 2 and torch.device(device).type == "cpu":
+        with one_intra_op_thread():  # one 2D image: the same numbers on every machine, and less CPU
+            return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
     return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
+
 
 
 def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device,
