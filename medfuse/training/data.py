@@ -141,12 +141,12 @@ def load_phantom_slices(pair: str, cases: int, slices_per_case: int = 16, seed: 
 def training_quantiles(pairs: Sequence[SlicePair], levels: Sequence[float] | None = None):
     """Quantiles of the content pixels of training pairs: ``(MRI quantiles, other-scan quantiles)``.
 
-    Content pixels are :func:`medfuse.inference.content_mask` (``max(a, b) > 0.05``, holes filled),
+    Content pixels are :func:`medfuse.intensity.training_match.content_mask` (``max(a, b) > 0.05``, holes filled),
     the rule inference uses on volumes; ``levels`` default
-    :data:`medfuse.inference.TRAINING_QUANTILE_LEVELS`. This is how
-    :data:`medfuse.inference.TRAINING_QUANTILES` was computed (all Harvard pairs of each task).
+    :data:`medfuse.intensity.training_match.TRAINING_QUANTILE_LEVELS`. This is how
+    :data:`medfuse.intensity.training_match.TRAINING_QUANTILES` was computed (all Harvard pairs of each task).
     """
-    from medfuse.inference import TRAINING_QUANTILE_LEVELS, content_mask
+    from medfuse.intensity.training_match import TRAINING_QUANTILE_LEVELS, content_mask
 
     if not pairs:
         raise ValueError("training_quantiles needs at least one pair")

@@ -26,8 +26,8 @@ The slices are exactly what inference feeds a 2D network for that volume pair
 (:func:`medfuse.intensity.normalize`), PET/SPECT through its default colour map and back to its
 luminance (:func:`medfuse.color.fuse_in_colour`, as :func:`medfuse.pipeline.fuse_volumes` does),
 axial slices in the AANLIB orientation (:func:`medfuse.volume.to_axial`), then mapped to the pair's
-training intensities per volume (:func:`medfuse.inference.match_training_intensities` inside
-:func:`medfuse.inference.content_mask`). Slices whose head (the same content mask) covers less than
+training intensities per volume (:func:`medfuse.intensity.training_match.match_training_intensities` inside
+:func:`medfuse.intensity.training_match.content_mask`). Slices whose head (the same content mask) covers less than
 ``min_head_fraction`` of the largest head slice of that subject are dropped.
 """
 
@@ -258,7 +258,7 @@ def network_input_stacks(reference, moving, pair: str) -> tuple[np.ndarray, np.n
     (:func:`medfuse.pipeline.prepare_pair`), PET/SPECT through their default colour map to its
     luminance (:func:`medfuse.color.fuse_in_colour`), axial slices (:func:`medfuse.volume.to_axial`),
     and the per-volume map to the pair's training intensities
-    (:func:`medfuse.inference.match_training_intensities` over :func:`medfuse.inference.content_mask`).
+    (:func:`medfuse.intensity.training_match.match_training_intensities` over :func:`medfuse.intensity.training_match.content_mask`).
     tests/training/test_volumes.py checks the numbers against what a network receives in
     ``fuse_volumes``.
 
@@ -276,7 +276,7 @@ def network_input_stacks(reference, moving, pair: str) -> tuple[np.ndarray, np.n
         SpaceMismatchError: the two are not on one grid.
     """
     from medfuse.color import apply_colormap, default_colormap, fuse_in_colour
-    from medfuse.inference import content_mask, match_training_intensities
+    from medfuse.intensity.training_match import content_mask, match_training_intensities
     from medfuse.pipeline import prepare_pair
     from medfuse.slicing import check_fusion_inputs
     from medfuse.volume import to_axial
