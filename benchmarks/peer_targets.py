@@ -83,13 +83,18 @@ def peer_pool(table: dict, row: str, peers: dict[str, dict[str, float]], classic
     return pool
 
 
-def mean_ranks(pool: dict) -> dict[str, float]:
-    """Mean rank over the 10 metrics (1 = best; every metric is higher-is-better) of each row of ``pool``."""
-    out = {m: [] for m in pool}
+def ranks(table: dict[str, dict[str, float]]) -> dict[str, dict[str, int]]:
+    """Rank (1 = best) of each row per metric; all 10 metrics are higher-is-better (ties: the earlier row first)."""
+    out: dict[str, dict[str, int]] = {m: {} for m in table}
     for k in METRIC_KEYS:
-        for r, m in enumerate(sorted(pool, key=lambda m: -pool[m][k]), 1):
-            out[m].append(r)
-    return {m: float(np.mean(v)) for m, v in out.items()}
+        for r, m in enumerate(sorted(table, key=lambda m: -table[m][k]), 1):
+            out[m][k] = r
+    return out
+
+
+def mean_ranks(pool: dict) -> dict[str, float]:
+    """Mean of :func:`ranks` over the 10 metrics, for each row of ``pool``."""
+    return {m: float(np.mean([r[k] for k in METRIC_KEYS])) for m, r in ranks(pool).items()}
 
 
 def goal_peer(table: dict, row: str, peers: dict[str, dict[str, float]], classical) -> tuple[bool, str, float]:

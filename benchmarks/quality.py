@@ -58,9 +58,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peer_targets  # noqa: E402  (benchmarks/peer_targets.py)
+from peer_targets import FIDELITY_KEYS, METRIC_KEYS, mean_ranks, ranks  # noqa: E402  (one ranking for both)
 
-METRIC_KEYS = ["EN", "SD", "SF", "AG", "EI", "MI", "Qabf", "SSIM", "VIF", "SCD"]
-FIDELITY_KEYS = ["Qabf", "VIF", "SSIM"]
 CLASSICAL = ["mean", "max", "laplacian", "wavelet", "guided"]
 NETWORKS = ["fmmf", "mdgan", "msra", "light"]
 
@@ -115,9 +114,8 @@ def inner_mean_rank(table: dict, row: str, peers: dict | None = None) -> float:
     ``peers``, when given): :func:`inner_choice`'s tie-break."""
     classical = [m for m in CLASSICAL if m in table]
     if peers and "max" in table:
-        return peer_targets.mean_ranks(peer_targets.peer_pool(table, row, peers, classical))[row]
-    rk = ranks({k: table[k] for k in classical + [row]})
-    return float(np.mean([rk[row][k] for k in METRIC_KEYS]))
+        return mean_ranks(peer_targets.peer_pool(table, row, peers, classical))[row]
+    return mean_ranks({k: table[k] for k in classical + [row]})[row]
 
 
 def _digest(path: Path | None) -> str:
@@ -184,16 +182,6 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
 def mean_metrics(rows: list[dict]) -> dict[str, float]:
     """The mean of each metric over per-slice score rows."""
     return {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
-
-
-def ranks(table: dict[str, dict[str, float]]) -> dict[str, dict[str, int]]:
-    """Rank (1 = best) of each method per metric; all 10 metrics are higher-is-better."""
-    out = {m: {} for m in table}
-    for k in METRIC_KEYS:
-        order = sorted(table, key=lambda m: -table[m][k])
-        for r, m in enumerate(order, 1):
-            out[m][k] = r
-    return out
 
 
 def goal_default(table: dict, net: str) -> tuple[bool, str]:

@@ -131,7 +131,7 @@ def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
     if args.all_pairs:
         per_task = {t: sum(1 for p in (data / t).iterdir() if p.is_dir()) for t in TASKS}
     big = sum(per_task.values())
-    sub100 = make_subset(data, tmp / "h100", per_task)
+    sub_big = make_subset(data, tmp / "hbig", per_task)
     sub10 = make_subset(data, tmp / "h10", {"ct_mri": 3, "pet_mri": 4, "spect_mri": 3})
     out = tmp / "out"
 
@@ -147,9 +147,9 @@ def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
         "fuse 2D, default method": mf + ["fuse", "--reference", str(pair / "mri.png"), "--moving",
                                          str(pair / "pet.png"), "--out", str(out / "y.png"), "--force"],
         "fuse-dir 10 max": fuse_dir(sub10, "max"),
-        f"fuse-dir {big} max": fuse_dir(sub100, "max"),
+        f"fuse-dir {big} max": fuse_dir(sub_big, "max"),
         "fuse-dir 10 light": fuse_dir(sub10, "light"),
-        f"fuse-dir {big} light": fuse_dir(sub100, "light"),
+        f"fuse-dir {big} light": fuse_dir(sub_big, "light"),
     }
     if args.fuse_dir_only:
         commands = {n: c for n, c in commands.items() if n.startswith("fuse-dir")}
@@ -159,7 +159,7 @@ def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
                     PYTHONPATH=os.pathsep.join(p for p in (str(args.baseline.resolve()), env.get("PYTHONPATH")) if p))
         for n in [n for n in commands if n.startswith("fuse-dir")]:
             size, method = n.split()[1:3]
-            commands[f"{n} (baseline)"] = fuse_dir(sub100 if size == str(big) else sub10, method, "-baseline")
+            commands[f"{n} (baseline)"] = fuse_dir(sub_big if size == str(big) else sub10, method, "-baseline")
             envs[f"{n} (baseline)"] = benv
     out.mkdir()
     for n, cmd in commands.items():  # warm-up: bytecode, file cache
@@ -194,29 +194,28 @@ def bench_2d(args, tmp: Path, env, mf, py) -> list[tuple[str, str]]:
     if args.baseline is not None:
         b_max = [per_pair(i, "max", " (baseline)") for i in rounds]
         b_def = [per_pair(i, "light", " (baseline)") for i in rounds]
+        b_ratio = [d / m for d, m in zip(b_def, b_max)]
+        vs_baseline = [d / b for d, b in zip(pp_def, b_def)]
         rows += [
             ("baseline: fuse-dir per pair after start-up, max, CPU ms", f"{median(b_max):.1f} {listed(b_max, '.1f')}"),
             ("baseline: fuse-dir per pair after start-up, light, CPU ms",
              f"{median(b_def):.1f} {listed(b_def, '.1f')}"),
-            ("baseline: fuse-dir per pair, light / max",
-             f"{median([d / m for d, m in zip(b_def, b_max)]):.2f} "
-             f"{listed([d / m for d, m in zip(b_def, b_max)], '.2f')}"),
+            ("baseline: fuse-dir per pair, light / max", f"{median(b_ratio):.2f} {listed(b_ratio, '.2f')}"),
             ("fuse-dir per pair, light: this tree / baseline (same round)",
-             f"**{median([d / b for d, b in zip(pp_def, b_def)]):.2f}** "
-             f"{listed([d / b for d, b in zip(pp_def, b_def)], '.2f')}"),
+             f"**{median(vs_baseline):.2f}** {listed(vs_baseline, '.2f')}"),
         ]
     rows += [
         ("fuse-dir per pair after start-up, max, CPU ms (target <= 20)",
-         f"**{median(pp_max):.1f}** (rounds: {', '.join(f'{x:.1f}' for x in pp_max)})"),
+         f"**{median(pp_max):.1f}** {listed(pp_max, '.1f')}"),
         ("fuse-dir per pair after start-up, the shipped networks (light), CPU ms",
-         f"{median(pp_def):.1f} (rounds: {', '.join(f'{x:.1f}' for x in pp_def)})"),
+         f"{median(pp_def):.1f} {listed(pp_def, '.1f')}"),
         ("fuse-dir per pair, light / max (target <= 2)",
-         f"**{median(pp_ratio):.2f}** (rounds: {', '.join(f'{x:.2f}' for x in pp_ratio)})"),
+         f"**{median(pp_ratio):.2f}** {listed(pp_ratio, '.2f')}"),
     ]
     if args.all_pairs:
         for method in ("light", "max"):
             for tag in ("", "-baseline") if args.baseline is not None else ("",):
-                walls = task_walls(out / f"{sub100.name}-{method}{tag}" / "fuse-dir-log.csv", big)
+                walls = task_walls(out / f"{sub_big.name}-{method}{tag}" / "fuse-dir-log.csv", big)
                 rows.append((f"fuse-dir {method}{' (baseline)' if tag else ''}: median wall ms per pair from "
                              "fuse-dir-log.csv (every run, each task's first pair of a run left out)",
                              "; ".join(f"{t} {1000 * median(v):.0f}" for t, v in walls.items())))

@@ -44,6 +44,7 @@ Checkpoints are read with ``torch.load(..., weights_only=True)`` only
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -100,6 +101,8 @@ SLAB_BATCHES = 2
 #: pyramid-head ``light``, 2 cores) 4 slices a pass against 16: 1.02-1.07 GB peak instead of 1.18 GB, 9-15% less CPU
 #: (the activations of fewer slices stay in cache), the same uint8 fused colour volume
 BATCH_SLICES = 4
+
+
 def torch_device(device: str):
     """``torch.device(device)``; raises :class:`UnsupportedInputError` for CUDA on a machine without it."""
     import torch
@@ -407,12 +410,11 @@ def fuse_slices(
             fused = clamp_to_local_range(fused, sa, sb, float(margin))
         return np.clip(fused, 0.0, 1.0).astype(np.float32)
 
-    # the stacks as views: every slab is copied into the network's input anyway
-    if a.ndim == 2 and torch.device(device).type == "cpu":
-        with one_intra_op_thread():  # one 2D image: the same numbers on every machine, and less CPU
-            return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
-    return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
-
+    # one 2D image on one thread: the same numbers on every machine, and less CPU (medfuse.threads)
+    single = a.ndim == 2 and torch.device(device).type == "cpu"
+    with one_intra_op_thread() if single else contextlib.nullcontext():
+        # the stacks as views: every slab is copied into the network's input anyway
+        return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
 
 
 def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device,
