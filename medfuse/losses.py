@@ -33,6 +33,7 @@ __all__ = [
     "gradient_loss",
     "edge_transfer_loss",
     "scd_loss",
+    "vif_loss",
     "intensity_loss",
     "saliency",
     "adversarial_loss",
@@ -43,7 +44,7 @@ __all__ = [
 _VAR_TIE = 1e-6
 
 #: the content loss terms :class:`FusionLoss` combines (weights keyed by these names)
-LOSS_TERMS = ("var_ssim", "ssim", "intensity", "gradient", "scd", "qabf")
+LOSS_TERMS = ("var_ssim", "ssim", "intensity", "gradient", "scd", "qabf", "vif")
 
 
 def _spatial_dims(x: torch.Tensor) -> int:
@@ -330,6 +331,65 @@ def scd_loss(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Ten
     return 2.0 - (_correlation(fused - b, a) + _correlation(fused - a, b)).mean()
 
 
+#: VIF's HVS noise variance on the 0..255 scale (as :func:`medfuse.metrics.structural.vif`)
+VIF_SIGMA_NSQ = 2.0
+
+
+def _vif_fraction(ref: torch.Tensor, dist: torch.Tensor, sigma_nsq: float = VIF_SIGMA_NSQ,
+                  eps: float = 1e-10) -> torch.Tensor:
+    """Pixel-domain VIF of each sample, ``(N,)``: :func:`medfuse.metrics.structural.vif` (``borders="valid"``,
+    no mask) on torch tensors ``(N, 1, H, W)`` on the 0..255 scale, the same four scales, windows and
+    guards, so that the loss and the benchmark's metric are one quantity (the tests compare them)."""
+    num = ref.new_zeros(ref.shape[0])
+    den = ref.new_zeros(ref.shape[0])
+    for scale in range(1, 5):
+        n = 2 ** (4 - scale + 1) + 1
+
+        def filt(x, n=n):
+            return _window_mean(x, n, "gaussian", n / 5.0)
+
+        if scale > 1:
+            ref = filt(ref)[..., ::2, ::2]
+            dist = filt(dist)[..., ::2, ::2]
+        mu1, mu2 = filt(ref), filt(dist)
+        s1 = (filt(ref * ref) - mu1 * mu1).clamp_min(0.0)
+        s2 = (filt(dist * dist) - mu2 * mu2).clamp_min(0.0)
+        s12 = filt(ref * dist) - mu1 * mu2
+        gain = s12 / (s1 + eps)
+        sv = s2 - gain * s12
+        flat1 = s1 < eps
+        gain = torch.where(flat1, torch.zeros_like(gain), gain)
+        sv = torch.where(flat1, s2, sv)
+        s1 = torch.where(flat1, torch.zeros_like(s1), s1)
+        flat2 = s2 < eps
+        gain = torch.where(flat2, torch.zeros_like(gain), gain)
+        sv = torch.where(flat2, torch.zeros_like(sv), sv)
+        neg = gain < 0
+        sv = torch.where(neg, s2, sv)
+        gain = torch.where(neg, torch.zeros_like(gain), gain)
+        sv = sv.clamp_min(eps)
+        num = num + torch.log10(1.0 + gain * gain * s1 / (sv + sigma_nsq)).flatten(1).sum(1)
+        den = den + torch.log10(1.0 + s1 / sigma_nsq).flatten(1).sum(1)
+    return torch.where(den > 0, num / den.clamp_min(1e-12), torch.zeros_like(num))
+
+
+def vif_loss(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 - VIF / 2`` with VIF the benchmark's ``VIF(A, F) + VIF(B, F)`` (pixel-domain, Sheikh & Bovik;
+    :func:`medfuse.metrics.structural.visual_information_fidelity`), averaged over the batch (issue 24:
+    the fidelity term the SCD term had cost on PET-MRI). Each source is the reference, the fused image
+    the distorted one; the images are taken on the metric's 0..255 scale. Rewards keeping each source's
+    local signal at its own contrast and penalizes what the fused image adds that neither source
+    explains. 2D, one channel, at least 41 pixels per side (four scales of 'valid' windows)."""
+    _check_same(fused, a, b)
+    if _spatial_dims(fused) != 2 or fused.shape[1] != 1:
+        raise ValueError("vif_loss needs one-channel 2D tensors (N, 1, H, W)")
+    if min(fused.shape[2:]) < 41:
+        raise ValueError(f"vif_loss needs at least 41 pixels per side (4 scales); got {tuple(fused.shape[2:])}")
+    f = fused * 255.0
+    total = _vif_fraction(a * 255.0, f) + _vif_fraction(b * 255.0, f)
+    return 1.0 - 0.5 * total.mean()
+
+
 def adversarial_loss(prediction: torch.Tensor, target_is_real: bool, for_discriminator: bool) -> torch.Tensor:
     """Least-squares GAN loss (Mao et al. 2017) on raw discriminator outputs, via MONAI.
 
@@ -384,6 +444,8 @@ class FusionLoss(nn.Module):
                 terms[name] = scd_loss(fused, a, b)
             elif name == "qabf":
                 terms[name] = edge_transfer_loss(fused, a, b)
+            elif name == "vif":
+                terms[name] = vif_loss(fused, a, b)
             else:
                 terms[name] = gradient_loss(fused, a, b, gain=self.gradient_gain)
         total = sum(self.weights[k] * v for k, v in terms.items())
