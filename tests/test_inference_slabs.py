@@ -2,7 +2,7 @@
 
 The intensity maps take their statistics from the whole volume either way; everything after them (the
 network, the sub-pixel and anchor filters, the residual bound, the local-range clamp) is in-plane, so a
-slab boundary changes nothing. Checked with the shipped ``light`` of SPECT-MRI (a blend head; CT-MRI and
+slab boundary changes nothing (the pyramid head: to float32 rounding, below). Checked with the shipped ``light`` of SPECT-MRI (a blend head; CT-MRI and
 PET-MRI ship the pyramid head, below) on the real SPM12 templates.
 """
 
@@ -74,7 +74,11 @@ def test_a_pyramid_head_fuses_in_slabs_with_the_numbers_of_the_whole_stack(real_
     monkeypatch.setattr(inference, "_run_padded", spy)
     slabs = run(1)
     assert seen and max(seen) <= 8 < t1.shape[2]  # slabs of one batch went in, never the whole stack
-    np.testing.assert_array_equal(slabs, whole)
+    # equal to float32 rounding: the head's log and sigmoid (torch) run on arrays of the slab's or the stack's
+    # size, and on AVX-512 machines torch's vectorized log gives last-bit differences by the array's length
+    # (measured: up to 9e-8 on 0.04% of the voxels; an AVX2 machine gave identical arrays)
+    np.testing.assert_allclose(slabs, whole, rtol=0, atol=1e-6)
+    assert float(np.mean(slabs != whole)) < 0.01
     assert whole.dtype == np.float32 and whole.shape == t1.shape and whole.std() > 0.05
 
 
