@@ -53,7 +53,6 @@ import numpy as np
 
 from medfuse.classical import OUTPUT_MARGIN, clamp_to_local_range
 from medfuse.errors import OPTION, UnsupportedInputError
-from medfuse.hotspots import HOT_PAIRS, keep_hot_regions
 from medfuse.intensity.training_match import (  # re-exported: medfuse.inference's API before the split
     TRAINING_QUANTILE_LEVELS,
     TRAINING_QUANTILES,
@@ -200,7 +199,6 @@ def fuse_slices(
     margin: float | None = OUTPUT_MARGIN,
     residual_bound: float | None = RESIDUAL_BOUND,
     subpixel_filter: bool = True,
-    keep_hot: bool = True,
 ) -> np.ndarray:
     """Run a 2D fusion network over a 2D image or a 3D volume, ``batch_size`` slices per pass.
 
@@ -233,9 +231,6 @@ def fuse_slices(
             grid (the shipped ``light`` on the smooth real CT template: high-frequency content of flat regions
             0.0109 -> 0.0029, the MRI's own 0.0048). A weighted mean of weights is still a weight. False: as
             composed before the filter existed (``benchmarks/subpixel_grid.py`` compares the two).
-        keep_hot: for a PET-MRI or SPECT-MRI network (``pair``), keep the functional scan's hottest regions
-            at least as bright as they are in it (:func:`medfuse.hotspots.keep_hot_regions`); False: as the
-            network composed them.
 
     Returns:
         float32 numpy array of ``a``'s shape and storage order, values in [0, 1].
@@ -336,11 +331,7 @@ def fuse_slices(
     single = a.ndim == 2 and torch.device(device).type == "cpu"
     with one_intra_op_thread() if single else contextlib.nullcontext():
         # the stacks as views: every slab is copied into the network's input anyway
-        fused = fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
-    if keep_hot and pair in HOT_PAIRS:
-        # a PET/SPECT's hottest regions stay bright (medfuse.hotspots): pointwise, over the whole image or volume
-        keep_hot_regions(fused, b)
-    return fused
+        return fuse_slicewise(a, b, fuse_stack, affine=affine, axis=axis, contiguous=False, into=True)
 
 
 def _fuse_volume(model, info: dict, a: np.ndarray, b: np.ndarray, batch_size: int, device,
