@@ -2,8 +2,8 @@
 
 The intensity maps take their statistics from the whole volume either way; everything after them (the
 network, the sub-pixel and anchor filters, the residual bound, the local-range clamp) is in-plane, so a
-slab boundary changes nothing (the pyramid head: to float32 rounding, below). Checked with the shipped ``light`` of SPECT-MRI (a blend head; CT-MRI and
-PET-MRI ship the pyramid head, below) on the real SPM12 templates.
+slab boundary changes nothing (the pyramid head: to float32 rounding, below). Checked with the shipped ``msra`` of SPECT-MRI (a blend
+head, anchored on max; every shipped ``light`` is a pyramid head, below) on the real SPM12 templates.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def test_slabs_equal_the_whole_stack(real_dir, monkeypatch):
     t1, affine = _unit(real_dir, "spm_T1.nii")
     spect, _ = _unit(real_dir, "spm_SPECT.nii")
     spect = spect[:, ::-1].copy()  # a SPECT that does not lie on the T1's anatomy: the blend has work to do
-    model, info = inference.load_model(inference.shipped_weights_path("light", "spect_mri"))
+    # a blend head: the shipped msra (max-anchored blend); every shipped light is a pyramid head since session 10
+    model, info = inference.load_model(inference.shipped_weights_path("msra", "spect_mri"))
     assert getattr(model, "blend", False)
 
     def run(slab_batches, batch_size):
