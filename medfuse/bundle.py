@@ -196,7 +196,9 @@ class SliceFusionInferer:
 
     ``inferer(inputs, network, affine=None)``: ``inputs`` ``(B, 2, H, W)`` or ``(B, 2, X, Y, Z)`` in
     [0, 1]; returns ``(B, 1, ...)`` in [0, 1], a ``MetaTensor`` with the inputs' metadata when they
-    carry it. Volumes go through the one slice runner (:func:`medfuse.inference.fuse_slices`): with
+    carry it. 2D images and volumes go through the one slice runner (:func:`medfuse.inference.fuse_slices`), as
+    ``medfuse fuse`` fuses them (until session 10 a 2D image got the network's raw output here: no sub-pixel
+    filter, no no-halo bound). Volumes: with
     the reference's voxel-to-RAS affine (``affine``, ``(4, 4)`` or ``(B, 4, 4)``, by default the
     affine of a ``MetaTensor`` batch) axial slices in the orientation of the training slices
     whatever the storage order; without one, slices across the stored spatial ``axis``. Slices are
@@ -214,11 +216,17 @@ class SliceFusionInferer:
         from monai.data import MetaTensor
         from monai.utils import convert_to_dst_type
 
-        from medfuse.inference import fuse_slices, predict
+        from medfuse.inference import fuse_slices
 
-        if inputs.ndim == 4:
-            out = predict(network, inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs, self.batch_size)
-            return convert_to_dst_type(out, inputs)[0]
+        if inputs.ndim == 4:  # 2D images: each through the one slice runner, as `medfuse fuse` fuses them
+            # (pyramid composition, sub-pixel filter, no-halo bound), not the network's raw output
+            outs = []
+            for sample in inputs:  # (2, H, W)
+                images = np.asarray(sample.detach().float().cpu())
+                fused = fuse_slices(network, images[0], images[1], batch_size=self.batch_size, device=inputs.device,
+                                    pair=self.pair)
+                outs.append(torch.from_numpy(fused)[None])
+            return convert_to_dst_type(torch.stack(outs).to(inputs.device), inputs)[0]
         if inputs.ndim != 5:
             raise ValueError(f"SliceFusionInferer expects (B, 2, H, W) or (B, 2, X, Y, Z); got {tuple(inputs.shape)}")
         if affine is None and isinstance(inputs, MetaTensor):
