@@ -107,9 +107,9 @@ def test_shipped_image_head_weights_load_strictly(family, pair):
 @pytest.mark.parametrize("pair", ["ct_mri", "pet_mri", "spect_mri"])
 def test_shipped_light_weights_load_and_fuse_by_their_head(pair):
     """The shipped ``light`` weights load strictly and the output is exactly their head's formula:
-    ``output="blend"`` (SPECT-MRI): ``clip(sigmoid(y0) A + (1 - sigmoid(y0)) B + tanh(y1) / 2)``;
-    ``output="pyramid"`` (CT-MRI and PET-MRI since issue 24): the clipped pyramid composition of the
-    head's per-level logits, which gives a source fused with itself back."""
+    ``output="blend"`` (SPECT-MRI until session 10): ``clip(sigmoid(y0) A + (1 - sigmoid(y0)) B + tanh(y1) / 2)``;
+    ``output="pyramid"`` (CT-MRI and PET-MRI since issue 24, SPECT-MRI since session 10): the clipped pyramid
+    composition of the head's per-level logits, which gives a source fused with itself back."""
     path = WEIGHTS / f"{pair}_light.pt"
     if not path.is_file():
         pytest.skip("shipped weights not present")
