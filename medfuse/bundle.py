@@ -218,27 +218,21 @@ class SliceFusionInferer:
 
         from medfuse.inference import fuse_slices
 
-        if inputs.ndim == 4:  # 2D images: each through the one slice runner, as `medfuse fuse` fuses them
-            # (pyramid composition, sub-pixel filter, no-halo bound), not the network's raw output
-            outs = []
-            for sample in inputs:  # (2, H, W)
-                images = np.asarray(sample.detach().float().cpu())
-                fused = fuse_slices(network, images[0], images[1], batch_size=self.batch_size, device=inputs.device,
-                                    pair=self.pair)
-                outs.append(torch.from_numpy(fused)[None])
-            return convert_to_dst_type(torch.stack(outs).to(inputs.device), inputs)[0]
-        if inputs.ndim != 5:
+        if inputs.ndim not in (4, 5):
             raise ValueError(f"SliceFusionInferer expects (B, 2, H, W) or (B, 2, X, Y, Z); got {tuple(inputs.shape)}")
-        if affine is None and isinstance(inputs, MetaTensor):
-            from medfuse.transforms.array import ras_affine
-
-            affine = ras_affine(inputs)
         affines = [None] * inputs.shape[0]
-        if affine is not None:
-            aff = np.asarray(affine.cpu() if isinstance(affine, torch.Tensor) else affine, dtype=np.float64)
-            affines = [aff] * inputs.shape[0] if aff.ndim == 2 else list(aff)
+        if inputs.ndim == 5:  # volumes: axial slices in the training orientation where the affine is known
+            if affine is None and isinstance(inputs, MetaTensor):
+                from medfuse.transforms.array import ras_affine
+
+                affine = ras_affine(inputs)
+            if affine is not None:
+                aff = np.asarray(affine.cpu() if isinstance(affine, torch.Tensor) else affine, dtype=np.float64)
+                affines = [aff] * inputs.shape[0] if aff.ndim == 2 else list(aff)
+        # 2D images as volumes through the one slice runner, as `medfuse fuse` fuses them (pyramid composition,
+        # sub-pixel filter, no-halo bound), not the network's raw output
         outs = []
-        for sample, aff in zip(inputs, affines):  # (2, X, Y, Z)
+        for sample, aff in zip(inputs, affines):  # (2, H, W) or (2, X, Y, Z)
             images = np.asarray(sample.detach().float().cpu())
             fused = fuse_slices(network, images[0], images[1], affine=aff, axis=self.axis, batch_size=self.batch_size,
                                 device=inputs.device, pair=self.pair)

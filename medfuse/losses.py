@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medfuse.metrics.structural import VIF_MIN_SIZE
+
 __all__ = [
     "ssim_map",
     "ssim_loss",
@@ -383,8 +385,9 @@ def vif_loss(fused: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Ten
     _check_same(fused, a, b)
     if _spatial_dims(fused) != 2 or fused.shape[1] != 1:
         raise ValueError("vif_loss needs one-channel 2D tensors (N, 1, H, W)")
-    if min(fused.shape[2:]) < 41:
-        raise ValueError(f"vif_loss needs at least 41 pixels per side (4 scales); got {tuple(fused.shape[2:])}")
+    if min(fused.shape[2:]) < VIF_MIN_SIZE:
+        raise ValueError(f"vif_loss needs at least {VIF_MIN_SIZE} pixels per side (4 scales); "
+                         f"got {tuple(fused.shape[2:])}")
     f = fused * 255.0
     total = _vif_fraction(a * 255.0, f) + _vif_fraction(b * 255.0, f)
     return 1.0 - 0.5 * total.mean()
