@@ -23,6 +23,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import fuse_pair  # noqa: E402  (benchmarks/quality.py: fused as quality.py scores it)
+
 #: the second collection's SPECT-MRI cases (another colour map: left out)
 SECOND_COLLECTION = "cdd-spect-"
 
@@ -33,19 +37,6 @@ def hot_keep(source_y: np.ndarray, fused_y: np.ndarray, top: float = 1.0) -> flo
     content = s > 0.05 * s.max()
     hot = s >= np.percentile(s[content], 100.0 - top)
     return float(np.asarray(fused_y, np.float64)[hot].mean() / s[hot].mean())
-
-
-def fused_luminance(p, pair: str, method: str, weights=None) -> tuple[np.ndarray, np.ndarray]:
-    from medfuse.color import split_luminance
-    from medfuse.io import load_volume
-    from medfuse.pairs import MODALITY_OF_PAIR
-    from medfuse.pipeline import FusionOptions, fuse_volumes
-
-    mri = load_volume(p.mri, modality="MR")
-    other = load_volume(p.other, modality=MODALITY_OF_PAIR[pair])
-    result = fuse_volumes(mri, other, FusionOptions(method=method, register=False, weights=weights))
-    fused = split_luminance(result.fused.rgb)[0] if result.fused.rgb is not None else result.fused.array
-    return np.asarray(other.array, np.float64), np.clip(np.rint(fused), 0, 255)
 
 
 def main(argv=None) -> int:
@@ -70,9 +61,9 @@ def main(argv=None) -> int:
     for row, method, ckpt in rows:
         keeps = []
         for p in pairs:
-            src, fused = fused_luminance(p, "spect_mri", method, ckpt)
-            if src.max() > 0:
-                keeps.append(hot_keep(src, fused))
+            _, other, fused, _ = fuse_pair(p, "spect_mri", method, ckpt)
+            if other.array.max() > 0:
+                keeps.append(hot_keep(other.array, fused))
         k = np.asarray(keeps)
         lines.append(f"| SPECT-MRI (AANLIB map) | {row} | {len(k)} | {np.median(k):.3f} | {np.percentile(k, 10):.3f} | "
                      f"{k.min():.3f} | {int((k < 0.8).sum())} ({100 * (k < 0.8).mean():.0f}%) |")

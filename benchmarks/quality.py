@@ -151,15 +151,26 @@ def without_own_variants(table: dict, row: str) -> dict:
     return {m: v for m, v in table.items() if m == row or family(m) != family(row)}
 
 
-def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[list[dict], float]:
-    """Metrics of each slice (cached) and the mean fusion time per slice (ms) of the uncached ones."""
+def fuse_pair(p, pair: str, method: str, weights=None):
+    """One Harvard pair fused as ``medfuse fuse`` does (no registration; colour PET/SPECT read back as
+    luminance): ``(mri, other, fused, seconds)``, the loaded sources and the fused 0..255 image as the written
+    8-bit PNG holds it."""
     from medfuse.color import split_luminance
     from medfuse.io import load_volume
-    from medfuse.metrics import compute_metrics
-    from medfuse.pipeline import FusionOptions, fuse_volumes
     from medfuse.pairs import MODALITY_OF_PAIR
+    from medfuse.pipeline import FusionOptions, fuse_volumes
 
-    modality = MODALITY_OF_PAIR[pair]
+    mri = load_volume(p.mri, modality="MR")
+    other = load_volume(p.other, modality=MODALITY_OF_PAIR[pair])
+    result = fuse_volumes(mri, other, FusionOptions(method=method, register=False, weights=weights))
+    fused = split_luminance(result.fused.rgb)[0] if result.fused.rgb is not None else result.fused.array
+    return mri, other, np.clip(np.rint(fused), 0, 255), result.timings["fuse"]
+
+
+def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[list[dict], float]:
+    """Metrics of each slice (cached) and the mean fusion time per slice (ms) of the uncached ones."""
+    from medfuse.metrics import compute_metrics
+
     wkey = _digest(weights)
     rows = []
     for p in pairs:
@@ -167,13 +178,9 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
         if key in cache:
             rows.append(cache[key]["metrics"])
             continue
-        mri = load_volume(p.mri, modality="MR")
-        other = load_volume(p.other, modality=modality)
-        result = fuse_volumes(mri, other, FusionOptions(method=method, register=False, weights=weights))
-        fused = split_luminance(result.fused.rgb)[0] if result.fused.rgb is not None else result.fused.array
-        fused = np.clip(np.rint(fused), 0, 255)  # what the written 8-bit PNG holds
+        mri, other, fused, seconds = fuse_pair(p, pair, method, weights)
         row = {k: float(v) for k, v in compute_metrics((mri.array, other.array), fused, METRIC_KEYS).items()}
-        cache[key] = {"metrics": row, "ms": 1000.0 * result.timings["fuse"]}
+        cache[key] = {"metrics": row, "ms": 1000.0 * seconds}
         rows.append(row)
     ms = [cache[f"{pair}/{p.pair_id}/{method}/{wkey}"]["ms"] for p in pairs]
     return rows, float(np.median(ms)) if ms else float("nan")
