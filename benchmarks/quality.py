@@ -151,10 +151,15 @@ def without_own_variants(table: dict, row: str) -> dict:
     return {m: v for m, v in table.items() if m == row or family(m) != family(row)}
 
 
-def fuse_pair(p, pair: str, method: str, weights=None):
+#: part of every cache key: what ``medfuse fuse`` composes changed (``hot1``: the hot-region floor of
+#: :mod:`medfuse.hotspots`, session 11), so scores cached before are not reused
+CACHE_VERSION = "hot1"
+
+
+def fuse_pair(p, pair: str, method: str, weights=None, keep_hot: bool = True):
     """One Harvard pair fused as ``medfuse fuse`` does (no registration; colour PET/SPECT read back as
     luminance): ``(mri, other, fused, seconds)``, the loaded sources and the fused 0..255 image as the written
-    8-bit PNG holds it."""
+    8-bit PNG holds it. ``keep_hot=False``: without the hot-region floor (``medfuse fuse --no-keep-hot``)."""
     from medfuse.color import split_luminance
     from medfuse.io import load_volume
     from medfuse.pairs import MODALITY_OF_PAIR
@@ -162,7 +167,7 @@ def fuse_pair(p, pair: str, method: str, weights=None):
 
     mri = load_volume(p.mri, modality="MR")
     other = load_volume(p.other, modality=MODALITY_OF_PAIR[pair])
-    result = fuse_volumes(mri, other, FusionOptions(method=method, register=False, weights=weights))
+    result = fuse_volumes(mri, other, FusionOptions(method=method, register=False, weights=weights, keep_hot=keep_hot))
     fused = split_luminance(result.fused.rgb)[0] if result.fused.rgb is not None else result.fused.array
     return mri, other, np.clip(np.rint(fused), 0, 255), result.timings["fuse"]
 
@@ -174,7 +179,7 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
     wkey = _digest(weights)
     rows = []
     for p in pairs:
-        key = f"{pair}/{p.pair_id}/{method}/{wkey}"
+        key = f"{pair}/{p.pair_id}/{method}/{wkey}/{CACHE_VERSION}"
         if key in cache:
             rows.append(cache[key]["metrics"])
             continue
@@ -182,7 +187,7 @@ def score_slices(pairs, pair: str, method: str, weights, cache: dict) -> tuple[l
         row = {k: float(v) for k, v in compute_metrics((mri.array, other.array), fused, METRIC_KEYS).items()}
         cache[key] = {"metrics": row, "ms": 1000.0 * seconds}
         rows.append(row)
-    ms = [cache[f"{pair}/{p.pair_id}/{method}/{wkey}"]["ms"] for p in pairs]
+    ms = [cache[f"{pair}/{p.pair_id}/{method}/{wkey}/{CACHE_VERSION}"]["ms"] for p in pairs]
     return rows, float(np.median(ms)) if ms else float("nan")
 
 

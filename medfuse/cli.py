@@ -143,6 +143,9 @@ def _add_fuse(sub) -> None:
     p.add_argument("--window", default=None, help="CT window preset (brain, subdural, bone, soft_tissue) or LEVEL,WIDTH")
     _add_input_options(p)
     _add_colormap(p)
+    p.add_argument("--no-keep-hot", action="store_true",
+                   help="PET/SPECT: leave the functional scan's hottest regions as the method composed them (by "
+                        "default they stay at least as bright as in the scan alone)")
     p.add_argument("--no-quantitative", action="store_true",
                    help="do not write the moving scan on the reference grid in its own units (SUV, Bq/mL, HU...; "
                         "<out>_moving.nii.gz by default, units in the sidecar)")
@@ -195,7 +198,7 @@ def _run_fuse(args) -> int:
         registration_type=args.registration, transform_out=args.transform, window=_parse_window(args.window),
         reference=_input_options(args, "reference"), moving=_input_options(args, "moving"),
         accept_registration=args.accept_registration, accept_mismatch=args.accept_mismatch, colormap=args.colormap,
-        qc=not args.no_qc, quantitative=not args.no_quantitative, out_format=args.out_format,
+        keep_hot=not args.no_keep_hot, qc=not args.no_qc, quantitative=not args.no_quantitative, out_format=args.out_format,
         compress_level=args.compress_level, force=args.force,
     )
     written = fuse_files(args.reference, args.moving, args.out, options, progress=_progress_printer(args))

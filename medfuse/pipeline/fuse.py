@@ -120,6 +120,7 @@ def fuse_volumes(
     """
     from medfuse.color import colormap_for, colour_record, fuse_in_colour
     from medfuse.fusion import available_methods, fuse_arrays, pair_for_modality
+    from medfuse.hotspots import keep_hot_regions
     from medfuse.modality import require_modality
     from medfuse.pair_check import check_pair
     from medfuse.pipeline.load import role_label
@@ -148,12 +149,19 @@ def fuse_volumes(
         weights_used = options.weights if options.weights is not None else shipped_weights_path(method, pair)
     ignored = _ignored_options(moving, mov_n, options, colour_map)
 
-    def fuse(moving01: np.ndarray) -> np.ndarray:
-        return fuse_arrays(ref_n.array, moving01, method,
-                           weights=None if options.weights is None else str(options.weights),
-                           pair=pair, device=options.device, affine=reference.affine)
-
     t0 = time.perf_counter()
+    hot = _hot_regions(mov_n, pair, method, options)
+    if hot is not None:
+        provenance.add("hot_regions", **hot.record())
+
+    def fuse(moving01: np.ndarray) -> np.ndarray:
+        fused01 = fuse_arrays(ref_n.array, moving01, method,
+                              weights=None if options.weights is None else str(options.weights),
+                              pair=pair, device=options.device, affine=reference.affine)
+        if hot is not None:  # the functional scan's hottest regions stay visible (medfuse.hotspots)
+            fused01 = keep_hot_regions(np.array(fused01, dtype=np.float32), moving01, hot)
+        return fused01
+
     rgb = colour = None
     if mov_n.rgb is not None:  # a colour input (AANLIB slice): fused luminance with its own chroma
         fused, rgb = fuse_in_colour(mov_n.rgb, fuse)
@@ -161,7 +169,8 @@ def fuse_volumes(
         colour = colour_record(mov_n, colour_map)
         provenance.add("colour", **colour)
         # colour lookup, luminance split, fusion (in the same pass when voxelwise) and merge, uint8 RGB out
-        fused, rgb = _fuse_colormapped_in_memory_order(ref_n.array, mov_n.array, colour_map, fuse, method)
+        fused, rgb = _fuse_colormapped_in_memory_order(ref_n.array, mov_n.array, colour_map, fuse, method,
+                                                       voxelwise_allowed=hot is None)
     else:
         fused = fuse(mov_n.array)
     provenance.add("fuse", method=method, kind=kind, weights=None if weights_used is None else weights_used.name)
@@ -188,13 +197,27 @@ def fuse_volumes(
                         pair_check, options, provenance, prepared.reference_mask)
 
 
-def _fuse_colormapped_in_memory_order(a: np.ndarray, b: np.ndarray, colour_map: str, fuse, method: str):
+def _hot_regions(mov_n, pair: str | None, method: str, options: FusionOptions):
+    """The moving scan's hot regions when the floor of :mod:`medfuse.hotspots` applies, else None: a functional
+    pair, ``options.keep_hot``, and a method that can dim them (``max`` never does: ``F >= B``). The uptake is the
+    normalized scan's values, or, for a colour slice, its colours read back through their colour map."""
+    from medfuse.hotspots import HOT_PAIRS, hot_regions, uptake_from_colours
+
+    if not options.keep_hot or pair not in HOT_PAIRS or method == "max":
+        return None
+    return uptake_from_colours(mov_n.rgb) if mov_n.rgb is not None else hot_regions(mov_n.array)
+
+
+def _fuse_colormapped_in_memory_order(a: np.ndarray, b: np.ndarray, colour_map: str, fuse, method: str,
+                                      voxelwise_allowed: bool = True):
     """:func:`~medfuse.color.fuse_colormapped` of ``b`` with ``a``, walking the voxels in the order they lie in memory.
 
     Volumes read from NIfTI and resampled by SimpleITK are Fortran-ordered; flattening them in C order would
     copy both (2 x 75 MB and ~0.8 s on a head grid). Their transposes are C-ordered views: fused there, the
     results are transposed back (the fused luminance Fortran-ordered, the RGB interleaved per voxel in Fortran
     order, as NIfTI stores RGB24). The same numbers either way (voxelwise operations, a network on ``y.T.T``).
+    ``voxelwise_allowed=False``: ``fuse`` is called on the whole luminance volume even for a voxelwise method (it
+    does more than the method: the hot floor).
     """
     from medfuse.color import fuse_colormapped
     from medfuse.fusion import voxelwise_fusion
@@ -203,9 +226,9 @@ def _fuse_colormapped_in_memory_order(a: np.ndarray, b: np.ndarray, colour_map: 
         return x.ndim == 3 and x.flags.f_contiguous and not x.flags.c_contiguous
 
     if not (fortran(a) and fortran(b)):
-        return fuse_colormapped(b, colour_map, fuse, voxelwise=voxelwise_fusion(method, a))
+        return fuse_colormapped(b, colour_map, fuse, voxelwise=voxelwise_fusion(method, a) if voxelwise_allowed else None)
     fused_t, rgb_t = fuse_colormapped(b.T, colour_map, lambda y_t: np.asarray(fuse(y_t.T)).T,
-                                      voxelwise=voxelwise_fusion(method, a.T))
+                                      voxelwise=voxelwise_fusion(method, a.T) if voxelwise_allowed else None)
     return fused_t.T, rgb_t.transpose(2, 1, 0, 3)
 
 

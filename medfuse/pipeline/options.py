@@ -189,6 +189,8 @@ class FusionOptions(RegistrationOptions):
         quantitative: 3D: True writes the moving scan on the reference grid in its own units beside the output;
             a path: there; False: not written.
         out_format: None (the output's extension decides), ``nifti``, ``nrrd``, or ``dicom`` (a derived series).
+        keep_hot: PET/SPECT: the functional scan's hottest regions (by uptake) stay at least as bright as in the
+            scan alone (:mod:`medfuse.hotspots`); False: as the method composed them.
     """
 
     method: str | None = None
@@ -200,6 +202,7 @@ class FusionOptions(RegistrationOptions):
     qc: bool | Path = True
     quantitative: bool | Path = True
     out_format: str | None = None
+    keep_hot: bool = True
 
     def __post_init__(self):
         super().__post_init__()
