@@ -27,6 +27,7 @@ in the functional scan; in between it rises continuously. The floor never lowers
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,29 +122,42 @@ def uptake_from_colours(rgb: np.ndarray) -> HotRegions:
         :func:`hot_regions` of the uptake in [0, 1] (the position along the map), or an inactive record saying
         why: a grey RGB file gives its grey values; colours that lie on no known map give none.
     """
-    from medfuse.color import COLORMAPS, colormap_lut, is_gray_rgb
+    from medfuse.color import is_gray_rgb
 
     rgb = np.asarray(rgb)
     if is_gray_rgb(rgb):
         return hot_regions(np.asarray(rgb[..., 0], np.float32) / 255.0, "gray")
-    rgb8 = np.clip(np.rint(rgb), 0, 255).astype(np.int64).reshape(-1, 3)
-    codes, inverse, counts = np.unique((rgb8[:, 0] << 16) | (rgb8[:, 1] << 8) | rgb8[:, 2], return_inverse=True,
-                                       return_counts=True)
-    colours = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.float32)
-    content = colours.max(axis=-1) >= 16  # black and near-black background carries no uptake
+    rgb8 = np.clip(np.rint(rgb), 0, 255).astype(np.uint32).reshape(-1, 3)
+    codes = (rgb8[:, 0] << 16) | (rgb8[:, 1] << 8) | rgb8[:, 2]
+    content = rgb8.max(axis=1) >= 16  # black and near-black background carries no uptake
     if not content.any():
         return HotRegions(None, 0.0, 0.0, "colour: no content")
+    # the distinct colours (an AANLIB slice has a few dozen to a few thousand), each looked up once
+    distinct, counts = np.unique(codes[content], return_counts=True)
+    colours = np.stack([(distinct >> 16) & 255, (distinct >> 8) & 255, distinct & 255], axis=-1).astype(np.float32)
     best = (0.0, None, None)
-    for name in COLORMAPS:
-        lut = colormap_lut(name, _TABLE).astype(np.float32)
-        d2 = (colours * colours).sum(-1)[:, None] - 2.0 * colours @ lut.T + (lut * lut).sum(-1)[None, :]
+    for name, lut, lut2 in _tables():
+        d2 = (colours * colours).sum(-1)[:, None] - 2.0 * colours @ lut.T + lut2[None, :]
         nearest = d2.argmin(axis=1)
         dist = np.sqrt(np.maximum(d2[np.arange(len(colours)), nearest], 0.0))
-        fit = float(counts[content & (dist <= COLOUR_TOLERANCE)].sum() / counts[content].sum())
+        fit = float(counts[dist <= COLOUR_TOLERANCE].sum() / counts.sum())
         if fit > best[0]:
             best = (fit, name, nearest)
     fit, name, nearest = best
     if fit < COLOUR_FIT:
         return HotRegions(None, 0.0, 0.0, f"colour: on no known colour map (best {name}, {100 * fit:.0f}% of pixels)")
-    uptake = (nearest[inverse].astype(np.float32) / (_TABLE - 1)).reshape(rgb.shape[:-1])
-    return hot_regions(uptake, f"colour map {name}")
+    uptake = np.zeros(codes.shape, np.float32)
+    uptake[content] = nearest[np.searchsorted(distinct, codes[content])].astype(np.float32) / (_TABLE - 1)
+    return hot_regions(uptake.reshape(rgb.shape[:-1]), f"colour map {name}")
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> tuple:
+    """``(name, (n, 3) float32 table, its squared norms)`` of every colour map, built once."""
+    from medfuse.color import COLORMAPS, colormap_lut
+
+    out = []
+    for name in COLORMAPS:
+        lut = colormap_lut(name, _TABLE).astype(np.float32)
+        out.append((name, lut, (lut * lut).sum(-1)))
+    return tuple(out)
