@@ -11,9 +11,8 @@ Groups: PET-MRI (247 pairs), SPECT-MRI in the AANLIB SPECT map (297), SPECT-MRI 
 (``cdd-spect-*``, 13, PET map). Fused as ``medfuse fuse`` does (colour kept, luminance read back), with the
 hot-region floor (``floor``) and without it (``--no-keep-hot``, ``raw``); networks with the shipped weights
 (trained on these pairs: hot keep is a property of the composition, not a tuned score); ``--weights ROW=CKPT``
-adds a checkpoint. ``--ring`` also reports how much the floor changed the image outside the hot regions
-(the mean absolute change of the fused luminance where the uptake is below its 95th percentile: 0 by
-construction) and inside the ramp.
+adds a checkpoint. The last column is how much the floor changed the fused luminance (0..255, mean absolute
+change) where it can act: the uptake at or above its 95th percentile (below it nothing changes).
 
     python benchmarks/hotspots.py [--data ../shared/data/harvard] [--methods max,laplacian,guided,light]
            [--weights light-new=ckpt.pt] [--floor both|on|off] [--markdown OUT.md]
