@@ -97,18 +97,26 @@ def mean_ranks(pool: dict) -> dict[str, float]:
     return {m: float(np.mean([r[k] for k in METRIC_KEYS])) for m, r in ranks(pool).items()}
 
 
-def goal_peer(table: dict, row: str, peers: dict[str, dict[str, float]], classical) -> tuple[bool, str, float]:
-    """Issue 24's goal for ``row`` (module docstring): ``(met, one-line account, the row's mean rank)``."""
+def goal_clauses(table: dict, row: str, peers: dict[str, dict[str, float]], classical) -> tuple[dict[str, bool], str, float]:
+    """Issue 24's goal for ``row`` clause by clause: ``({"rank", "never worst", "Qabf", "VIF", "SSIM"} -> met,
+    one-line account, the row's mean rank)``. ``row`` may be a classical row (then it is in the pool once)."""
     pool = peer_pool(table, row, peers, classical)
     mr = mean_ranks(pool)
     best_other = min((v, m) for m, v in mr.items() if m != row)
     last = [k for k in METRIC_KEYS if all(pool[row][k] < pool[m][k] for m in pool if m != row)]
     fid = {k: pool[row][k] / max(pool[m][k] for m in pool) for k in FIDELITY_KEYS}
-    ok = mr[row] < best_other[0] and not last and all(v >= 0.98 for v in fid.values())
+    clauses = {"rank": mr[row] < best_other[0], "never worst": not last, **{k: v >= 0.98 for k, v in fid.items()}}
+    ok = all(clauses.values())
     txt = (f"mean rank {mr[row]:.2f} among {len(pool)} (best other: {best_other[1]} {best_other[0]:.2f}); worst on "
            f"{', '.join(last) or 'none'}; " + ", ".join(f"{k} {100 * v:.1f}% of the best" for k, v in fid.items())
            + f" -> {'MET' if ok else 'NOT MET'}")
-    return ok, txt, mr[row]
+    return clauses, txt, mr[row]
+
+
+def goal_peer(table: dict, row: str, peers: dict[str, dict[str, float]], classical) -> tuple[bool, str, float]:
+    """Issue 24's goal for ``row`` (module docstring): ``(met, one-line account, the row's mean rank)``."""
+    clauses, txt, rank = goal_clauses(table, row, peers, classical)
+    return all(clauses.values()), txt, rank
 
 
 def calibration(table_by_pair: dict, peers_by_pair: dict) -> dict[str, dict]:
