@@ -152,8 +152,8 @@ def without_own_variants(table: dict, row: str) -> dict:
 
 
 #: part of every cache key: what ``medfuse fuse`` composes changed (``hot1``: the hot-region floor of
-#: :mod:`medfuse.hotspots`, session 11), so scores cached before are not reused
-CACHE_VERSION = "hot1"
+#: :mod:`medfuse.hotspots`, session 11; ``hot2``: its coarse-to-fine colour lookup), so scores cached before are not reused
+CACHE_VERSION = "hot2"
 
 
 def fuse_pair(p, pair: str, method: str, weights=None, keep_hot: bool = True):
