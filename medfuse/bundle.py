@@ -6,7 +6,7 @@ components and :mod:`medfuse.transforms`::
     datalist -> Dataset -> DataLoader -> preprocessing (LoadVolumed, SplitLuminanced,
     RegisterToReferenced, NormalizeModalityd, ApplyColormapd (PET/SPECT), ConcatItemsd) ->
     SupervisedEvaluator (network, SliceFusionInferer, CheckpointLoader) -> postprocessing
-    (MergeLuminanced, SaveImaged with medfuse's VolumeWriter, WriteSidecard) -> run
+    (KeepHotRegionsd (PET/SPECT), MergeLuminanced, SaveImaged with medfuse's VolumeWriter, WriteSidecard) -> run
 
 A 3D PET/SPECT is fused in colour as the CLI fuses it: ApplyColormapd maps it through its colour map
 and keeps the chroma, the network fuses the luminance, MergeLuminanced puts the chroma back and the
@@ -394,6 +394,9 @@ def _inference_config(pair: str, ckpt: dict) -> dict:
     # luminance is fused, MergeLuminanced puts the chroma back; 2D colour slices are split by SplitLuminanced
     colour = [{"_target_": "medfuse.transforms.ApplyColormapd", "keys": ["moving"], "colormap": "@colormap"}] \
         if functional else []
+    # the hottest uptake lifted to the PET/SPECT's own brightness before the colour goes back, as the CLI does
+    hot = [{"_target_": "medfuse.transforms.KeepHotRegionsd", "keys": ["pred"], "moving_key": "moving", "pair": pair,
+            "method": ckpt["network"]["name"]}] if functional else []
     return {
         "bundle_root": ".",
         "device": "cpu",
@@ -439,6 +442,7 @@ def _inference_config(pair: str, ckpt: dict) -> dict:
         "postprocessing": {
             "_target_": "Compose",
             "transforms": [
+                *hot,
                 {"_target_": "medfuse.transforms.MergeLuminanced", "keys": ["pred"], "chroma_key": "moving",
                  "scale": 255.0},
                 {"_target_": "SaveImaged", "keys": ["pred"], "output_dir": "@output_dir",

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HOT_QUANTILES", "HOT_PAIRS", "HotRegions", "hot_regions", "keep_hot_regions", "uptake_from_colours"]
+__all__ = ["HOT_QUANTILES", "HOT_PAIRS", "HotRegions", "hot_regions", "keep_hot_regions", "uptake_from_colours",
+           "floor_applies", "floor_hot_regions"]
 
 #: the uptake's quantiles (over its content) where the floor starts and where it is complete
 HOT_QUANTILES = (0.95, 0.995)
@@ -117,6 +118,23 @@ def keep_hot_regions(fused: np.ndarray, b: np.ndarray, hot: HotRegions) -> np.nd
     lift *= hot.weight()
     fused += lift
     return fused
+
+
+def floor_applies(pair: str | None, method: str | None) -> bool:
+    """Whether the floor acts on ``method``'s fusion of ``pair``: a PET/SPECT pair, and not ``max`` (``F >= B``)."""
+    return pair in HOT_PAIRS and method != "max"
+
+
+def floor_hot_regions(fused: np.ndarray, b: np.ndarray, uptake, pair: str | None, method: str | None) -> np.ndarray:
+    """:func:`keep_hot_regions` where :func:`floor_applies` (else ``fused`` unchanged), in place: hot where ``uptake``
+    is (any array on the grid, e.g. a colour transform's record), else where ``b`` is (a grey functional image,
+    whose values are its uptake). The doors without a :class:`HotRegions` of their own (the MONAI transforms)."""
+    if not floor_applies(pair, method):
+        return fused
+    if uptake is not None and hasattr(uptake, "detach"):  # a tensor, after MONAI's collate
+        uptake = uptake.detach().cpu().numpy()
+    u = np.asarray(uptake if uptake is not None else b, dtype=np.float32).reshape(fused.shape)
+    return keep_hot_regions(fused, np.asarray(b, dtype=np.float32), hot_regions(u))
 
 
 def uptake_from_colours(rgb: np.ndarray) -> HotRegions:

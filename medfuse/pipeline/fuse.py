@@ -201,9 +201,9 @@ def _hot_regions(mov_n, pair: str | None, method: str, options: FusionOptions):
     """The moving scan's hot regions when the floor of :mod:`medfuse.hotspots` applies, else None: a functional
     pair, ``options.keep_hot``, and a method that can dim them (``max`` never does: ``F >= B``). The uptake is the
     normalized scan's values, or, for a colour slice, its colours read back through their colour map."""
-    from medfuse.hotspots import HOT_PAIRS, hot_regions, uptake_from_colours
+    from medfuse.hotspots import floor_applies, hot_regions, uptake_from_colours
 
-    if not options.keep_hot or pair not in HOT_PAIRS or method == "max":
+    if not options.keep_hot or not floor_applies(pair, method):
         return None
     return uptake_from_colours(mov_n.rgb) if mov_n.rgb is not None else hot_regions(mov_n.array)
 

@@ -4,19 +4,16 @@ Importing this package imports MONAI and torch; ``import medfuse`` does not.
 """
 
 from medfuse.transforms.array import (
-    ApplyColormap,
     FuseImages,
     LoadVolume,
-    MergeLuminance,
     NormalizeModality,
     RegisterToReference,
-    SplitLuminance,
-    WriteSidecar,
     collate_safe,
     ras_affine,
     to_metatensor,
     to_volume,
 )
+from medfuse.transforms.colour import ApplyColormap, KeepHotRegions, MergeLuminance, SplitLuminance
 from medfuse.transforms.dictionary import (
     ApplyColormapd,
     ApplyColormapD,
@@ -24,6 +21,9 @@ from medfuse.transforms.dictionary import (
     FuseImagesd,
     FuseImagesD,
     FuseImagesDict,
+    KeepHotRegionsd,
+    KeepHotRegionsD,
+    KeepHotRegionsDict,
     LoadVolumed,
     LoadVolumeD,
     LoadVolumeDict,
@@ -43,12 +43,13 @@ from medfuse.transforms.dictionary import (
     WriteSidecarD,
     WriteSidecarDict,
 )
+from medfuse.transforms.sidecar import WriteSidecar
 from medfuse.transforms.writer import VolumeWriter
 
 __all__ = [
     "to_volume", "to_metatensor", "ras_affine", "collate_safe", "VolumeWriter",
     "LoadVolume", "RegisterToReference", "NormalizeModality", "SplitLuminance", "MergeLuminance", "ApplyColormap",
-    "FuseImages",
+    "KeepHotRegions", "FuseImages",
     "WriteSidecar",
     "LoadVolumed", "LoadVolumeD", "LoadVolumeDict",
     "RegisterToReferenced", "RegisterToReferenceD", "RegisterToReferenceDict",
@@ -56,6 +57,7 @@ __all__ = [
     "SplitLuminanced", "SplitLuminanceD", "SplitLuminanceDict",
     "MergeLuminanced", "MergeLuminanceD", "MergeLuminanceDict",
     "ApplyColormapd", "ApplyColormapD", "ApplyColormapDict",
+    "KeepHotRegionsd", "KeepHotRegionsD", "KeepHotRegionsDict",
     "FuseImagesd", "FuseImagesD", "FuseImagesDict",
     "WriteSidecard", "WriteSidecarD", "WriteSidecarDict",
 ]

@@ -12,10 +12,11 @@ them, so geometry is converted in one place.
 - :class:`LoadVolume`: :func:`medfuse.io.load_volume` (a path to a ``MetaTensor``).
 - :class:`RegisterToReference`: :func:`medfuse.registration.register` (output on the reference grid).
 - :class:`NormalizeModality`: :func:`medfuse.intensity.normalize` (same grid, values in [0, 1]).
-- :class:`SplitLuminance` / :class:`MergeLuminance`: :mod:`medfuse.color` (pseudo-colour slices and volumes).
-- :class:`ApplyColormap`: :func:`medfuse.color.apply_colormap` (a normalized 3D PET/SPECT in colour, split).
-- :class:`FuseImages`: :func:`medfuse.fusion.fuse_arrays` (inputs on one grid; two or more).
-- :class:`WriteSidecar`: :func:`medfuse.report.sidecar.write_sidecar` beside a written output.
+- :class:`FuseImages`: :func:`medfuse.fusion.fuse_arrays` (inputs on one grid; two or more), with the hot-region
+  floor of :mod:`medfuse.hotspots` for PET/SPECT.
+
+The colour transforms (``SplitLuminance``, ``MergeLuminance``, ``ApplyColormap``, ``KeepHotRegions``) are in
+:mod:`medfuse.transforms.colour`, ``WriteSidecar`` in :mod:`medfuse.transforms.sidecar`.
 
 Transforms whose plain function works on arrays (colour split/merge, fusion) keep the input
 ``MetaTensor`` itself (``convert_to_dst_type``: the same meta, affine and applied operations);
@@ -45,11 +46,8 @@ __all__ = [
     "LoadVolume",
     "RegisterToReference",
     "NormalizeModality",
-    "SplitLuminance",
-    "MergeLuminance",
-    "ApplyColormap",
+    "UPTAKE_META_KEY",
     "FuseImages",
-    "WriteSidecar",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +58,11 @@ from monai.utils import TransformBackends, convert_to_dst_type  # noqa: E402
 
 #: meta key where :class:`SplitLuminance` keeps the chroma planes ``(2, H, W)`` (Cb, Cr on 0..255)
 CHROMA_META_KEY = "medfuse_chroma"
+#: meta key where :class:`~medfuse.transforms.colour.ApplyColormap` and
+#: :class:`~medfuse.transforms.colour.SplitLuminance` keep a PET/SPECT's uptake ``(*spatial)`` float32 (the normalized
+#: values before the colour map, or a colour slice's colours read back through theirs): what the hot-region floor of
+#: :mod:`medfuse.hotspots` takes as hot, since a colour map's luminance is not the uptake
+UPTAKE_META_KEY = "medfuse_uptake"
 #: meta key holding how messages and logs name an input (its role, e.g. "the moving scan (--moving)"), set by
 #: :class:`LoadVolume`; :func:`to_volume` makes it the Volume's ``source``, so no later step names the path
 SOURCE_LABEL_KEY = "medfuse_source_label"
@@ -423,115 +426,6 @@ class NormalizeModality(Transform):
                                     extra_meta={"normalization": records[0] if len(records) == 1 else records}))
 
 
-class SplitLuminance(Transform):
-    """RGB pseudo-colour ``(3, *spatial)`` (0..255) to its luminance Y ``(1, *spatial)`` (0..255).
-
-    The chroma planes (Cb, Cr; :func:`medfuse.color.split_luminance`) go to
-    ``meta[CHROMA_META_KEY]`` as a ``(2, *spatial)`` float32 array so :class:`MergeLuminance` can put
-    the colour back after fusion. 2D ``(3, H, W)`` and 3D ``(3, X, Y, Z)`` images; one-channel images
-    pass through unchanged. Same affine.
-    """
-
-    backend = [TransformBackends.NUMPY]
-
-    def __call__(self, img: Any):  # type: ignore[override]
-        from monai.utils import convert_data_type
-
-        from medfuse.color import split_luminance
-
-        if int(img.shape[0]) == 1:
-            return img
-        if int(img.shape[0]) != 3 or len(img.shape) not in (3, 4):
-            raise ValueError("SplitLuminance expects (3, H, W[, D]) RGB or a one-channel image, got shape "
-                             f"{tuple(img.shape)}")
-        rgb = np.moveaxis(np.asarray(convert_data_type(img, np.ndarray)[0]), 0, -1)
-        y, cb, cr = split_luminance(rgb)
-        return _like(y[None], img, extra_meta={CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)})
-
-
-class MergeLuminance(Transform):
-    """Put colour back: a (fused) luminance ``(1, *spatial)`` plus chroma to RGB ``(3, *spatial)`` (0..255).
-
-    Args:
-        scale: multiplies the luminance before merging (255 for images in [0, 1], as the fused output).
-
-    ``__call__(img, chroma=None)``: ``chroma`` ``(2, *spatial)`` (2D slice or 3D volume) defaults to
-    ``img.meta[CHROMA_META_KEY]``; without chroma the image is returned unchanged. The output keeps
-    ``img``'s affine.
-    """
-
-    backend = [TransformBackends.NUMPY]
-
-    def __init__(self, scale: float = 1.0) -> None:
-        self.scale = float(scale)
-
-    def __call__(self, img: Any, chroma: Any = None):  # type: ignore[override]
-        from monai.utils import convert_data_type
-
-        from medfuse.color import merge_luminance
-
-        if chroma is None and _has_meta(img):
-            chroma = img.meta.get(CHROMA_META_KEY)
-        if chroma is None:
-            return img
-        chroma = np.asarray(convert_data_type(chroma, np.ndarray)[0], dtype=np.float32)
-        y = np.asarray(convert_data_type(img, np.ndarray)[0][0], dtype=np.float32) * np.float32(self.scale)
-        if chroma.shape != (2, *y.shape):
-            raise ValueError(f"MergeLuminance: chroma of shape {chroma.shape} does not fit the image "
-                             f"{tuple(img.shape)}")
-        rgb = merge_luminance(y, chroma[0], chroma[1]).astype(np.float32)
-        return _like(np.moveaxis(rgb, -1, 0), img, drop=(CHROMA_META_KEY,))
-
-
-class ApplyColormap(Transform):
-    """A normalized 3D PET/SPECT ``(1, X, Y, Z)`` in [0, 1] through its colour map, split into luminance and chroma.
-
-    The colour path of :func:`medfuse.pipeline.fuse_volumes` (the CLI): the values go through
-    :func:`medfuse.color.apply_colormap`, the RGB through :func:`medfuse.color.split_luminance`; the
-    output is the luminance Y / 255 in [0, 1] (what the network fuses), the chroma ``(2, X, Y, Z)`` goes to
-    ``meta[CHROMA_META_KEY]`` as :class:`SplitLuminance` stores it (for :class:`MergeLuminance` with
-    ``scale=255`` after fusion), and ``meta["colour"]`` records the colour map and the moving-scan values
-    mapped to its ends (for the sidecar). Same affine.
-
-    Args:
-        colormap: a name of :data:`medfuse.color.COLORMAPS`; default by modality
-            (:func:`medfuse.color.default_colormap`); ``"gray"`` passes the image through.
-
-    Anything else passes through unchanged: CT and MR (modality from the meta, as the other
-    transforms read it), 2D slices, several channels, an image whose chroma is already split.
-    """
-
-    backend = [TransformBackends.NUMPY]
-
-    def __init__(self, colormap: str | None = None) -> None:
-        from medfuse.color import GRAY_COLORMAPS, colormap_name
-
-        if colormap is not None and str(colormap).strip().lower() not in GRAY_COLORMAPS:
-            colormap_name(colormap)  # a typo fails here, with "did you mean"
-        self.colormap = colormap
-
-    def __call__(self, img: Any):  # type: ignore[override]
-        from medfuse.color import apply_colormap, colormap_for, colour_record, split_luminance
-
-        if int(img.shape[0]) != 1 or len(img.shape) != 4:
-            return img
-        meta: Mapping = img.meta if _has_meta(img) else {}
-        if meta.get(CHROMA_META_KEY) is not None:
-            return img
-        vol = to_volume(img, 0)
-        name = colormap_for(vol.modality, self.colormap)
-        if name is None:
-            return img
-        y, cb, cr = split_luminance(apply_colormap(vol.array, name))
-        extra: dict[str, Any] = {CHROMA_META_KEY: np.stack([cb, cr]).astype(np.float32)}
-        if isinstance(meta.get("normalization"), Mapping):
-            vol.meta["normalization"] = meta["normalization"]
-            extra["colour"] = colour_record(vol, name)
-        else:
-            extra["colour"] = {"colormap": name}
-        return _like((y / 255.0)[None], img, extra_meta=extra)
-
-
 class FuseImages(Transform):
     """Fuse a reference image with one or more images on its grid (:func:`medfuse.fusion.fuse_arrays`).
 
@@ -545,6 +439,9 @@ class FuseImages(Transform):
             arrays). A ``MetaTensor`` reference is fused in axial slices oriented like the 2D
             training slices, whatever its storage order (its affine goes to
             :func:`medfuse.fusion.fuse_arrays`).
+        keep_hot: PET/SPECT: lift the hottest uptake to at least the functional image's own value, as ``medfuse
+            fuse`` does (:func:`medfuse.hotspots.floor_hot_regions`; the uptake from the image's
+            ``meta[UPTAKE_META_KEY]`` when a colour transform put it there, else its values).
         strategy: how more than two images are fused (two images: both give ``fuse(reference, other)``).
             ``"mean_of_pairs"`` (default): the reference is fused with each other image, and the
             fusions are averaged voxel by voxel; every fusion is the two-input case the methods and
@@ -564,7 +461,7 @@ class FuseImages(Transform):
     backend = [TransformBackends.NUMPY]
 
     def __init__(self, method: str = "mean", weights: str | None = None, pair: str | None = None,
-                 device: str = "cpu", axis: int = -1, strategy: str = "mean_of_pairs") -> None:
+                 device: str = "cpu", axis: int = -1, strategy: str = "mean_of_pairs", keep_hot: bool = True) -> None:
         from medfuse.errors import look_up
 
         self.method = method
@@ -572,11 +469,13 @@ class FuseImages(Transform):
         self.pair = pair
         self.device = device
         self.axis = int(axis)
+        self.keep_hot = bool(keep_hot)
         self.strategy = look_up(strategy, FUSION_STRATEGIES, "multi-input fusion strategy")
 
     def __call__(self, reference: Any, *others: Any):  # type: ignore[override]
         from medfuse.errors import SpaceMismatchError
         from medfuse.fusion import fuse_arrays, pair_for_modality
+        from medfuse.hotspots import floor_hot_regions
 
         if not others:
             raise ValueError("FuseImages needs the reference and at least one other image on its grid")
@@ -591,78 +490,17 @@ class FuseImages(Transform):
                 )
         affine = ref.affine if _has_meta(reference) and ref.ndim == 3 else None  # RAS, from to_volume
 
-        def fuse(a: np.ndarray, mov) -> np.ndarray:
-            return fuse_arrays(a, mov.array, self.method, weights=self.weights,
-                               pair=self.pair or pair_for_modality(mov.modality), device=self.device, axis=self.axis,
-                               affine=affine)
+        def fuse(a: np.ndarray, mov, uptake) -> np.ndarray:
+            pair = self.pair or pair_for_modality(mov.modality)
+            fused = np.array(fuse_arrays(a, mov.array, self.method, weights=self.weights, pair=pair, device=self.device,
+                                         axis=self.axis, affine=affine), dtype=np.float32)
+            return floor_hot_regions(fused, mov.array, uptake, pair, self.method) if self.keep_hot else fused
 
+        uptakes = [m.meta.get(UPTAKE_META_KEY) if _has_meta(m) else None for m in others]
         if self.strategy == "sequential":
             fused = ref.array
-            for mov in movs:
-                fused = fuse(fused, mov)
+            for mov, uptake in zip(movs, uptakes):
+                fused = fuse(fused, mov, uptake)
         else:
-            fused = np.mean([fuse(ref.array, mov) for mov in movs], axis=0)
+            fused = np.mean([fuse(ref.array, mov, uptake) for mov, uptake in zip(movs, uptakes)], axis=0)
         return _like(np.asarray(fused, dtype=np.float32)[None], reference)
-
-
-class WriteSidecar(Transform):
-    """Write medfuse's JSON sidecar (:mod:`medfuse.report.sidecar`) beside a fused image already saved.
-
-    Args:
-        method: the fusion method or network name.
-        weights: the network checkpoint used (its file name and SHA-256 go in the record).
-        command: what made the output (``"python -m monai.bundle run"``).
-
-    ``__call__(img, reference=None, moving=None)``: ``img`` is the fused ``MetaTensor`` after
-    ``SaveImage(savepath_in_metadict=True)`` (its ``meta["saved_to"]`` names the output);
-    ``reference``/``moving`` are the normalized inputs, whose metadata (modality and its source,
-    format, normalization, registration summary) the record reports; for a colour output (3 channels) it
-    also says what the file holds and which colour map ``moving`` went through (``meta["colour"]``, set
-    by :class:`ApplyColormap`), as the CLI's sidecar does. Returns ``img`` unchanged.
-    No patient identifiers: no input paths, only what medfuse computed.
-    """
-
-    backend = [TransformBackends.NUMPY]
-
-    def __init__(self, method: str | None = None, weights: str | os.PathLike | None = None,
-                 command: str = "medfuse transforms") -> None:
-        self.method, self.weights, self.command = method, weights, command
-
-    def __call__(self, img: Any, reference: Any = None, moving: Any = None):  # type: ignore[override]
-        from pathlib import Path
-
-        from medfuse.pipeline.provenance import Provenance
-        from medfuse.report.sidecar import file_sha256, fused_image_record, volume_record, write_sidecar
-
-        saved = img.meta.get("saved_to") if _has_meta(img) else None
-        if not saved:
-            raise ValueError("WriteSidecar needs the output's path in meta['saved_to']: run "
-                             "SaveImage(savepath_in_metadict=True) before it")
-        inputs = {}
-        for role, x in (("reference", reference), ("moving", moving)):
-            if x is not None:
-                vol = to_volume(x, 0)
-                vol.meta.update({k: x.meta[k] for k in ("normalization",) if _has_meta(x) and k in x.meta})
-                record = volume_record(vol, vol)
-                record.pop("sha256_of_values", None)  # these are the normalized values, not the input's
-                inputs[role] = record
-        registration = moving.meta.get("registration") if _has_meta(moving) else None
-        if isinstance(registration, Mapping) and registration.get("check_failures", []) is None:
-            # MONAI's collate/decollate (the bundles' DataLoader) turns an empty list into None: the record says []
-            registration = {**registration, "check_failures": []}
-        registration = registration if registration is not None else {"registered": False}
-        provenance = Provenance(self.command)
-        provenance.add("align", **registration)
-        provenance.add("fuse", method=self.method, weights=None if self.weights is None else Path(self.weights).name)
-        record = provenance.record(
-            output=Path(saved).name, method=self.method,
-            weights=None if self.weights is None else {"file": Path(self.weights).name,
-                                                       "sha256": file_sha256(self.weights)},
-            inputs=inputs, registration=registration,
-        )
-        colour = moving.meta.get("colour") if _has_meta(moving) else None
-        colour = colour if isinstance(colour, Mapping) and "range" in colour else None
-        # a 3-channel image is MergeLuminance's colour: what the file holds, and the colour map used
-        record.update(fused_image_record(int(img.shape[0]) == 3, len(img.shape) - 1, colour))
-        write_sidecar(saved, record, force=True)
-        return img

@@ -16,15 +16,13 @@ from monai.transforms import MapTransform
 
 from medfuse.transforms.array import (
     CHROMA_META_KEY,
-    ApplyColormap,
     FuseImages,
     LoadVolume,
-    MergeLuminance,
     NormalizeModality,
     RegisterToReference,
-    SplitLuminance,
-    WriteSidecar,
 )
+from medfuse.transforms.colour import ApplyColormap, KeepHotRegions, MergeLuminance, SplitLuminance
+from medfuse.transforms.sidecar import WriteSidecar
 
 __all__ = [
     "LoadVolumed", "LoadVolumeD", "LoadVolumeDict",
@@ -33,6 +31,7 @@ __all__ = [
     "SplitLuminanced", "SplitLuminanceD", "SplitLuminanceDict",
     "MergeLuminanced", "MergeLuminanceD", "MergeLuminanceDict",
     "ApplyColormapd", "ApplyColormapD", "ApplyColormapDict",
+    "KeepHotRegionsd", "KeepHotRegionsD", "KeepHotRegionsDict",
     "FuseImagesd", "FuseImagesD", "FuseImagesDict",
     "WriteSidecard", "WriteSidecarD", "WriteSidecarDict",
 ]
@@ -191,6 +190,26 @@ class ApplyColormapd(MapTransform):
         return d
 
 
+class KeepHotRegionsd(MapTransform):
+    """Dictionary wrapper of :class:`KeepHotRegions`: floors each key's fused luminance where ``d[moving_key]``
+    (the functional image's luminance, with the uptake a colour transform recorded) is hot. The bundles put it
+    between the inferer and :class:`MergeLuminanced`, as ``medfuse fuse`` floors before it merges the colour."""
+
+    backend = KeepHotRegions.backend
+
+    def __init__(self, keys: KeysCollection, moving_key: str, pair: str | None = None, method: str = "light",
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.moving_key = moving_key
+        self.floor = KeepHotRegions(pair=pair, method=method)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.floor(d[key], d[self.moving_key])
+        return d
+
+
 class FuseImagesd(MapTransform):
     """Dictionary wrapper of :class:`FuseImages`: ``keys`` = (reference key, other key, ...); the result
     goes to ``d[output_key]`` with the reference's affine. Two keys fuse a pair; more keys are fused
@@ -203,13 +222,13 @@ class FuseImagesd(MapTransform):
 
     def __init__(self, keys: KeysCollection, output_key: str = "fused", method: str = "mean",
                  weights: str | None = None, pair: str | None = None, device: str = "cpu", axis: int = -1,
-                 strategy: str = "mean_of_pairs", allow_missing_keys: bool = False) -> None:
+                 strategy: str = "mean_of_pairs", keep_hot: bool = True, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         if len(self.keys) < 2:
             raise ValueError(f"FuseImagesd needs two or more keys (reference first); got {self.keys}")
         self.output_key = output_key
         self.fuser = FuseImages(method=method, weights=weights, pair=pair, device=device, axis=axis,
-                                strategy=strategy)
+                                strategy=strategy, keep_hot=keep_hot)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -247,5 +266,6 @@ NormalizeModalityD = NormalizeModalityDict = NormalizeModalityd
 SplitLuminanceD = SplitLuminanceDict = SplitLuminanced
 MergeLuminanceD = MergeLuminanceDict = MergeLuminanced
 ApplyColormapD = ApplyColormapDict = ApplyColormapd
+KeepHotRegionsD = KeepHotRegionsDict = KeepHotRegionsd
 FuseImagesD = FuseImagesDict = FuseImagesd
 WriteSidecarD = WriteSidecarDict = WriteSidecard
