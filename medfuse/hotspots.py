@@ -162,13 +162,17 @@ def uptake_from_colours(rgb: np.ndarray) -> HotRegions:
     colours = np.stack([(distinct >> 16) & 255, (distinct >> 8) & 255, distinct & 255], axis=-1).astype(np.float32)
     # which map: judged on the most frequent colours, which cover most of the content
     top = np.argsort(counts)[::-1][:_SAMPLE]
-    fits = {}
+    fits, found = {}, {}
     for name, lut, lut2 in _tables():
-        dist = _nearest(colours[top], lut, lut2)[1]
-        fits[name] = float(counts[top][dist <= COLOUR_TOLERANCE].sum() / counts[top].sum())
+        found[name] = _nearest(colours[top], lut, lut2)
+        fits[name] = float(counts[top][found[name][1] <= COLOUR_TOLERANCE].sum() / counts[top].sum())
     name = max(fits, key=fits.get)
     lut, lut2 = next((t[1], t[2]) for t in _tables() if t[0] == name)
-    nearest, dist = _nearest(colours, lut, lut2)
+    if len(top) == len(colours):  # the sample was every colour: its lookup is the whole lookup
+        nearest, dist = np.empty_like(found[name][0]), np.empty_like(found[name][1])
+        nearest[top], dist[top] = found[name]
+    else:
+        nearest, dist = _nearest(colours, lut, lut2)
     fit = float(counts[dist <= COLOUR_TOLERANCE].sum() / counts.sum())  # over every pixel of the content
     if fit < COLOUR_FIT:
         return HotRegions(None, 0.0, 0.0, f"colour: on no known colour map (best {name}, {100 * fit:.0f}% of pixels)")
