@@ -183,7 +183,8 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in ("torch", "monai") i
 @pytest.mark.parametrize("modality", ["pet", "spect"])
 def test_demo_runs_without_torch_or_monai(tmp_path, modality):
     """The README's demo command installs medfuse alone (no torch: from PyPI on Linux that is a multi-GB CUDA
-    build); the demo's default methods are classical and must not need torch or MONAI."""
+    build); the demo must not need torch or MONAI. Where the pair's default is a network (SPECT-MRI: light), the
+    demo fuses with the pair's classical method (defaults.json "without_torch") and says so."""
     import subprocess
     import sys
 
@@ -199,3 +200,10 @@ def test_demo_runs_without_torch_or_monai(tmp_path, modality):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"code": 0, "loaded": []}, proc.stderr[-2000:]
     assert (tmp_path / "demo" / modality / "fused.nii.gz").is_file()
+    from medfuse.weights import default_method_for_pair
+
+    pair = {"pet": "pet_mri", "spect": "spect_mri"}[modality]
+    used = json.loads((tmp_path / "demo" / modality / "fused.json").read_text())["method"]
+    assert used == default_method_for_pair(pair, with_torch=False)
+    if default_method_for_pair(pair, with_torch=True) != used:  # a network default: the fallback is said
+        assert "needs PyTorch, not installed here" in proc.stderr and "--method" in proc.stderr

@@ -86,3 +86,22 @@ def test_default_network_fuses_a_slice(pair, harvard_dir):
     window = ndimage.maximum_filter(mri, size=11) - ndimage.minimum_filter(mri, size=11)
     assert (np.abs(itself - mri) <= 0.25 * window + 1e-5).all()
     assert np.abs(itself - mri).mean() < 0.02  # measured 0.004-0.009 on these slices
+
+
+def test_a_network_default_falls_back_to_the_classical_choice_without_torch():
+    """defaults.json's "without_torch": a pair whose default is a network gets the decision's classical method
+    where torch is missing (pip install without the networks extra); classical defaults are the same either way."""
+    import json
+
+    from medfuse.classical import CLASSICAL_METHODS
+    from medfuse.weights import WEIGHTS_DIR, default_method_for_pair
+
+    data = json.loads((WEIGHTS_DIR / "defaults.json").read_text())
+    for pair, method in data["method"].items():
+        without = default_method_for_pair(pair, with_torch=False)
+        assert without in CLASSICAL_METHODS, (pair, without)
+        if method in CLASSICAL_METHODS:
+            assert without == method == default_method_for_pair(pair, with_torch=True)
+        else:
+            assert without == data["without_torch"][pair]
+            assert default_method_for_pair(pair, with_torch=True) == method

@@ -73,11 +73,19 @@ class FusionResult:
 
 def default_method(moving: Volume) -> str:
     """The method used when none is given: the pair's default in ``medfuse/weights/defaults.json``
-    (chosen by ``benchmarks/quality.py`` on cross-validated folds), else ``mean``."""
+    (chosen by ``benchmarks/quality.py`` on cross-validated folds), else ``mean``. A network default without torch
+    installed gives the pair's classical method, with a warning naming the install command."""
     from medfuse.fusion import pair_for_modality
     from medfuse.weights import default_method_for_pair
 
-    return default_method_for_pair(pair_for_modality(moving.modality)) or "mean"
+    pair = pair_for_modality(moving.modality)
+    method = default_method_for_pair(pair) or "mean"
+    preferred = default_method_for_pair(pair, with_torch=True)
+    if preferred and preferred != method:
+        log.warning("the default method for %s is the network '%s', which needs PyTorch, not installed here: fusing "
+                    "with '%s' (the best classical method) instead; for the network, pip install -e \".[networks]\" in "
+                    "the medfuse source tree (README: PyTorch), or give --method", pair, preferred, method)
+    return method
 
 
 def fuse_volumes(
