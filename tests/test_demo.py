@@ -206,4 +206,4 @@ def test_demo_runs_without_torch_or_monai(tmp_path, modality):
     used = json.loads((tmp_path / "demo" / modality / "fused.json").read_text())["method"]
     assert used == default_method_for_pair(pair, with_torch=False)
     if default_method_for_pair(pair, with_torch=True) != used:  # a network default: the fallback is said
-        assert "needs PyTorch, not installed here" in proc.stderr and "--method" in proc.stderr
+        assert "needs PyTorch, not installed here" in proc.stderr and "method option" in proc.stderr

@@ -188,21 +188,27 @@ def test_2d_inputs_ignore_the_affine():
 
 
 def test_fuse_images_transform_uses_the_reference_plane_and_keeps_its_affine(head):
+    from medfuse.hotspots import floor_hot_regions
     from medfuse.transforms import FuseImages, FuseImagesd
     from medfuse.transforms.array import to_metatensor
     from medfuse.volume import Volume
 
     a, b, affine = head
     reference = fuse_arrays(a, b, "laplacian", affine=affine)
+    floored = floor_hot_regions(reference.copy(), b, None, "pet_mri", "laplacian")
+    assert float(np.abs(floored - reference).max()) > 0  # the floor acts on this pair
     for codes in ("PIR", "RSA", "LPS"):
         a2, b2, aff2 = _stored(head, codes)
         ref_mt = to_metatensor(Volume(a2, aff2, modality="MR"))
         mov_mt = to_metatensor(Volume(b2, aff2, modality="PT"))
-        out = FuseImages(method="laplacian")(ref_mt, mov_mt)
+        out = FuseImages(method="laplacian", keep_hot=False)(ref_mt, mov_mt)
         np.testing.assert_allclose(out.affine.numpy(), aff2, atol=1e-6)
         np.testing.assert_allclose(_in_world(head, codes, out[0].numpy(), aff2), reference, atol=1e-6)
-        d = FuseImagesd(["mri", "pet"], method="laplacian")({"mri": ref_mt, "pet": mov_mt})
+        d = FuseImagesd(["mri", "pet"], method="laplacian", keep_hot=False)({"mri": ref_mt, "pet": mov_mt})
         np.testing.assert_array_equal(d["fused"].numpy(), out.numpy())
+        # with the hot-region floor (the default for a PET): pointwise on the whole volume, so the same in any storage
+        hot = FuseImages(method="laplacian")(ref_mt, mov_mt)
+        np.testing.assert_allclose(_in_world(head, codes, hot[0].numpy(), aff2), floored, atol=1e-6)
 
 
 def test_bundle_inferer_takes_the_same_path(head):

@@ -84,7 +84,8 @@ def default_method(moving: Volume) -> str:
     if preferred and preferred != method:
         log.warning("the default method for %s is the network '%s', which needs PyTorch, not installed here: fusing "
                     "with '%s' (the best classical method) instead; for the network, pip install -e \".[networks]\" in "
-                    "the medfuse source tree (README: PyTorch), or give --method", pair, preferred, method)
+                    "the medfuse source tree (README: PyTorch), or choose one with the method option", pair, preferred,
+                    method)
     return method
 
 
