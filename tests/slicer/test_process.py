@@ -45,7 +45,10 @@ def test_command_line_registration_and_options(tmp_path):
     assert cmd[cmd.index("--window") + 1] == "bone" and "--colormap" not in cmd
     cmd = build_command(_params(colormap="hot_iron", window="bone", accept_registration=True), "r", "m", "o")
     assert cmd[cmd.index("--colormap") + 1] == "hot_iron" and "--window" not in cmd  # window is for CT only
-    assert "--accept-registration" in cmd
+    assert "--accept-registration" in cmd and "--no-keep-hot" not in cmd
+    cmd = build_command(_params(keep_hot=False), "r", "m", "o")  # a PET: medfuse's hot-region floor turned off
+    assert "--no-keep-hot" in cmd
+    assert "--no-keep-hot" not in build_command(_params(moving_modality="CT", keep_hot=False), "r", "m", "o")
 
 
 def test_command_line_is_parsed_by_medfuse(tmp_path):

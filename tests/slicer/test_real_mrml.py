@@ -256,10 +256,10 @@ def test_parameter_node_survives_scene_save_and_reload(mrml, templates, tmp_path
                                                                             "transform": tfm})
     p.referenceModality, p.movingModality = "MR", "NM"  # a choice the user made
     p.method, p.register, p.registrationType, p.window, p.colormap = "guided", False, "affine", "bone", "gray"
-    p.device, p.acceptRegistration, p.overlayOpacity = "cuda", True, 0.35
+    p.device, p.acceptRegistration, p.keepHot, p.overlayOpacity = "cuda", True, False, 0.35
     saved = {name: getattr(p, name) for name in ("referenceModality", "movingModality", "method", "register",
                                                  "registrationType", "window", "colormap", "device",
-                                                 "acceptRegistration", "overlayOpacity")}
+                                                 "acceptRegistration", "keepHot", "overlayOpacity")}
     geometry = {"referenceVolume": _ijk_to_ras(reference), "movingVolume": _ijk_to_ras(moving)}
     # File > Save: the volumes and transforms written by their storage nodes, then the .mrml
     scene = mrml.slicer.mrmlScene

@@ -34,7 +34,7 @@ class MedFuseParameterNode:
 
     referenceVolume, movingVolume: the two scans (the reference keeps its grid).
     referenceModality, movingModality: MR, CT, PT, NM, or "unknown" (detected when a volume is chosen).
-    method, register, registrationType, window, colormap, device, acceptRegistration: see MedFuseParameters.
+    method, register, registrationType, window, colormap, device, acceptRegistration, keepHot: see MedFuseParameters.
     overlayOpacity: opacity of the PET/SPECT colour overlay in the slice views.
     fusedVolume, quantitativeVolume, outputTransform: the nodes the last run created (None before).
     """
@@ -50,6 +50,7 @@ class MedFuseParameterNode:
     colormap: Annotated[str, Choice(COLORMAPS)] = DEFAULT
     device: Annotated[str, Choice(DEVICES)] = "cpu"
     acceptRegistration: bool = False
+    keepHot: bool = True
     overlayOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
     fusedVolume: vtkMRMLScalarVolumeNode  # a vtkMRMLVectorVolumeNode (RGB) for PET/SPECT
     quantitativeVolume: vtkMRMLScalarVolumeNode
@@ -67,4 +68,5 @@ class MedFuseParameterNode:
             colormap=self.colormap,
             device=self.device,
             accept_registration=self.acceptRegistration,
+            keep_hot=self.keepHot,
         )

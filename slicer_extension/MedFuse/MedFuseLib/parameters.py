@@ -73,6 +73,8 @@ class MedFuseParameters:
         colormap: colour map of a PET/SPECT moving volume, or "default".
         device: torch device for networks ("cpu" or "cuda").
         accept_registration: keep a registration whose self-checks failed (recorded in the sidecar).
+        keep_hot: PET/SPECT: keep the hottest regions at least as bright as in the scan alone (medfuse's default;
+            False passes ``--no-keep-hot``).
     """
 
     reference_modality: Optional[str] = None
@@ -84,6 +86,7 @@ class MedFuseParameters:
     colormap: str = DEFAULT
     device: str = "cpu"
     accept_registration: bool = False
+    keep_hot: bool = True
 
     def isValid(self) -> Tuple[bool, str]:
         """(True, "") when the parameters can run, else (False, a message for the status line)."""

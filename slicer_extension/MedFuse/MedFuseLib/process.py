@@ -130,6 +130,8 @@ def build_command(params: MedFuseParameters, reference: Path, moving: Path, outp
         cmd += ["--colormap", params.colormap]
     if params.accept_registration:
         cmd.append("--accept-registration")
+    if not params.keep_hot and params.moving_modality in ("PT", "NM"):
+        cmd.append("--no-keep-hot")
     return cmd
 
 

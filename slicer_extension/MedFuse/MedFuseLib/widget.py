@@ -19,7 +19,7 @@ WIDGET_NAMES = (
     "referenceVolumeSelector", "referenceModalityComboBox", "referenceModalitySourceLabel",
     "movingVolumeSelector", "movingModalityComboBox", "movingModalitySourceLabel",
     "methodComboBox", "registerCheckBox", "registrationTypeComboBox", "windowComboBox", "colormapComboBox",
-    "deviceComboBox", "acceptRegistrationCheckBox", "overlayOpacitySliderWidget",
+    "deviceComboBox", "acceptRegistrationCheckBox", "keepHotCheckBox", "overlayOpacitySliderWidget",
     "applyButton", "cancelButton", "progressBar", "statusLabel", "logTextEdit",
 )
 
@@ -76,6 +76,7 @@ class MedFuseWidgetController(VTKObservationMixin):
         self.ui.registrationTypeComboBox.enabled = p.register
         self.ui.windowComboBox.enabled = p.movingModality == "CT"
         self.ui.colormapComboBox.enabled = p.movingModality in ("PT", "NM")
+        self.ui.keepHotCheckBox.enabled = p.movingModality in ("PT", "NM")
         self.ui.overlayOpacitySliderWidget.enabled = p.movingModality in ("PT", "NM")
         if not running and not ok:
             self.ui.statusLabel.text = message
