@@ -183,8 +183,8 @@ def uptake_from_colours(rgb: np.ndarray) -> HotRegions:
 
 def _nearest(colours: np.ndarray, lut: np.ndarray, lut2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each colour ``(n, 3)``, the index of the nearest table entry and its distance (RGB units): the nearest of
-    every ``_COARSE``-th entry first, then the ``_WINDOW`` entries either side of it. Channel by channel, no BLAS
-    call (a BLAS thread pool beside torch's cost ~20 ms a product in ``fuse-dir``)."""
+    every ``_COARSE``-th entry first, then the ``_WINDOW`` entries either side of it (a search of all 1024 entries of
+    all six maps took 0.5 s on an interpolated slice of 13 thousand colours; this takes ~25 ms)."""
     n = len(lut)
     coarse = np.arange(0, n, _COARSE)
     d2 = lut2[None, coarse] + (colours * colours).sum(-1)[:, None]
