@@ -15,6 +15,12 @@ fixed before any score was seen, applied to the test pairs only (never to traini
 ``lowres``  both scans down-sampled 2x (area) and back up (bilinear): half the resolution
 ==========  ====================================================================================
 
+Opt-in (``--perturbations ...,pet_colours``; session 11): ``pet_colours`` re-draws a colour PET/SPECT slice in
+medfuse's default 3D colour map, ``aanlib_pet``: its uptake read back from its own colours
+(:func:`medfuse.hotspots.uptake_from_colours`) through ``aanlib_pet``; the MRI unchanged. It is what a 3D
+SPECT volume looks like to the SPECT-MRI networks (a SPECT volume is fused in the PET map's colours, while 297 of
+the 310 SPECT training slices are in the AANLIB SPECT map). Grey slices pass unchanged.
+
 Colour PET/SPECT are perturbed per RGB channel and scored on luminance Y, as quality.py.
 The out-of-collection check: the SPECT-MRI test pairs from the second collection
 (``index.csv`` ``source_repo`` ``Zhaozixiang1228/MMIF-CDDFuse``, cases ``cdd-spect-*``), unperturbed,
@@ -47,6 +53,8 @@ from quality import (METRIC_KEYS, NETWORKS, fold_pairs, fold_weights, mean_metri
                      row_method, score_slices)
 
 PERTURBATIONS = ("gamma", "scale", "noise", "blur", "lowres")
+#: opt-in perturbations (not in the default table): another colour map for the colour slices
+RECOLOURINGS = {"pet_colours": "aanlib_pet"}
 OTHER_COLLECTION = "cdd-spect-"
 
 
@@ -56,8 +64,18 @@ def perturb(x: np.ndarray, kind: str, role: str, seed: int) -> np.ndarray:
     at random strengths); uint8."""
     from medfuse.training.augment import perturb_appearance
 
+    if kind in RECOLOURINGS:
+        if role == "mri" or x.ndim != 3:
+            return x.copy()
+        from medfuse.color import apply_colormap
+        from medfuse.hotspots import uptake_from_colours
+
+        uptake = uptake_from_colours(x.astype(np.float32)).uptake
+        if uptake is None:
+            raise ValueError("pet_colours: a colour slice on no known colour map")
+        return np.clip(np.rint(apply_colormap(uptake, RECOLOURINGS[kind])), 0, 255).astype(np.uint8)
     if kind not in PERTURBATIONS:
-        raise ValueError(f"unknown perturbation {kind!r}; expected one of {PERTURBATIONS}")
+        raise ValueError(f"unknown perturbation {kind!r}; expected one of {PERTURBATIONS} or {tuple(RECOLOURINGS)}")
     v = x.astype(np.float64) / 255.0
     strength = noise = None
     if kind == "gamma":
