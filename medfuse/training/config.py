@@ -37,7 +37,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "loss": {"weights": {"var_ssim": 1.0}, "win_size": 11, "intensity_mode": "max", "saliency_window": 11,
              "gradient_gain": 1.0},
     "adversarial": {"weight": 0.0, "lr": 2e-4, "channels": 16, "num_layers": 3},
-    "augment": {"flip": True, "rot90": True, "min_foreground": 0.1, "appearance": 0.0},
+    "augment": {"flip": True, "rot90": True, "min_foreground": 0.1, "appearance": 0.0, "colormap": 0.0},
     "val_fraction": 0.2,
     "split_seed": 0,
     "val_every": 250,
@@ -140,6 +140,8 @@ def validate(cfg: dict) -> None:
          f"volumes.min_head_fraction must be in [0, 1]; got {cfg['volumes']['min_head_fraction']!r}")
     need(isinstance(cfg["augment"]["appearance"], (int, float)) and 0.0 <= cfg["augment"]["appearance"] <= 1.0,
          f"augment.appearance must be a probability in [0, 1]; got {cfg['augment']['appearance']!r}")
+    need(isinstance(cfg["augment"]["colormap"], (int, float)) and 0.0 <= cfg["augment"]["colormap"] <= 1.0,
+         f"augment.colormap must be a probability in [0, 1]; got {cfg['augment']['colormap']!r}")
     need(cfg["schedule"] in _SCHEDULES, f"schedule must be one of {_SCHEDULES}; got {cfg['schedule']!r}")
     need(cfg["network"]["spatial_dims"] == 2, "only spatial_dims 2 can be trained from 2D slices; got "
          f"{cfg['network']['spatial_dims']!r} (3D networks are built with medfuse.networks.build_network)")

@@ -50,12 +50,14 @@ PHANTOM_CONTRAST = {"ct_mri": "ct", "pet_mri": "pet", "spect_mri": "spect"}
 
 @dataclass(frozen=True)
 class SlicePair:
-    """One registered 2D pair: ``a`` the MRI, ``b`` the other scan, float32 ``(H, W)`` in [0, 1]."""
+    """One registered 2D pair: ``a`` the MRI, ``b`` the other scan, float32 ``(H, W)`` in [0, 1]; ``b_alt``: for a
+    colour PET/SPECT slice loaded with ``recolour``, its luminance when its uptake is drawn in that colour map."""
 
     key: str
     case: str
     a: np.ndarray
     b: np.ndarray
+    b_alt: np.ndarray | None = None
 
     @property
     def digest(self) -> str:
@@ -75,8 +77,12 @@ def _unit(volume, path: Path) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
-def load_harvard_slices(data_dir: str | os.PathLike, pair: str) -> list[SlicePair]:
+def load_harvard_slices(data_dir: str | os.PathLike, pair: str, recolour: str | None = None) -> list[SlicePair]:
     """All pairs of one task (``ct_mri``, ``pet_mri``, ``spect_mri``) in a Harvard-layout folder.
+
+    ``recolour``: a colour map (:data:`medfuse.color.COLORMAPS`); each colour slice also gets ``b_alt``, the
+    luminance of its uptake (read back from its colours, :func:`medfuse.hotspots.uptake_from_colours`) drawn in
+    that map (a slice on no known map keeps ``b_alt`` None). The colour-map augmentation trains on it.
 
     Raises:
         NotADirectoryError, FileNotFoundError: no folder or no pairs of that task.
@@ -93,9 +99,23 @@ def load_harvard_slices(data_dir: str | os.PathLike, pair: str) -> list[SlicePai
         b = _unit(read_slice(p.other), p.other)
         if a.shape != b.shape:
             raise SpaceMismatchError(f"{p.key}: MRI {a.shape} and {p.other.name} {b.shape} differ in size")
-        out.append(SlicePair(p.key, p.case, a, b))
+        out.append(SlicePair(p.key, p.case, a, b, _recoloured(p.other, recolour) if recolour else None))
     log.info("loaded %d %s pairs from %d cases", len(out), pair, len({s.case for s in out}))
     return out
+
+
+def _recoloured(path: Path, name: str) -> np.ndarray | None:
+    """The luminance in [0, 1] of a colour slice's uptake drawn in colour map ``name`` (None: grey, or no known map)."""
+    from medfuse.color import apply_colormap, split_luminance
+    from medfuse.hotspots import uptake_from_colours
+    from medfuse.io.slices import read_slice
+
+    rgb = read_slice(path).rgb
+    uptake = None if rgb is None else uptake_from_colours(rgb).uptake
+    if uptake is None:
+        return None
+    rgb8 = np.clip(np.rint(apply_colormap(uptake, name)), 0, 255)  # as a PNG in that map would hold it
+    return (split_luminance(rgb8)[0] / 255.0).astype(np.float32)
 
 
 def load_phantom_slices(pair: str, cases: int, slices_per_case: int = 16, seed: int = 0,
@@ -204,13 +224,17 @@ class PatchSampler:
             kind and strength (:func:`medfuse.training.augment.random_appearance`: gamma, intensity
             scale, Gaussian noise, blur, half resolution; how other collections differ). 0 (the
             default) draws nothing, so patches are bit-identical to a sampler without it.
+        colormap: probability, per patch, of taking the other scan's ``b_alt`` (its uptake in another colour
+            map: a 3D SPECT volume is fused in the PET map's colours) where the pair has one. 0 (the default)
+            draws nothing.
         generator: a seeded ``torch.Generator``; its state is the sampler's whole state.
 
     ``sample(batch)`` returns ``(a, b)`` tensors ``(batch, 1, crop, crop)`` in [0, 1].
     """
 
     def __init__(self, pairs: Sequence[SlicePair], crop: int, *, flip: bool = True, rot90: bool = True,
-                 min_foreground: float = 0.1, appearance: float = 0.0, generator=None) -> None:
+                 min_foreground: float = 0.1, appearance: float = 0.0, colormap: float = 0.0,
+                 generator=None) -> None:
         import torch
 
         if not pairs:
@@ -223,12 +247,17 @@ class PatchSampler:
         if not 0.0 <= appearance <= 1.0:
             raise ValueError(f"appearance must be a probability in [0, 1]; got {appearance!r}")
         self.appearance = float(appearance)
+        if not 0.0 <= colormap <= 1.0:
+            raise ValueError(f"colormap must be a probability in [0, 1]; got {colormap!r}")
+        self.colormap = float(colormap)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         # numpy for the per-patch work: tiny tensor operations would each go through torch's
         # thread pool, which costs more than the work itself (20x on a busy 2-core machine)
         self.images = []
         for p in pairs:
-            img = np.stack([p.a, p.b]).astype(np.float32)  # (2, H, W)
+            # (2, H, W); with the colour-map augmentation (3, H, W): a, b, b in the other map (b itself if none)
+            planes = [p.a, p.b] + ([p.b if p.b_alt is None else p.b_alt] if self.colormap > 0 else [])
+            img = np.stack(planes).astype(np.float32)
             ph, pw = max(self.crop - img.shape[1], 0), max(self.crop - img.shape[2], 0)
             if ph or pw:
                 img = np.pad(img, ((0, 0), (0, ph), (0, pw)))
@@ -240,7 +269,12 @@ class PatchSampler:
         return int(torch.randint(high, (1,), generator=self.generator))
 
     def _one(self) -> np.ndarray:
+        import torch
+
         img = self.images[self._randint(len(self.images))]
+        if self.colormap > 0:  # the other scan in its own colours, or in the other map
+            alt = float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.colormap
+            img = img[[0, 2]] if alt else img[:2]
         _, h, w = img.shape
         for _ in range(10):
             y, x = self._randint(h - self.crop + 1), self._randint(w - self.crop + 1)

@@ -295,7 +295,8 @@ def train(
             if not data_dir:
                 raise UnsupportedInputError("no training data: pass --data DIR (a Harvard AANLIB-layout folder), "
                                             "--volumes DIR_OR_LIST (registered volume pairs) or set $MEDFUSE_HARVARD")
-        slices = load_harvard_slices(data_dir, pair)
+        recolour = "aanlib_pet" if cfg["augment"].get("colormap", 0.0) > 0 else None  # a 3D PET/SPECT's colours
+        slices = load_harvard_slices(data_dir, pair, recolour=recolour)
         where = str(data_dir)
         source = {"source": "harvard", "data_dir_name": Path(data_dir).name}
     excluded = sorted(set(exclude_cases or ()))
@@ -360,7 +361,8 @@ def train(
     generator = torch.Generator().manual_seed(int(cfg["seed"]))
     sampler = PatchSampler(train_pairs, cfg["crop"], flip=cfg["augment"]["flip"], rot90=cfg["augment"]["rot90"],
                            min_foreground=cfg["augment"]["min_foreground"],
-                           appearance=cfg["augment"]["appearance"], generator=generator)
+                           appearance=cfg["augment"]["appearance"], colormap=cfg["augment"].get("colormap", 0.0),
+                           generator=generator)
     start, history, validation, train_seconds = 0, [], [], 0.0
     if ckpt is not None:
         opt.load_state_dict(ckpt["optimizer"])

@@ -144,3 +144,39 @@ def test_robustness_perturbations_are_unchanged_on_real_pairs(harvard_dir):
             assert got.dtype == np.uint8 and got.shape == img.shape
             assert np.array_equal(got, _perturb_before(img, kind, role, 5)), (path.name, kind)
             assert not np.array_equal(got, img), (path.name, kind)
+
+
+def test_colour_map_augmentation():
+    """``colormap``: 0 draws the patches of before; 1 always takes ``b_alt`` where a pair has one (the MRI and the
+    crop positions unchanged), and ``b`` where it has none."""
+    assert _digest(_patches(colormap=0.0)) == _BEFORE
+    base = _pairs()
+    alt = [SlicePair(p.key, p.case, p.a, p.b, 1.0 - p.b) for p in base]
+
+    def draw(pairs, p):
+        s = PatchSampler(pairs, 64, generator=torch.Generator().manual_seed(3), colormap=p)
+        return s.sample(4)
+
+    a1, b1 = draw(alt, 1.0)
+    # the same draws with p = 1 on pairs whose b_alt is b: identical patches, so b_alt was the only change
+    a2, b2 = draw([SlicePair(p.key, p.case, p.a, p.b, p.b) for p in base], 1.0)
+    torch.testing.assert_close(a1, a2)
+    torch.testing.assert_close(b1, 1.0 - b2)
+    a3, b3 = draw(base, 1.0)  # no b_alt: b itself
+    torch.testing.assert_close(b3, b2)
+    with pytest.raises(ValueError, match="colormap"):
+        PatchSampler(base, 64, colormap=2.0)
+
+
+def test_recoloured_slices_of_real_pairs(harvard_dir):
+    """On AANLIB slices (data we did not make): a PET slice re-drawn in its own map, the AANLIB PET map, gives its
+    luminance back within the 8-bit rounding; a SPECT slice (AANLIB SPECT map) re-drawn in the PET map differs."""
+    from medfuse.training.data import load_harvard_slices
+
+    pet = load_harvard_slices(harvard_dir, "pet_mri", recolour="aanlib_pet")[::40]
+    assert all(p.b_alt is not None for p in pet)
+    assert max(float(np.abs(p.b_alt - p.b).max()) for p in pet) < 0.03
+    spect = [p for p in load_harvard_slices(harvard_dir, "spect_mri", recolour="aanlib_pet")
+             if not p.case.startswith("cdd-")][::40]
+    assert all(p.b_alt is not None and p.b_alt.shape == p.b.shape for p in spect)
+    assert min(float(np.abs(p.b_alt - p.b).mean()) for p in spect) > 0.02
