@@ -67,13 +67,12 @@ def perturb(x: np.ndarray, kind: str, role: str, seed: int) -> np.ndarray:
     if kind in RECOLOURINGS:
         if role == "mri" or x.ndim != 3:
             return x.copy()
-        from medfuse.color import apply_colormap
-        from medfuse.hotspots import uptake_from_colours
+        from medfuse.hotspots import redraw_in_colormap
 
-        uptake = uptake_from_colours(x.astype(np.float32)).uptake
-        if uptake is None:
+        redrawn = redraw_in_colormap(x.astype(np.float32), RECOLOURINGS[kind])
+        if redrawn is None:
             raise ValueError("pet_colours: a colour slice on no known colour map")
-        return np.clip(np.rint(apply_colormap(uptake, RECOLOURINGS[kind])), 0, 255).astype(np.uint8)
+        return redrawn.astype(np.uint8)
     if kind not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {kind!r}; expected one of {PERTURBATIONS} or {tuple(RECOLOURINGS)}")
     v = x.astype(np.float64) / 255.0

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["HOT_QUANTILES", "HOT_PAIRS", "HotRegions", "hot_regions", "keep_hot_regions", "uptake_from_colours",
-           "floor_applies", "floor_hot_regions"]
+           "floor_applies", "floor_hot_regions", "redraw_in_colormap"]
 
 #: the uptake's quantiles (over its content) where the floor starts and where it is complete
 HOT_QUANTILES = (0.95, 0.995)
@@ -126,15 +126,27 @@ def floor_applies(pair: str | None, method: str | None) -> bool:
 
 
 def floor_hot_regions(fused: np.ndarray, b: np.ndarray, uptake, pair: str | None, method: str | None) -> np.ndarray:
-    """:func:`keep_hot_regions` where :func:`floor_applies` (else ``fused`` unchanged), in place: hot where ``uptake``
-    is (any array on the grid, e.g. a colour transform's record), else where ``b`` is (a grey functional image,
-    whose values are its uptake). The doors without a :class:`HotRegions` of their own (the MONAI transforms)."""
+    """:func:`keep_hot_regions` on a float32 copy of ``fused`` where :func:`floor_applies`, else ``fused`` itself:
+    hot where ``uptake`` is (any array on the grid, e.g. a colour transform's record), else where ``b`` is (a grey
+    functional image, whose values are its uptake). The doors without a :class:`HotRegions` of their own (the MONAI
+    transforms); ``fused`` is never modified."""
     if not floor_applies(pair, method):
         return fused
     if uptake is not None and hasattr(uptake, "detach"):  # a tensor, after MONAI's collate
         uptake = uptake.detach().cpu().numpy()
     u = np.asarray(uptake if uptake is not None else b, dtype=np.float32).reshape(fused.shape)
-    return keep_hot_regions(fused, np.asarray(b, dtype=np.float32), hot_regions(u))
+    return keep_hot_regions(np.array(fused, dtype=np.float32), np.asarray(b, dtype=np.float32), hot_regions(u))
+
+
+def redraw_in_colormap(rgb: np.ndarray, name: str) -> np.ndarray | None:
+    """A colour slice's uptake (:func:`uptake_from_colours`) drawn in colour map ``name``: ``(..., 3)`` float32 RGB
+    rounded to 0..255 integers, as a PNG in that map would hold it; None for a slice on no known map."""
+    from medfuse.color import apply_colormap
+
+    uptake = uptake_from_colours(rgb).uptake
+    if uptake is None:
+        return None
+    return np.clip(np.rint(apply_colormap(uptake, name)), 0, 255)
 
 
 def uptake_from_colours(rgb: np.ndarray) -> HotRegions:

@@ -96,26 +96,24 @@ def load_harvard_slices(data_dir: str | os.PathLike, pair: str, recolour: str | 
     out = []
     for p in found:
         a = _unit(read_slice(p.mri), p.mri)
-        b = _unit(read_slice(p.other), p.other)
+        other = read_slice(p.other)
+        b = _unit(other, p.other)
         if a.shape != b.shape:
             raise SpaceMismatchError(f"{p.key}: MRI {a.shape} and {p.other.name} {b.shape} differ in size")
-        out.append(SlicePair(p.key, p.case, a, b, _recoloured(p.other, recolour) if recolour else None))
+        out.append(SlicePair(p.key, p.case, a, b, _recoloured(other.rgb, recolour) if recolour else None))
     log.info("loaded %d %s pairs from %d cases", len(out), pair, len({s.case for s in out}))
     return out
 
 
-def _recoloured(path: Path, name: str) -> np.ndarray | None:
+def _recoloured(rgb: np.ndarray | None, name: str) -> np.ndarray | None:
     """The luminance in [0, 1] of a colour slice's uptake drawn in colour map ``name`` (None: grey, or no known map)."""
-    from medfuse.color import apply_colormap, split_luminance
-    from medfuse.hotspots import uptake_from_colours
-    from medfuse.io.slices import read_slice
+    from medfuse.color import split_luminance
+    from medfuse.hotspots import redraw_in_colormap
 
-    rgb = read_slice(path).rgb
-    uptake = None if rgb is None else uptake_from_colours(rgb).uptake
-    if uptake is None:
+    redrawn = None if rgb is None else redraw_in_colormap(rgb, name)
+    if redrawn is None:
         return None
-    rgb8 = np.clip(np.rint(apply_colormap(uptake, name)), 0, 255)  # as a PNG in that map would hold it
-    return (split_luminance(rgb8)[0] / 255.0).astype(np.float32)
+    return (split_luminance(redrawn)[0] / 255.0).astype(np.float32)
 
 
 def load_phantom_slices(pair: str, cases: int, slices_per_case: int = 16, seed: int = 0,
@@ -272,13 +270,13 @@ class PatchSampler:
         import torch
 
         img = self.images[self._randint(len(self.images))]
-        if self.colormap > 0:  # the other scan in its own colours, or in the other map
-            alt = float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.colormap
-            img = img[[0, 2]] if alt else img[:2]
+        planes = slice(0, 2)  # a and b; with the colour-map augmentation, a and b in the other map at random
+        if self.colormap > 0 and float(torch.rand((), generator=self.generator, dtype=torch.float64)) < self.colormap:
+            planes = [0, 2]
         _, h, w = img.shape
         for _ in range(10):
             y, x = self._randint(h - self.crop + 1), self._randint(w - self.crop + 1)
-            patch = img[:, y : y + self.crop, x : x + self.crop]
+            patch = img[planes, y : y + self.crop, x : x + self.crop]
             if float((patch.max(axis=0) > 0.1).mean()) >= self.min_foreground:
                 break
         if self.flip:

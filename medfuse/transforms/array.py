@@ -492,8 +492,8 @@ class FuseImages(Transform):
 
         def fuse(a: np.ndarray, mov, uptake) -> np.ndarray:
             pair = self.pair or pair_for_modality(mov.modality)
-            fused = np.array(fuse_arrays(a, mov.array, self.method, weights=self.weights, pair=pair, device=self.device,
-                                         axis=self.axis, affine=affine), dtype=np.float32)
+            fused = fuse_arrays(a, mov.array, self.method, weights=self.weights, pair=pair, device=self.device,
+                                axis=self.axis, affine=affine)
             return floor_hot_regions(fused, mov.array, uptake, pair, self.method) if self.keep_hot else fused
 
         uptakes = [m.meta.get(UPTAKE_META_KEY) if _has_meta(m) else None for m in others]

@@ -162,7 +162,7 @@ class KeepHotRegions(Transform):
 
         from medfuse.hotspots import floor_hot_regions
 
-        f = np.array(convert_data_type(fused, np.ndarray)[0][0], dtype=np.float32)
+        f = np.asarray(convert_data_type(fused, np.ndarray)[0][0], dtype=np.float32)
         b = np.asarray(convert_data_type(moving, np.ndarray)[0][0], dtype=np.float32)
         uptake = moving.meta.get(UPTAKE_META_KEY) if _has_meta(moving) else None
         out = floor_hot_regions(f, b, uptake, self.pair, self.method)
