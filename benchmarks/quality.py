@@ -104,8 +104,20 @@ def inner_choice(table: dict, candidates: list[str], peers: dict | None = None) 
     :mod:`peer_targets`; session 9: every candidate had tied at 10/10 on most splits, so the count alone
     chose nothing), then to the earlier candidate (list the base config first).
     Returns ``(chosen, {candidate: count})``."""
-    counts = {m: len(above_median_classical(table, m)) for m in candidates}
-    best = max(candidates, key=lambda m: (counts[m], -inner_mean_rank(table, m, peers), -candidates.index(m)))
+    return inner_choice_views({"as given": table}, candidates, peers)
+
+
+def inner_choice_views(tables: dict[str, dict], candidates: list[str], peers: dict | None = None
+                       ) -> tuple[str, dict[str, int]]:
+    """:func:`inner_choice` over several *views* of one inner validation split (``--inner-views``; session 12,
+    fixed before any score under it): ``tables`` maps a view (the slices as given, or as ``perturbations``
+    hands them over, e.g. ``pet_colours``) to that view's table. A candidate's count is the sum over the views
+    of the metrics on which it is better than the median classical method of that view (out of 10 per view);
+    ties go to the lower mean over the views of its mean rank in the goal's pool, then to the earlier
+    candidate. With one view it is :func:`inner_choice`. Returns ``(chosen, {candidate: count})``."""
+    counts = {m: sum(len(above_median_classical(t, m)) for t in tables.values()) for m in candidates}
+    rank = {m: float(np.mean([inner_mean_rank(t, m, peers) for t in tables.values()])) for m in candidates}
+    best = max(candidates, key=lambda m: (counts[m], -rank[m], -candidates.index(m)))
     return best, counts
 
 
@@ -361,41 +373,60 @@ def example_grid(data: Path, k: int, cv_dir: Path | None, methods, out: Path) ->
 def run_inner(args, methods: list[str], cache: dict) -> list[str]:
     """``--inner``: score ``methods`` on each outer fold's inner validation cases, networks with their
     inner weights (``--inner`` fold weights: trained on the inner training cases only), and apply
-    :func:`inner_choice` to the network rows in the order given (base config first)."""
+    :func:`inner_choice_views` to the network rows in the order given (base config first), over the views of
+    ``--inner-views`` (the slices as given, and as each named perturbation of ``benchmarks/perturbations.py``
+    hands them over)."""
+    import tempfile
+
+    from perturbations import perturbed_pairs
+
+    views = args.inner_views.split(",")
     lines, report = [], {}
-    for pair in args.pairs.split(","):
-        folds = inner_fold_pairs(args.data, pair, args.folds, args.slice_step)
-        nets = [m for m in methods if family(m) in NETWORKS]
-        out = [f"\n## {pair}: configs compared on inner validation cases (never the outer test fold)",
-               "| outer fold | inner validation cases | row | " + " | ".join(METRIC_KEYS)
-               + " | > median classical, mean rank | chosen |",
-               "|" + "---|" * (len(METRIC_KEYS) + 5)]
-        report[pair] = []
-        for i, (cases, pairs) in enumerate(folds):
-            table = {}
-            for method in methods:
-                name, tag = row_method(method)
-                w = fold_weights(args.cv_dir, pair, name, i, tag, inner=True) if name in NETWORKS else None
-                if name in NETWORKS and w is None:
-                    raise SystemExit(f"no inner weights for {method} on {pair} fold {i} in {args.cv_dir}; train them "
-                                     f"with python -m medfuse.training.cv --pair {pair} --method {name} --fold {i} --inner"
-                                     + (f" --tag {tag}" if tag else ""))
-                rows, _ = score_slices(pairs, pair, name, w, cache)
-                table[method] = mean_metrics(rows)
-                if args.cache:
-                    args.cache.write_text(json.dumps(cache))
-            peers = args.peers.get(pair)
-            chosen, counts = inner_choice(table, nets, peers) if nets else (None, {})
-            for m, vals in table.items():
-                cnt = f"{counts[m]}/10, mean rank {inner_mean_rank(table, m, peers):.2f}" if m in counts else ""
-                mark = "**yes**" if m == chosen else ("" if m in counts else "(reference)")
-                out.append(f"| {i} | {', '.join(cases)} ({len(pairs)} slices) | {m} | "
-                           + " | ".join(f"{vals[k]:.4g}" for k in METRIC_KEYS) + f" | {cnt} | {mark} |")
-            out.append(f"chosen [{pair}] fold {i}: {chosen}")
-            report[pair].append({"inner_validation": cases, "n_slices": len(pairs), "metrics": table,
-                                 "better_than_median_classical": counts, "chosen": chosen})
-        print("\n".join(out))
-        lines += out
+    with tempfile.TemporaryDirectory(prefix="medfuse-inner-") as tmp:
+        for pair in args.pairs.split(","):
+            folds = inner_fold_pairs(args.data, pair, args.folds, args.slice_step)
+            nets = [m for m in methods if family(m) in NETWORKS]
+            out = [f"\n## {pair}: configs compared on inner validation cases (never the outer test fold)"
+                   + (f"; views: {', '.join(views)}" if views != ["asis"] else ""),
+                   "| outer fold | inner validation cases | view | row | " + " | ".join(METRIC_KEYS)
+                   + " | > median classical, mean rank | chosen |",
+                   "|" + "---|" * (len(METRIC_KEYS) + 6)]
+            report[pair] = []
+            for i, (cases, pairs) in enumerate(folds):
+                tables = {}
+                for view in views:
+                    vpairs = pairs if view == "asis" else perturbed_pairs(pairs, view, Path(tmp) / pair / str(i))
+                    table = tables[view] = {}
+                    for method in methods:
+                        name, tag = row_method(method)
+                        w = fold_weights(args.cv_dir, pair, name, i, tag, inner=True) if name in NETWORKS else None
+                        if name in NETWORKS and w is None:
+                            raise SystemExit(f"no inner weights for {method} on {pair} fold {i} in {args.cv_dir}; "
+                                             f"train them with python -m medfuse.training.cv --pair {pair} --method "
+                                             f"{name} --fold {i} --inner" + (f" --tag {tag}" if tag else ""))
+                        rows, _ = score_slices(vpairs, pair, name, w, cache)
+                        table[method] = mean_metrics(rows)
+                        if args.cache:
+                            args.cache.write_text(json.dumps(cache))
+                peers = args.peers.get(pair)
+                chosen, counts = inner_choice_views(tables, nets, peers) if nets else (None, {})
+                for view, table in tables.items():
+                    for m, vals in table.items():
+                        cnt = (f"{len(above_median_classical(table, m))}/10, mean rank "
+                               f"{inner_mean_rank(table, m, peers):.2f}") if m in counts else ""
+                        mark = "**yes**" if m == chosen else ("" if m in counts else "(reference)")
+                        out.append(f"| {i} | {', '.join(cases)} ({len(pairs)} slices) | {view} | {m} | "
+                                   + " | ".join(f"{vals[k]:.4g}" for k in METRIC_KEYS) + f" | {cnt} | {mark} |")
+                if len(views) > 1 and nets:
+                    out.append(f"over the views [{pair}] fold {i}: " + ", ".join(
+                        f"{m} {counts[m]}/{10 * len(views)}, mean rank "
+                        f"{np.mean([inner_mean_rank(t, m, peers) for t in tables.values()]):.2f}" for m in nets))
+                out.append(f"chosen [{pair}] fold {i}: {chosen}")
+                report[pair].append({"inner_validation": cases, "n_slices": len(pairs), "views": views,
+                                     "metrics": tables if len(views) > 1 else tables[views[0]],
+                                     "better_than_median_classical": counts, "chosen": chosen})
+            print("\n".join(out))
+            lines += out
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return lines
@@ -421,6 +452,9 @@ def main(argv=None) -> int:
                     "no fold weights in --cv-dir are taken from it (marked 'carried' in the table)")
     ap.add_argument("--inner", action="store_true", help="compare configs on each outer fold's inner validation "
                     "cases with the inner fold weights (list the base network row first); writes the choice per fold")
+    ap.add_argument("--inner-views", default="asis", help="with --inner: the views of each inner split the rule "
+                    "judges, comma-separated: asis (the slices as given) and perturbations of "
+                    "benchmarks/perturbations.py, e.g. asis,pet_colours (session 12's SPECT-MRI round 5)")
     ap.add_argument("--peer-targets", type=Path, default=peer_targets.PEER_FILE,
                     help="the published rows (issue 24's goal; absent: that check is skipped)")
     args = ap.parse_args(argv)

@@ -65,6 +65,25 @@ def test_inner_choice_breaks_a_count_tie_by_mean_rank_among_the_classical_rows(q
     assert q.inner_choice(table, ["light-pyr", "light-pyrssim"])[0] == "light-pyr"
 
 
+def test_inner_choice_over_views_sums_the_counts_and_averages_the_ranks(quality):
+    """Session 12's rule (``--inner-views asis,pet_colours``): a candidate that ties on the slices as given but
+    is ahead in the other colours wins; with one view the rule is :func:`inner_choice` itself."""
+    q = quality
+    asis = {m: _row(q, 1.0 + i) for i, m in enumerate(q.CLASSICAL)}
+    asis["light-base"] = _row(q, 4.5)
+    asis["light-cmap"] = _row(q, 4.5)
+    recoloured = {m: dict(v) for m, v in asis.items()}
+    recoloured["light-base"] = dict(_row(q, 4.5), VIF=2.0, Qabf=2.0)  # below the median on 2 in the PET colours
+    views = {"asis": asis, "pet_colours": recoloured}
+    chosen, counts = q.inner_choice_views(views, ["light-base", "light-cmap"])
+    assert counts == {"light-base": 18, "light-cmap": 20} and chosen == "light-cmap"
+    assert q.inner_choice(asis, ["light-base", "light-cmap"]) == q.inner_choice_views({"asis": asis},
+                                                                                   ["light-base", "light-cmap"])
+    assert q.inner_choice(asis, ["light-base", "light-cmap"])[0] == "light-base"  # the tie keeps the base
+    recoloured["light-base"] = dict(_row(q, 4.5))  # equal everywhere again: the base stays
+    assert q.inner_choice_views(views, ["light-base", "light-cmap"])[0] == "light-base"
+
+
 def test_inner_validation_cases_never_touch_the_outer_test_fold(quality, tmp_path):
     """Each outer fold's inner validation cases come from the other folds only, as
     ``medfuse.training.cv.train_fold(..., inner=True)`` trains without them."""
