@@ -176,7 +176,7 @@ def uptake_from_colours(rgb: np.ndarray) -> HotRegions:
     top = np.argsort(counts)[::-1][:_SAMPLE]
     fits, found = {}, {}
     for name, lut, lut2 in _tables():
-        found[name] = _nearest(colours[top], lut, lut2)
+        found[name] = _lookup(name, distinct[top], colours[top], lut, lut2)
         fits[name] = float(counts[top][found[name][1] <= COLOUR_TOLERANCE].sum() / counts[top].sum())
     name = max(fits, key=fits.get)
     lut, lut2 = next((t[1], t[2]) for t in _tables() if t[0] == name)
@@ -184,13 +184,50 @@ def uptake_from_colours(rgb: np.ndarray) -> HotRegions:
         nearest, dist = np.empty_like(found[name][0]), np.empty_like(found[name][1])
         nearest[top], dist[top] = found[name]
     else:
-        nearest, dist = _nearest(colours, lut, lut2)
+        nearest, dist = _lookup(name, distinct, colours, lut, lut2)
     fit = float(counts[dist <= COLOUR_TOLERANCE].sum() / counts.sum())  # over every pixel of the content
     if fit < COLOUR_FIT:
         return HotRegions(None, 0.0, 0.0, f"colour: on no known colour map (best {name}, {100 * fit:.0f}% of pixels)")
     uptake = np.zeros(codes.shape, np.float32)
     uptake[content] = nearest[np.searchsorted(distinct, codes[content])].astype(np.float32) / (_TABLE - 1)
     return hot_regions(uptake.reshape(rgb.shape[:-1]), f"colour map {name}")
+
+
+#: colours already looked up, per map: ``name -> (sorted codes, nearest entry, distance)``. The slices of a batch
+#: share most of their colours (an AANLIB slice has a few dozen, and the same few hundred recur across slices), so
+#: a batch looks each colour up once per map. Replaced whole (never modified in place): safe across threads.
+_SEEN: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+#: the most colours remembered per map (an interpolated slice brings ~13 thousand new ones)
+_SEEN_MAX = 1 << 16
+
+
+def _lookup(name: str, codes: np.ndarray, colours: np.ndarray, lut: np.ndarray, lut2: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_nearest` of ``colours`` (whose packed ``0xRRGGBB`` codes are ``codes``) on map ``name``, each colour
+    computed once per process (:data:`_SEEN`): the same numbers as :func:`_nearest`, which depends on the colour
+    alone."""
+    seen = _SEEN.get(name)
+    if seen is None:
+        nearest, dist = _nearest(colours, lut, lut2)
+        hit = np.zeros(len(codes), bool)
+    else:
+        known, known_nearest, known_dist = seen
+        at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+        hit = known[at] == codes
+        nearest, dist = known_nearest[at], known_dist[at]  # copies (fancy indexing); the misses overwritten below
+        if hit.all():
+            return nearest, dist
+        miss = ~hit
+        nearest[miss], dist[miss] = _nearest(colours[miss], lut, lut2)
+    new = ~hit
+    if seen is None or len(seen[0]) + int(new.sum()) <= _SEEN_MAX:
+        parts = [(codes[new], nearest[new], dist[new])] + ([seen] if seen is not None else [])
+        allc = np.concatenate([q[0] for q in parts])
+        order = np.argsort(allc, kind="stable")
+        if len(allc) <= _SEEN_MAX:
+            _SEEN[name] = (allc[order], np.concatenate([q[1] for q in parts])[order],
+                           np.concatenate([q[2] for q in parts])[order])
+    return nearest, dist
 
 
 def _nearest(colours: np.ndarray, lut: np.ndarray, lut2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -120,3 +120,39 @@ def test_a_spect_focus_on_grey_matter_stays_visible(harvard_dir):
     m0 = fuse_volumes(mri, spect, FusionOptions(method="max", register=False, keep_hot=False))
     m1 = fuse_volumes(mri, spect, FusionOptions(method="max", register=False))
     assert np.array_equal(m0.fused.rgb, m1.fused.rgb)
+
+
+def test_remembered_colour_lookups_give_the_same_uptake(harvard_dir, monkeypatch):
+    """Each colour is looked up once per process (medfuse.hotspots._SEEN): the uptake of real slices, read twice
+    with the memory and once without, is the same array, bit for bit; the memory stays within its bound."""
+    from medfuse import hotspots
+    from medfuse.datasets.harvard import find_harvard_pairs
+    from medfuse.io import load_volume
+
+    slices = [load_volume(p.other, modality="NM").rgb
+              for task in ("pet_mri", "spect_mri") for p in list(find_harvard_pairs(harvard_dir, tasks=[task]))[::23]]
+    monkeypatch.setattr(hotspots, "_SEEN", {})
+    first = [uptake_from_colours(x) for x in slices]
+    again = [uptake_from_colours(x) for x in slices]
+    assert hotspots._SEEN and all(len(v[0]) <= hotspots._SEEN_MAX for v in hotspots._SEEN.values())
+    monkeypatch.setattr(hotspots, "_lookup", lambda name, codes, colours, lut, lut2:
+                        hotspots._nearest(colours, lut, lut2))
+    fresh = [uptake_from_colours(x) for x in slices]
+    for a, b, c in zip(first, again, fresh):
+        assert a.source == b.source == c.source and a.uptake is not None
+        assert np.array_equal(a.uptake, c.uptake) and np.array_equal(b.uptake, c.uptake)
+
+
+def test_colour_memory_is_bounded(monkeypatch):
+    """More new colours than the bound: looked up all the same, not remembered past the bound."""
+    from medfuse import hotspots
+
+    monkeypatch.setattr(hotspots, "_SEEN", {})
+    monkeypatch.setattr(hotspots, "_SEEN_MAX", 64)
+    rgb = apply_colormap(np.linspace(0.1, 1.0, 200 * 10, dtype=np.float32).reshape(200, 10), "hot_iron")
+    hot = uptake_from_colours(rgb)
+    assert hot.source == "colour map hot_iron"
+    assert all(len(v[0]) <= 64 for v in hotspots._SEEN.values())
+    monkeypatch.setattr(hotspots, "_lookup", lambda name, codes, colours, lut, lut2:
+                        hotspots._nearest(colours, lut, lut2))
+    assert np.array_equal(uptake_from_colours(rgb).uptake, hot.uptake)

@@ -435,6 +435,12 @@ class DepthToSpace(_VoxelShuffle):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.factor
         if self.spatial_dims == 2:
+            n, c, h, w = x.shape
+            if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+                # from a channels-last head (medfuse.networks.light) in one copy: pixel_shuffle would first make
+                # it contiguous, then shuffle (two copies); the same values, moved only
+                y = x.permute(0, 2, 3, 1).reshape(n, h, w, c // (r * r), r, r).permute(0, 3, 1, 4, 2, 5)
+                return y.reshape(n, c // (r * r), h * r, w * r)
             return F.pixel_shuffle(x, r)
         n, c, h, w, d = x.shape
         c_out = c // (r * r * r)

@@ -25,6 +25,21 @@ def test_space_to_depth_is_lossless(dims):
     assert torch.equal(DepthToSpace(dims, 2)(s), x)
 
 
+@pytest.mark.parametrize("factor", [2, 3])
+def test_depth_to_space_from_channels_last_equals_pixel_shuffle(factor):
+    """The light network's head is channels-last: DepthToSpace moves it in one copy, the same values (and
+    gradients) as F.pixel_shuffle on the contiguous tensor."""
+    x = torch.rand(2, 5 * factor**2, 6, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    y = DepthToSpace(2, factor)(x)
+    ref = torch.nn.functional.pixel_shuffle(x.detach().contiguous(), factor)
+    assert torch.equal(y, ref) and y.is_contiguous()
+    g = torch.rand_like(ref)
+    (y * g).sum().backward()
+    x2 = x.detach().contiguous().requires_grad_(True)
+    (torch.nn.functional.pixel_shuffle(x2, factor) * g).sum().backward()
+    assert torch.equal(x.grad, x2.grad)
+
+
 def test_space_to_depth_3d_layout():
     """Channel c*8 + (dy*4 + dx*2 + dz) holds voxel (2i+dy, 2j+dx, 2k+dz), as pixel_unshuffle does in 2D."""
     x = torch.arange(2 * 4 * 6, dtype=torch.float32).reshape(1, 1, 2, 4, 6)
