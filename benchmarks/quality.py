@@ -249,15 +249,20 @@ DECISION_RULE_PEERS = ("the network that meets issue 24's goal (benchmarks/peer_
                        "mean rank, unless a network row meets more of the goal's five clauses (mean rank, never the "
                        "worst, Qabf, VIF, SSIM) than that classical method does in the same pool (several: the most "
                        "clauses, then the lowest mean rank); on a tie the classical method stays")
+KEEP3D_CLAUSE = ("with --keep3d (session 12): a sixth clause in that count, issue 24's item 5: the method keeps both "
+                 "scans of the task's real 3D template (benchmarks/quality_keep3d.py: each source's top-5% contrast "
+                 ">= 0.7 with PET and SPECT, 0.6 with CT); a network row is judged by its family's shipped weights")
 
 
-def default_decision(table: dict, peers: dict | None = None) -> dict:
+def default_decision(table: dict, peers: dict | None = None, keep3d: dict | None = None) -> dict:
     """The task's default from the cross-validated means (:data:`DECISION_RULE`).
 
     Returns ``{"default", "kind" ("network" or "classical"), "network_weights" (the NET-TAG row whose
     fold config to ship, networks only), "meets_goal" (network rows that meet it), "firsts", "lasts",
     "rule"}``; firsts and lasts of the candidates: the goal's count for networks (among the classical
-    methods and the other networks), among the classical methods for classical methods.
+    methods and the other networks), among the classical methods for classical methods. ``keep3d``: the task's
+    ``{method: {"met": bool, ...}}`` of ``quality_keep3d.py --json``, a sixth clause of the second tier
+    (:data:`KEEP3D_CLAUSE`).
     """
 
     def counts(sub: dict) -> tuple[dict, dict, dict]:
@@ -291,14 +296,18 @@ def default_decision(table: dict, peers: dict | None = None) -> dict:
         if peers and "max" in table and best is not None and nets:
             # no network meets the goal: the row that meets more of its clauses, the classical choice on a tie
             met = {m: peer_targets.goal_clauses(table, m, peers, CLASSICAL) for m in [best, *nets]}
+            if keep3d is not None:  # the 3D clause: a network row by its family's shipped weights
+                for m, (c, _, _) in met.items():
+                    c["3D keep"] = bool(keep3d.get(family(m), {}).get("met", False))
             score = {m: (sum(c.values()), -r) for m, (c, _, r) in met.items()}
             top = max(nets, key=lambda m: score[m])
             clauses = {m: [k for k, v in c.items() if v] for m, (c, _, _) in met.items()}
+            rule = DECISION_RULE_PEERS + ("; " + KEEP3D_CLAUSE if keep3d is not None else "")
             if score[top][0] > score[best][0]:
                 return {"default": family(top), "kind": "network", "network_weights": top, "meets_goal": [],
-                        "clauses_met": clauses, "firsts": firsts, "lasts": lasts, "rule": DECISION_RULE_PEERS}
+                        "clauses_met": clauses, "firsts": firsts, "lasts": lasts, "rule": rule}
             return {"default": best, "kind": "classical", "network_weights": None, "meets_goal": [],
-                    "clauses_met": clauses, "firsts": firsts, "lasts": lasts, "rule": DECISION_RULE_PEERS}
+                    "clauses_met": clauses, "firsts": firsts, "lasts": lasts, "rule": rule}
     return {"default": name, "kind": kind, "network_weights": best if kind == "network" else None,
             "meets_goal": meets, "firsts": firsts, "lasts": lasts,
             "rule": DECISION_RULE_PEERS if peers and "max" in table else DECISION_RULE}
@@ -457,8 +466,11 @@ def main(argv=None) -> int:
                     "benchmarks/perturbations.py, e.g. asis,pet_colours (session 12's SPECT-MRI round 5)")
     ap.add_argument("--peer-targets", type=Path, default=peer_targets.PEER_FILE,
                     help="the published rows (issue 24's goal; absent: that check is skipped)")
+    ap.add_argument("--keep3d", type=Path, default=None, help="quality_keep3d.py --json: the real templates' keeps, "
+                    "a sixth clause of the default decision's second tier (issue 24, item 5)")
     args = ap.parse_args(argv)
     args.peers = peer_targets.read_peer_targets(args.peer_targets)
+    args.keep3d = json.loads(args.keep3d.read_text()) if args.keep3d else None
 
     import torch
 
@@ -536,7 +548,8 @@ def main(argv=None) -> int:
                 lines.append(f"goal24 [{pair}] {net} (with the published rows): "
                              f"{peer_targets.goal_peer(mean, net, args.peers[pair], CLASSICAL)[1]}")
         if mean:
-            dec = decisions[pair] = default_decision(mean, args.peers.get(pair))
+            dec = decisions[pair] = default_decision(mean, args.peers.get(pair),
+                                                     args.keep3d.get(pair) if args.keep3d is not None else None)
             if "clauses_met" in dec:
                 cm = dec["clauses_met"]
                 shown = ", ".join(f"{m} {len(c)}/5 ({', '.join(c) or 'none'})" for m, c in cm.items())

@@ -18,6 +18,7 @@ least 0.7 of both with PET and SPECT, 0.6 with CT.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -65,12 +66,15 @@ def main(argv=None) -> int:
     ap.add_argument("--extra", action="append", default=[])
     ap.add_argument("--qc-dir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="also write {task: {row: {keep_mri, keep_other, goal, "
+                    "met}}} (what quality.py --keep3d reads: the goal's 3D clause)")
     args = ap.parse_args(argv)
     if not (REAL / "templates").is_dir():
         print(f"no real templates at {REAL / 'templates'}", file=sys.stderr)
         return 2
     extra = parse_extra(args.extra)
     lines = ["| case | method | keep MRI | keep other | goal (both >=) | met |", "|---|---|---|---|---|---|"]
+    report: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="medfuse-keep3d-") as tmp:
         for case in args.cases.split(","):
             pair = PAIR[MODALITY[case]]
@@ -93,6 +97,8 @@ def main(argv=None) -> int:
                 lines.append(f"| {case} | {row} | {k['keepA']:.2f} | {k['keepB']:.2f} | {GOAL[case]} | "
                              f"{'yes' if met else 'no'} |")
                 print(lines[-1], flush=True)
+                report.setdefault(pair, {})[row] = {"case": case, "keep_mri": round(k["keepA"], 4),
+                                                    "keep_other": round(k["keepB"], 4), "goal": GOAL[case], "met": met}
                 if args.qc_dir is not None:
                     qc = out.with_name(out.name.replace(".nii.gz", "_qc.png"))
                     if qc.is_file():
@@ -101,6 +107,8 @@ def main(argv=None) -> int:
     print(text)
     if args.out is not None:
         args.out.write_text(text)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

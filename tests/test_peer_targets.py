@@ -132,3 +132,23 @@ def test_the_decision_names_the_rule_it_used(pt, tmp_path, quality):
     assert quality.default_decision(table, peers)["rule"] == quality.DECISION_RULE_PEERS
     assert quality.default_decision(table)["rule"] == quality.DECISION_RULE
     assert quality.inner_mean_rank({k: v for k, v in table.items() if k != "max"}, "light-x", peers) > 0  # no max: no projection
+
+
+def test_the_3d_keep_is_a_sixth_clause_of_the_second_tier(pt, tmp_path, quality):
+    """``--keep3d`` (issue 24, item 5): on made-up rows where a network and the classical choice meet as many of
+    the five 2D clauses, the 3D keep decides; a network row is judged by its family's shipped weights."""
+    f = tmp_path / "peer.md"
+    f.write_text(_MD)
+    peers = pt.read_peer_targets(f)["ct_mri"]
+    table = {m: _row(pt, 1.0) for m in quality.CLASSICAL}
+    table["light-c"] = _row(pt, 1.9)  # behind NetA everywhere: meets no more clauses than the classical choice
+    base = quality.default_decision(table, peers)
+    assert base["kind"] == "classical"
+    assert len(base["clauses_met"]["light-c"]) == len(base["clauses_met"][base["default"]])  # a tie on five
+    keep = {"light": {"met": True}, base["default"]: {"met": False}}
+    dec = quality.default_decision(table, peers, keep)
+    assert "3D keep" in dec["clauses_met"]["light-c"] and "3D keep" not in dec["clauses_met"][base["default"]]
+    assert dec["rule"].endswith(quality.KEEP3D_CLAUSE)
+    assert dec["kind"] == "network" and dec["default"] == "light"
+    keep = {"light": {"met": True}, base["default"]: {"met": True}}  # both keep: the count is as without the clause
+    assert quality.default_decision(table, peers, keep)["kind"] == base["kind"]
