@@ -249,12 +249,27 @@ DECISION_RULE_PEERS = ("the network that meets issue 24's goal (benchmarks/peer_
                        "mean rank, unless a network row meets more of the goal's five clauses (mean rank, never the "
                        "worst, Qabf, VIF, SSIM) than that classical method does in the same pool (several: the most "
                        "clauses, then the lowest mean rank); on a tie the classical method stays")
+ROBUST_CLAUSE = ("with --robust (session 12): a further clause, issue 24's item 2: the row's mean rank is not behind "
+                 "max's in any robustness table of benchmarks/quality_robust.py --json (the five perturbations and the "
+                 "second collection; the opt-in colour-map view is not one of them); max meets it by definition, a "
+                 "row absent from the tables does not")
 KEEP3D_CLAUSE = ("with --keep3d (session 12): a sixth clause in that count, issue 24's item 5: the method keeps both "
                  "scans of the task's real 3D template (benchmarks/quality_keep3d.py: each source's top-5% contrast "
                  ">= 0.7 with PET and SPECT, 0.6 with CT); a network row is judged by its family's shipped weights")
 
 
-def default_decision(table: dict, peers: dict | None = None, keep3d: dict | None = None) -> dict:
+def robust_clause(row: str, tables: dict) -> bool:
+    """:data:`ROBUST_CLAUSE` for ``row`` over one task's robustness tables (``{kind: {row: metrics}}``)."""
+    from perturbations import RECOLOURINGS
+
+    if row == "max":
+        return True
+    seen = [t for kind, t in tables.items() if kind not in RECOLOURINGS and row in t and "max" in t]
+    return bool(seen) and all(mean_ranks(t)[row] <= mean_ranks(t)["max"] for t in seen)
+
+
+def default_decision(table: dict, peers: dict | None = None, keep3d: dict | None = None,
+                     robust: dict | None = None) -> dict:
     """The task's default from the cross-validated means (:data:`DECISION_RULE`).
 
     Returns ``{"default", "kind" ("network" or "classical"), "network_weights" (the NET-TAG row whose
@@ -262,7 +277,8 @@ def default_decision(table: dict, peers: dict | None = None, keep3d: dict | None
     "rule"}``; firsts and lasts of the candidates: the goal's count for networks (among the classical
     methods and the other networks), among the classical methods for classical methods. ``keep3d``: the task's
     ``{method: {"met": bool, ...}}`` of ``quality_keep3d.py --json``, a sixth clause of the second tier
-    (:data:`KEEP3D_CLAUSE`).
+    (:data:`KEEP3D_CLAUSE`). ``robust``: the task's robustness tables ``{kind: {row: metrics}}`` of
+    ``quality_robust.py --json``, one more clause (:data:`ROBUST_CLAUSE`).
     """
 
     def counts(sub: dict) -> tuple[dict, dict, dict]:
@@ -299,10 +315,14 @@ def default_decision(table: dict, peers: dict | None = None, keep3d: dict | None
             if keep3d is not None:  # the 3D clause: a network row by its family's shipped weights
                 for m, (c, _, _) in met.items():
                     c["3D keep"] = bool(keep3d.get(family(m), {}).get("met", False))
+            if robust is not None:
+                for m, (c, _, _) in met.items():
+                    c["robust"] = robust_clause(m, robust)
             score = {m: (sum(c.values()), -r) for m, (c, _, r) in met.items()}
             top = max(nets, key=lambda m: score[m])
             clauses = {m: [k for k, v in c.items() if v] for m, (c, _, _) in met.items()}
-            rule = DECISION_RULE_PEERS + ("; " + KEEP3D_CLAUSE if keep3d is not None else "")
+            rule = (DECISION_RULE_PEERS + ("; " + KEEP3D_CLAUSE if keep3d is not None else "")
+                    + ("; " + ROBUST_CLAUSE if robust is not None else ""))
             if score[top][0] > score[best][0]:
                 return {"default": family(top), "kind": "network", "network_weights": top, "meets_goal": [],
                         "clauses_met": clauses, "firsts": firsts, "lasts": lasts, "rule": rule}
@@ -466,11 +486,20 @@ def main(argv=None) -> int:
                     "benchmarks/perturbations.py, e.g. asis,pet_colours (session 12's SPECT-MRI round 5)")
     ap.add_argument("--peer-targets", type=Path, default=peer_targets.PEER_FILE,
                     help="the published rows (issue 24's goal; absent: that check is skipped)")
+    ap.add_argument("--robust", type=Path, action="append", default=None, help="quality_robust.py --json (repeat "
+                    "for several): a further clause of the second tier, not behind max in any robustness table")
     ap.add_argument("--keep3d", type=Path, default=None, help="quality_keep3d.py --json: the real templates' keeps, "
                     "a sixth clause of the default decision's second tier (issue 24, item 5)")
     args = ap.parse_args(argv)
     args.peers = peer_targets.read_peer_targets(args.peer_targets)
     args.keep3d = json.loads(args.keep3d.read_text()) if args.keep3d else None
+    if args.robust:  # several files: one per task or per row, merged table by table
+        merged: dict = {}
+        for f in args.robust:
+            for pair, kinds in json.loads(f.read_text()).items():
+                for kind, rows in kinds.items():
+                    merged.setdefault(pair, {}).setdefault(kind, {}).update(rows)
+        args.robust = merged
 
     import torch
 
@@ -549,10 +578,12 @@ def main(argv=None) -> int:
                              f"{peer_targets.goal_peer(mean, net, args.peers[pair], CLASSICAL)[1]}")
         if mean:
             dec = decisions[pair] = default_decision(mean, args.peers.get(pair),
-                                                     args.keep3d.get(pair) if args.keep3d is not None else None)
+                                                     args.keep3d.get(pair) if args.keep3d is not None else None,
+                                                     args.robust.get(pair, {}) if args.robust is not None else None)
             if "clauses_met" in dec:
                 cm = dec["clauses_met"]
-                shown = ", ".join(f"{m} {len(c)}/5 ({', '.join(c) or 'none'})" for m, c in cm.items())
+                n = 5 + (args.keep3d is not None) + (args.robust is not None)
+                shown = ", ".join(f"{m} {len(c)}/{n} ({', '.join(c) or 'none'})" for m, c in cm.items())
                 why = (f"no network meets issue 24's goal on the folds; clauses of the goal met: {shown}; "
                        + (f"{dec['network_weights']} meets more than the classical choice"
                           if dec["kind"] == "network" else "no network meets more than the classical choice"))

@@ -152,3 +152,25 @@ def test_the_3d_keep_is_a_sixth_clause_of_the_second_tier(pt, tmp_path, quality)
     assert dec["kind"] == "network" and dec["default"] == "light"
     keep = {"light": {"met": True}, base["default"]: {"met": True}}  # both keep: the count is as without the clause
     assert quality.default_decision(table, peers, keep)["kind"] == base["kind"]
+
+
+def test_the_robustness_tables_are_a_further_clause(pt, tmp_path, quality):
+    """``--robust`` (issue 24, item 2): a row behind max in one robustness table (of the standard ones) does not
+    meet the clause; the opt-in colour-map view does not count; a row absent from the tables does not meet it."""
+    good, bad = _row(pt, 2.0), _row(pt, 0.5)
+    tables = {"gamma": {"max": _row(pt, 1.0), "light-x": good, "mean": bad},
+              "blur": {"max": _row(pt, 1.0), "light-x": good, "mean": bad},
+              "pet_colours": {"max": _row(pt, 1.0), "light-x": bad, "mean": bad}}
+    assert quality.robust_clause("light-x", tables) and quality.robust_clause("max", tables)
+    assert not quality.robust_clause("mean", tables) and not quality.robust_clause("light-y", tables)
+    tables["blur"]["light-x"] = bad
+    assert not quality.robust_clause("light-x", tables)
+    f = tmp_path / "peer.md"
+    f.write_text(_MD)
+    peers = pt.read_peer_targets(f)["ct_mri"]
+    table = {m: _row(pt, 1.0) for m in quality.CLASSICAL}
+    table["light-x"] = _row(pt, 1.9)
+    dec = quality.default_decision(table, peers, {"light": {"met": True}}, tables)
+    # light-x: the 3D keep but not robust; the classical choice: robust (max) or not, never the 3D keep
+    assert "robust" not in dec["clauses_met"]["light-x"] and "3D keep" in dec["clauses_met"]["light-x"]
+    assert dec["rule"].endswith(quality.ROBUST_CLAUSE)
