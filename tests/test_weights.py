@@ -74,11 +74,13 @@ def test_default_network_fuses_a_slice(pair, harvard_dir):
     assert out.shape == mri.shape and out.dtype == np.float32
     # the pair picks its own weights: the same numbers as that file given explicitly ...
     np.testing.assert_array_equal(out, fuse_arrays(mri, other, network, weights=str(shipped_weights()[(pair, network)])))
-    # ... and the weights matter: another pair's weights fuse this slice differently (measured 0.009-0.16 mean |diff|,
-    # max 0.24-0.89; the least: the PET slice with the CT weights, two pyramid heads that depart little from one rule)
+    # ... and the weights matter: another pair's weights fuse this slice differently (session 12: mean |diff|
+    # 0.004-0.086, max 0.10-0.81, 12-44% of the pixels off by more than 0.01; the least: the SPECT slice with the PET
+    # weights, since the SPECT weights were trained on SPECT drawn in the PET map's colours too)
     for wrong in sorted({"ct_mri", "pet_mri", "spect_mri"} - {pair}):  # (logs that the weights are another pair's)
         other_weights = fuse_arrays(mri, other, network, weights=str(shipped_weights()[(wrong, network)]), pair=pair)
-        assert np.abs(other_weights - out).mean() > 0.004, f"{pair}: the {wrong} weights give the same image"
+        diff = np.abs(other_weights - out)
+        assert diff.max() > 0.05 and (diff > 0.01).mean() > 0.05, f"{pair}: the {wrong} weights give the same image"
     # fused with itself, the MRI comes back: a blend network's base w a + (1 - w) a is a, and its detail residual is
     # bounded by a quarter of the local contrast (a 3 x 3 range after a sigma-1 Gaussian: within an 11-pixel range);
     # a pyramid network's every level is a convex blend of a's own coefficients with themselves
