@@ -220,13 +220,10 @@ def _lookup(name: str, codes: np.ndarray, colours: np.ndarray, lut: np.ndarray, 
         miss = ~hit
         nearest[miss], dist[miss] = _nearest(colours[miss], lut, lut2)
     new = ~hit
-    if seen is None or len(seen[0]) + int(new.sum()) <= _SEEN_MAX:
+    if (0 if seen is None else len(seen[0])) + int(new.sum()) <= _SEEN_MAX:  # full: looked up, not remembered
         parts = [(codes[new], nearest[new], dist[new])] + ([seen] if seen is not None else [])
-        allc = np.concatenate([q[0] for q in parts])
-        order = np.argsort(allc, kind="stable")
-        if len(allc) <= _SEEN_MAX:
-            _SEEN[name] = (allc[order], np.concatenate([q[1] for q in parts])[order],
-                           np.concatenate([q[2] for q in parts])[order])
+        order = np.argsort(np.concatenate([q[0] for q in parts]), kind="stable")
+        _SEEN[name] = tuple(np.concatenate([q[k] for q in parts])[order] for k in range(3))
     return nearest, dist
 
 
