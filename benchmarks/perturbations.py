@@ -1,5 +1,5 @@
 """The test-pair perturbations of the robustness table (``benchmarks/quality_robust.py``, where each is
-described) and of the inner rule's colour view (``benchmarks/quality.py --inner-views``): a slice perturbed
+described) and of the inner rule's views (``benchmarks/quality.py --inner-views``): a slice perturbed
 as another collection would hand it over, written as the 8-bit PNG a user's file holds. One implementation
 for both benchmarks; the perturbations themselves are :mod:`medfuse.training.augment`'s."""
 
@@ -16,8 +16,8 @@ RECOLOURINGS = {"pet_colours": "aanlib_pet"}
 
 
 def perturb(x: np.ndarray, kind: str, role: str, seed: int) -> np.ndarray:
-    """``x`` (uint8, ``(H, W)`` or ``(H, W, 3)``) perturbed by ``kind`` at the fixed strengths of the module
-    docstring (the perturbations themselves: :mod:`medfuse.training.augment`, which training draws from
+    """``x`` (uint8, ``(H, W)`` or ``(H, W, 3)``) perturbed by ``kind`` at the fixed strengths listed in
+    ``quality_robust.py``'s docstring (the perturbations themselves: :mod:`medfuse.training.augment`, which training draws from
     at random strengths); uint8."""
     from medfuse.training.augment import perturb_appearance
 
