@@ -17,8 +17,8 @@ RECOLOURINGS = {"pet_colours": "aanlib_pet"}
 
 def perturb(x: np.ndarray, kind: str, role: str, seed: int) -> np.ndarray:
     """``x`` (uint8, ``(H, W)`` or ``(H, W, 3)``) perturbed by ``kind`` at the fixed strengths listed in
-    ``quality_robust.py``'s docstring (the perturbations themselves: :mod:`medfuse.training.augment`, which training draws from
-    at random strengths); uint8."""
+    ``quality_robust.py``'s docstring (the perturbations themselves: :mod:`medfuse.training.augment`, which
+    training draws from at random strengths); uint8."""
     from medfuse.training.augment import perturb_appearance
 
     if kind in RECOLOURINGS:
