@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--groups", default=None, help="comma-separated group indices (0 PET, 1 SPECT, 2 2nd collection)")
     ap.add_argument("--markdown", type=Path, default=None)
     args = ap.parse_args(argv)
-    from medfuse.hotspots import uptake_from_colours
+    from medfuse.hotspots import hot_regions, uptake_from_colours
     from medfuse.io import load_volume
 
     if not (args.data / "spect_mri").is_dir():
@@ -99,8 +99,7 @@ def main(argv=None) -> int:
                     if not floor:
                         raw[p.pair_id] = fused
                     elif p.pair_id in raw:
-                        content = u > 0.05 * u.max()
-                        ramp = u >= np.percentile(u[content], 95.0)
+                        ramp = u >= hot_regions(u).lo  # where the floor can act (its ramp's start)
                         changes.append(float(np.abs(fused - raw[p.pair_id])[ramp].mean()))
                 k = np.asarray(keeps)
                 change = f"{np.mean(changes):.2f}" if changes else "-"

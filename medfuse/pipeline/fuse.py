@@ -75,12 +75,15 @@ def default_method(moving: Volume) -> str:
     """The method used when none is given: the pair's default in ``medfuse/weights/defaults.json``
     (chosen by ``benchmarks/quality.py`` on cross-validated folds), else ``mean``. A network default without torch
     installed gives the pair's classical method, with a warning naming the install command."""
+    from medfuse.classical import CLASSICAL_METHODS
     from medfuse.fusion import pair_for_modality
-    from medfuse.weights import default_method_for_pair
+    from medfuse.weights import default_method_for_pair, torch_available
 
     pair = pair_for_modality(moving.modality)
-    method = default_method_for_pair(pair) or "mean"
     preferred = default_method_for_pair(pair, with_torch=True)
+    if preferred is not None and (preferred in CLASSICAL_METHODS or torch_available()):
+        return preferred  # what the lookup without torch gives as well: defaults.json read once per fusion
+    method = default_method_for_pair(pair) or "mean"
     if preferred and preferred != method:
         log.warning("the default method for %s is the network '%s', which needs PyTorch, not installed here: fusing "
                     "with '%s' (the best classical method) instead; for the network, pip install -e \".[networks]\" in "

@@ -295,7 +295,12 @@ def train(
             if not data_dir:
                 raise UnsupportedInputError("no training data: pass --data DIR (a Harvard AANLIB-layout folder), "
                                             "--volumes DIR_OR_LIST (registered volume pairs) or set $MEDFUSE_HARVARD")
-        recolour = "aanlib_pet" if cfg["augment"].get("colormap", 0.0) > 0 else None  # a 3D PET/SPECT's colours
+        recolour = None
+        if cfg["augment"].get("colormap", 0.0) > 0:  # the colours a 3D scan of this pair's modality is fused in
+            from medfuse.color import default_colormap
+            from medfuse.pairs import MODALITY_OF_PAIR
+
+            recolour = default_colormap(MODALITY_OF_PAIR.get(pair))
         slices = load_harvard_slices(data_dir, pair, recolour=recolour)
         where = str(data_dir)
         source = {"source": "harvard", "data_dir_name": Path(data_dir).name}
